@@ -1,0 +1,44 @@
+"""The API's app factory: stores, migrations and seed data, the outbox relay, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from paystream.logging import get_logger
+from paystream.migrations import apply_migrations
+from paystream.service import outbox_relay
+from paystream.web import COMMON_SETTINGS, POOL, SERVICE_NAME, error_middleware, stores
+from paystream_api.keys import SETTINGS
+from paystream_api.routes import setup_routes
+from paystream_api.seed import seed_test_merchant
+from paystream_api.settings import ApiSettings
+
+log = get_logger(__name__)
+
+# Bodies past this are refused with 413 before they are read (provider webhooks allow 1 MB).
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def migrate_and_seed(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    applied = await apply_migrations(settings.common.database.url)
+    if applied:
+        log.info("migrations.applied", migrations=applied)
+    if settings.seed_test_data:
+        async with app[POOL].acquire() as conn, conn.transaction():
+            await seed_test_merchant(conn)
+    yield
+
+
+def create_app(settings: ApiSettings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+    app[SERVICE_NAME] = "api"
+    app[SETTINGS] = settings
+    app[COMMON_SETTINGS] = settings.common
+    app.cleanup_ctx.append(stores)
+    app.cleanup_ctx.append(migrate_and_seed)
+    app.cleanup_ctx.append(outbox_relay())
+    setup_routes(app)
+    return app

@@ -1,0 +1,16 @@
+"""Every route of the API, registered in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from paystream.web import add_ops_routes
+from paystream_api import merchant_api, merchants, provider_webhooks, webhook_api
+
+
+def setup_routes(app: web.Application) -> None:
+    add_ops_routes(app)
+    merchants.setup_routes(app)
+    merchant_api.setup_routes(app)
+    webhook_api.setup_routes(app)
+    provider_webhooks.setup_routes(app)

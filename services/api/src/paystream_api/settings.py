@@ -1,0 +1,33 @@
+"""The API's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from paystream.settings import CommonSettings, Environ, env_bool, env_port, env_str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    common: CommonSettings
+    port: int
+    host: str
+    jwt_secret: str
+    razorpay_webhook_secret: str
+    payable_merchant_key: str
+    payable_merchant_token: str
+    seed_test_data: bool
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
+        return cls(
+            common=CommonSettings.from_env(environ),
+            port=env_port(environ, "API_PORT", 8000),
+            host=env_str(environ, "API_HOST", "0.0.0.0"),
+            jwt_secret=env_str(environ, "JWT_SECRET"),
+            razorpay_webhook_secret=env_str(environ, "RAZORPAY_WEBHOOK_SECRET", "rzp_webhook_secret_test"),
+            payable_merchant_key=env_str(environ, "PAYABLE_MERCHANT_KEY", "PAYABLE_TEST_KEY"),
+            payable_merchant_token=env_str(environ, "PAYABLE_MERCHANT_TOKEN", "PAYABLE_TEST_TOKEN"),
+            seed_test_data=env_bool(environ, "SEED_TEST_DATA", True),
+        )

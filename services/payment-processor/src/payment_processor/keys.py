@@ -1,0 +1,9 @@
+"""Every web.AppKey of the payment processor, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from payment_processor.settings import ProcessorSettings
+
+SETTINGS = web.AppKey("processor_settings", ProcessorSettings)

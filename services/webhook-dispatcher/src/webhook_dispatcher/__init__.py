@@ -1,0 +1,1 @@
+"""Paystream service package."""

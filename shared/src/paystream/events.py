@@ -1,0 +1,131 @@
+"""The event envelope: one typed, versioned record for everything that crosses a stream.
+
+An event is encoded with orjson into the single stream field `event`. Its id is a UUIDv7: unique
+and ordered by time, so it doubles as the idempotency key of every consumer (the inbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+import uuid_utils
+
+from paystream.errors import PermanentError
+
+STREAM_FIELD = b"event"
+ENVELOPE_VERSION = 1
+
+
+class Stream(StrEnum):
+    """The streams of the bus. A stream's dead letters live at `<stream>:dlq`."""
+
+    PAYMENT_EVENTS = "payment:events"
+    PROVIDER_EVENTS = "provider:events"
+    PROVIDER_EVENTS_PRIORITY = "provider:events:priority"
+    WEBHOOK_DELIVERIES = "webhook:deliveries"
+
+
+def dead_letter_stream(stream: str) -> str:
+    return f"{stream}:dlq"
+
+
+class EventType(StrEnum):
+    PAYMENT_CREATED = "payment.created"
+    PAYMENT_PENDING = "payment.pending"
+    PAYMENT_SUCCESS = "payment.success"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_CAPTURED = "payment.captured"
+    PAYMENT_AUTHORIZED = "payment.authorized"
+    REFUND_CREATED = "refund.created"
+    REFUND_PROCESSED = "refund.processed"
+    REFUND_FAILED = "refund.failed"
+    REFUND_SPEED_CHANGED = "refund.speed_changed"
+    ORDER_PAID = "order.paid"
+    DISPUTE_CREATED = "payment.dispute.created"
+    DISPUTE_WON = "payment.dispute.won"
+    DISPUTE_LOST = "payment.dispute.lost"
+    DISPUTE_CLOSED = "payment.dispute.closed"
+    DISPUTE_UNDER_REVIEW = "payment.dispute.under_review"
+    DISPUTE_ACTION_REQUIRED = "payment.dispute.action_required"
+    DOWNTIME_STARTED = "payment.downtime.started"
+    DOWNTIME_UPDATED = "payment.downtime.updated"
+    DOWNTIME_RESOLVED = "payment.downtime.resolved"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_PARTIALLY_PAID = "invoice.partially_paid"
+    INVOICE_EXPIRED = "invoice.expired"
+    PAYMENT_LINK_PAID = "payment_link.paid"
+    PAYMENT_LINK_PARTIALLY_PAID = "payment_link.partially_paid"
+    PAYMENT_LINK_EXPIRED = "payment_link.expired"
+    PAYMENT_LINK_CANCELLED = "payment_link.cancelled"
+    TOKEN_SAVED = "token.saved"
+    WEBHOOK_TEST = "webhook.test"
+    # A raw inbound provider webhook, stored durably and awaiting processing.
+    PROVIDER_EVENT_RECEIVED = "provider_event.received"
+    # A merchant webhook delivery attempt that is due now.
+    WEBHOOK_DELIVERY_DUE = "webhook_delivery.due"
+
+
+def new_event_id() -> str:
+    """A UUIDv7: unique, and sortable by creation time."""
+    return str(uuid_utils.uuid7())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: EventType
+    merchant_id: str
+    data: Mapping[str, Any]
+    id: str = field(default_factory=new_event_id)
+    version: int = ENVELOPE_VERSION
+    occurred_at: datetime = field(default_factory=utc_now)
+    salon_id: str | None = None
+    invoice_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type.value,
+            "version": self.version,
+            "occurred_at": self.occurred_at,
+            "merchant_id": self.merchant_id,
+            "salon_id": self.salon_id,
+            "invoice_id": self.invoice_id,
+            "data": self.data,
+        }
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_UTC_Z)
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Event:
+        """Parse an encoded envelope; anything malformed is a `PermanentError` (it goes to the DLQ)."""
+        try:
+            body = orjson.loads(raw)
+            return cls(
+                id=str(body["id"]),
+                type=EventType(body["type"]),
+                version=int(body["version"]),
+                occurred_at=datetime.fromisoformat(body["occurred_at"]),
+                merchant_id=str(body["merchant_id"]),
+                salon_id=body.get("salon_id"),
+                invoice_id=body.get("invoice_id"),
+                data=body.get("data") or {},
+            )
+        except (orjson.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            raise PermanentError(f"malformed event envelope: {exc}") from exc
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[bytes, bytes]) -> Event:
+        raw = fields.get(STREAM_FIELD)
+        if raw is None:
+            raise PermanentError("stream entry has no 'event' field")
+        return cls.decode(raw)

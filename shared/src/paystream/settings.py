@@ -1,0 +1,180 @@
+"""Typed settings read once from the environment into frozen dataclasses.
+
+Nothing reads the environment at import time. Each service builds its settings at start-up with
+`from_env()`, and a missing or malformed variable raises `SettingsError` naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from paystream.errors import SettingsError
+
+Environ = Mapping[str, str]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(environ: Environ, name: str, default: str | None = None) -> str:
+    """The variable's value, or `default`; with no default a missing value is an error."""
+    value = environ.get(name)
+    if value is None or value == "":
+        if default is None:
+            raise SettingsError(f"{name} is required but not set")
+        return default
+    return value
+
+
+def env_int(environ: Environ, name: str, default: int, *, minimum: int = 0, maximum: int = 2**31) -> int:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def env_float(environ: Environ, name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(environ: Environ, name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_port(environ: Environ, name: str, default: int) -> int:
+    return env_int(environ, name, default, minimum=0, maximum=65535)
+
+
+def env_url(environ: Environ, name: str, schemes: tuple[str, ...], default: str | None = None) -> str:
+    value = env_str(environ, name, default)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise SettingsError(f"{name} must be a URL with scheme {' or '.join(schemes)}, got {parts.scheme!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> RedisSettings:
+        return cls(url=env_url(environ, "REDIS_URL", ("redis", "rediss", "unix")))
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+    pool_min_size: int = 2
+    pool_max_size: int = 20
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> DatabaseSettings:
+        return cls(
+            url=env_url(environ, "DATABASE_URL", ("postgres", "postgresql")),
+            pool_min_size=env_int(environ, "DATABASE_POOL_MIN", 2, minimum=1, maximum=100),
+            pool_max_size=env_int(environ, "DATABASE_POOL_MAX", 20, minimum=1, maximum=500),
+        )
+
+
+LogFormat = Literal["json", "console"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    format: LogFormat = "json"
+    level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> LogSettings:
+        fmt = env_str(environ, "LOG_FORMAT", "json").lower()
+        if fmt not in ("json", "console"):
+            raise SettingsError(f"LOG_FORMAT must be json or console, got {fmt!r}")
+        level = env_str(environ, "LOG_LEVEL", "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        return cls(format="json" if fmt == "json" else "console", level=level)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    batch_size: int = 500
+    retention_days: int = 7
+    stream_maxlen: int = 1_000_000
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> OutboxSettings:
+        return cls(
+            batch_size=env_int(environ, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=10_000),
+            retention_days=env_int(environ, "OUTBOX_RETENTION_DAYS", 7, minimum=1, maximum=365),
+            stream_maxlen=env_int(environ, "STREAM_MAXLEN", 1_000_000, minimum=1000, maximum=2**31),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TestModeSettings:
+    """Knobs that make the platform deterministic for tests and local runs."""
+
+    enabled: bool = False
+    processing_delay_ms: int = 1000
+    payment_success: bool = True
+    webhook_retry_intervals_test: bool = False
+    webhook_allow_private_urls: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> TestModeSettings:
+        return cls(
+            enabled=env_bool(environ, "TEST_MODE", False),
+            processing_delay_ms=env_int(environ, "TEST_PROCESSING_DELAY", 1000, maximum=600_000),
+            payment_success=env_bool(environ, "TEST_PAYMENT_SUCCESS", True),
+            webhook_retry_intervals_test=env_bool(environ, "WEBHOOK_RETRY_INTERVALS_TEST", False),
+            webhook_allow_private_urls=env_bool(environ, "WEBHOOK_ALLOW_PRIVATE_URLS", False),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommonSettings:
+    """What every service needs: its stores, its logs and the test-mode knobs."""
+
+    redis: RedisSettings
+    database: DatabaseSettings
+    log: LogSettings
+    outbox: OutboxSettings
+    test_mode: TestModeSettings
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> CommonSettings:
+        return cls(
+            redis=RedisSettings.from_env(environ),
+            database=DatabaseSettings.from_env(environ),
+            log=LogSettings.from_env(environ),
+            outbox=OutboxSettings.from_env(environ),
+            test_mode=TestModeSettings.from_env(environ),
+        )

