@@ -1,0 +1,1 @@
+"""payctl: the operators' CLI for Paystream's event bus."""
