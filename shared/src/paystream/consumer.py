@@ -211,11 +211,10 @@ class StreamConsumer:
             self._stopping.set()
             await self._stop_readers(readers)
             await self._drain()
-            await self._flush_acks()
-            for worker in workers:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+            # The acker flushes what is left and exits on its own: cancelling a task in the middle
+            # of a Redis command is not reliable (the client library may swallow the cancellation).
+            self._ack_ready.set()
+            await asyncio.wait(workers, timeout=10)
             log.info("consumer.stopped", group=self.config.group, consumer=self.name, handled=self.handled)
 
     async def run_once(self) -> int:
@@ -485,6 +484,7 @@ class StreamConsumer:
         self._ack_ready.set()
 
     async def _acker(self) -> None:
+        """Send acknowledgements in batches until the consumer stops and nothing is left to send."""
         failures = 0
         while True:
             await self._ack_ready.wait()
@@ -493,8 +493,14 @@ class StreamConsumer:
                 failures = 0
             except REDIS_FAILURES as exc:
                 failures += 1
+                if self._stopping.is_set() and failures > 3:
+                    log.error("consumer.acks_abandoned", error=str(exc))  # entries are redelivered
+                    return
                 log.warning("consumer.ack_failed", error=str(exc))
                 await asyncio.sleep(backoff_delay(failures))
+                continue
+            if self._stopping.is_set() and not self._in_flight and not self._acks:
+                return
 
     async def _flush_acks(self) -> None:
         self._ack_ready.clear()

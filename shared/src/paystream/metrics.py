@@ -25,3 +25,37 @@ HANDLER_LATENCY = Histogram(
 STREAM_LAG = Gauge("paystream_stream_lag", "Entries not yet delivered to the group", ["group", "stream"])
 OUTBOX_BACKLOG = Gauge("paystream_outbox_backlog", "Outbox rows not yet published (seen by this relay)")
 OUTBOX_PUBLISHED = Counter("paystream_outbox_published_total", "Outbox rows published to streams", ["stream"])
+
+# Webhook deliveries (the dispatcher): one observation per HTTP attempt. Outcomes: `success` (2xx),
+# `http_error` (any other status), `timeout`, `connection_error`, `refused` (a URL the safety checks
+# reject). Latency covers the whole attempt, connect to last body byte.
+WEBHOOK_DELIVERY_ATTEMPTS = Counter(
+    "paystream_webhook_delivery_attempts_total", "Merchant webhook delivery attempts by outcome", ["outcome"]
+)
+WEBHOOK_DELIVERY_LATENCY = Histogram(
+    "paystream_webhook_delivery_seconds",
+    "Time a webhook delivery attempt took, by outcome",
+    ["outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
+)
+# Socket.IO clients (the notifier): inc() on connect, dec() on disconnect.
+SOCKETS_CONNECTED = Gauge("paystream_sockets_connected", "Socket.IO clients connected to this process")
+
+# The bus as seen at scrape time (paystream.streaminfo.BusMetrics sets these, and STREAM_LAG above).
+STREAM_LENGTH = Gauge("paystream_stream_length", "Entries in the stream", ["stream"])
+STREAM_PENDING = Gauge(
+    "paystream_stream_pending", "Entries delivered to the group and not yet acknowledged", ["group", "stream"]
+)
+STREAM_OLDEST_PENDING = Gauge(
+    "paystream_stream_oldest_pending_seconds",
+    "Age of the group's oldest unacknowledged entry (0 when none)",
+    ["group", "stream"],
+)
+STREAM_CONSUMERS = Gauge("paystream_stream_consumers", "Consumers registered in the group", ["group", "stream"])
+DEAD_LETTERS = Gauge("paystream_dead_letters", "Entries in the stream's dead-letter stream", ["stream"])
+OUTBOX_OLDEST_UNPUBLISHED = Gauge(
+    "paystream_outbox_oldest_unpublished_seconds", "Age of the oldest outbox row not yet published (0 when none)"
+)
+BUS_METRICS_UP = Gauge(
+    "paystream_bus_metrics_up", "1 when the last scrape-time read of the source succeeded", ["source"]
+)

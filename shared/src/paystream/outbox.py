@@ -74,12 +74,14 @@ class OutboxRelay:
         settings: OutboxSettings,
         *,
         listen_dsn: str,
+        fallback_poll_s: float = FALLBACK_POLL_SECONDS,
     ) -> None:
         self._pool = pool
         self._redis = redis
         self._settings = settings
         self._listen_dsn = listen_dsn
         self._wake = asyncio.Event()
+        self._fallback_poll_s = fallback_poll_s
 
     async def publish_pending(self) -> int:
         """Publish every committed, unpublished row; return how many were published."""
@@ -162,7 +164,7 @@ class OutboxRelay:
                     log.warning("outbox.publish_failed", error=str(exc), retry_in_s=round(delay, 2))
                     await wait_or_stop(stop, delay)
                     continue
-                await wait_any([stop, self._wake], FALLBACK_POLL_SECONDS)
+                await wait_any([stop, self._wake], self._fallback_poll_s)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

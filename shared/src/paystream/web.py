@@ -22,6 +22,7 @@ from paystream.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from paystream.errors import ApiError, ServiceUnavailableError
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS, create_redis
 from paystream.settings import CommonSettings
+from paystream.streaminfo import BUS_METRICS
 
 log = structlog.get_logger(__name__)
 
@@ -118,7 +119,9 @@ async def health(request: web.Request) -> web.Response:
     return json_response(body, status=200 if healthy else 503)
 
 
-async def metrics(_request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.Response:
+    # Stream lag, dead letters and outbox backlog are read at scrape time (cached for a second).
+    await BUS_METRICS.refresh(request.app.get(REDIS), request.app.get(POOL))
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -25,7 +25,8 @@ import uuid_utils
 from paystream.db import connect, create_pool
 from paystream.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from paystream.migrations import apply_migrations
-from paystream.settings import DatabaseSettings
+from paystream.redis import create_redis
+from paystream.settings import DatabaseSettings, RedisSettings
 from paystream.testing.processes import ServiceProcess
 
 KEEP_TABLES = frozenset({"schema_migrations"})
@@ -114,7 +115,7 @@ async def clean_db(database_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     """A client on a flushed Redis for one test."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=False)
+    client = create_redis(RedisSettings(url=redis_url))
     await client.flushall()
     yield client
     await client.aclose()

@@ -1,0 +1,364 @@
+"""Read-only views of the event bus: streams, consumer groups, consumers and pending entries.
+
+`payctl` prints them and every service's `/metrics` exports them (`BusMetrics`, refreshed at scrape
+time and cached for a second). Nothing here writes to Redis.
+
+Lag is the number of entries a group has not been delivered yet. Redis 7 reports it in XINFO GROUPS;
+older servers (and Redis 7 after some trims or deletions) do not, so it is then counted server-side
+from the group's last delivered id, up to a cap: a lag at the cap reads "at least that many".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import ResponseError
+
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.events import Stream, dead_letter_stream
+from paystream.metrics import (
+    BUS_METRICS_UP,
+    DEAD_LETTERS,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_UNPUBLISHED,
+    STREAM_CONSUMERS,
+    STREAM_LAG,
+    STREAM_LENGTH,
+    STREAM_OLDEST_PENDING,
+    STREAM_PENDING,
+)
+from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+
+log = structlog.get_logger(__name__)
+
+# The streams of the bus, in the order operators read them.
+BUS_STREAMS: tuple[str, ...] = tuple(stream.value for stream in Stream)
+LAG_COUNT_CAP = 100_000
+
+# Counts the entries after an id (exclusive) in pages, so the script's memory stays bounded.
+_COUNT_AFTER_SCRIPT = """
+local start = ARGV[1]
+local cap = tonumber(ARGV[2])
+local total = 0
+while total < cap do
+  local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1000)
+  local n = #page
+  if n == 0 then break end
+  total = total + n
+  if n < 1000 then break end
+  start = '(' .. page[n][1]
+end
+return total
+"""
+
+
+def text(value: Any) -> str:
+    """A Redis reply value (bytes or str) as str."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def parse_entry_id(entry_id: str) -> tuple[int, int]:
+    """`"<ms>-<seq>"` as a tuple that orders like Redis orders ids; ValueError when malformed."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def entry_ms(entry_id: str) -> int:
+    """The millisecond timestamp an auto-generated entry id carries."""
+    return parse_entry_id(entry_id)[0]
+
+
+def entry_age_s(entry_id: str | None, now_ms: int) -> float | None:
+    if entry_id is None:
+        return None
+    return max(0.0, (now_ms - entry_ms(entry_id)) / 1000)
+
+
+async def server_time_ms(redis: aioredis.Redis) -> int:
+    """Redis's clock: entry ids carry it, so ages computed against it ignore local clock skew."""
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    stream: str
+    exists: bool
+    length: int
+    first_id: str | None
+    last_id: str | None
+    last_generated_id: str | None
+    group_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    stream: str
+    group: str
+    consumers: int
+    pending: int
+    last_delivered_id: str
+    lag: int
+    # True when the lag was counted up to the cap and there may be more.
+    lag_capped: bool
+    oldest_pending_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerInfo:
+    name: str
+    pending: int
+    idle_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    id: str
+    consumer: str
+    idle_ms: int
+    deliveries: int
+
+
+async def stream_info(redis: aioredis.Redis, stream: str) -> StreamInfo:
+    try:
+        info = await redis.xinfo_stream(stream)
+    except ResponseError as exc:
+        if "no such key" not in str(exc).lower():
+            raise
+        return StreamInfo(stream, False, 0, None, None, None, 0)
+    first, last = info.get("first-entry"), info.get("last-entry")
+    return StreamInfo(
+        stream=stream,
+        exists=True,
+        length=int(info["length"]),
+        first_id=text(first[0]) if first else None,
+        last_id=text(last[0]) if last else None,
+        last_generated_id=text(info["last-generated-id"]),
+        group_count=int(info["groups"]),
+    )
+
+
+async def dead_letter_counts(redis: aioredis.Redis, streams: Sequence[str]) -> dict[str, int]:
+    """The length of each stream's dead-letter stream."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.xlen(dead_letter_stream(stream))
+        lengths = await pipe.execute()
+    return {stream: int(length) for stream, length in zip(streams, lengths, strict=True)}
+
+
+async def count_after(redis: aioredis.Redis, stream: str, after_id: str, cap: int) -> tuple[int, bool]:
+    """How many entries follow `after_id` (exclusive), counted up to `cap`; (count, capped)."""
+    counted = int(await redis.eval(_COUNT_AFTER_SCRIPT, 1, stream, f"({after_id}", str(cap)))
+    return counted, counted >= cap
+
+
+async def group_infos(
+    redis: aioredis.Redis, stream: str, *, lag_cap: int = LAG_COUNT_CAP, info: StreamInfo | None = None
+) -> list[GroupInfo]:
+    """Every group of `stream` with its pending count, lag and oldest pending id."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError as exc:
+        if "no such key" not in str(exc).lower():
+            raise
+        return []
+    if not groups:
+        return []
+    if info is None:
+        info = await stream_info(redis, stream)
+    async with redis.pipeline(transaction=False) as pipe:
+        for group in groups:
+            pipe.xpending(stream, text(group["name"]))
+        summaries = await pipe.execute()
+    result = []
+    for group, summary in zip(groups, summaries, strict=True):
+        name = text(group["name"])
+        last_delivered = text(group["last-delivered-id"])
+        lag, capped = await _group_lag(redis, info, group, last_delivered, lag_cap)
+        oldest = summary.get("min") if summary.get("pending") else None
+        result.append(
+            GroupInfo(
+                stream=stream,
+                group=name,
+                consumers=int(group["consumers"]),
+                pending=int(group["pending"]),
+                last_delivered_id=last_delivered,
+                lag=lag,
+                lag_capped=capped,
+                oldest_pending_id=text(oldest) if oldest else None,
+            )
+        )
+    return result
+
+
+async def _group_lag(
+    redis: aioredis.Redis, info: StreamInfo, group: dict[str, Any], last_delivered: str, cap: int
+) -> tuple[int, bool]:
+    reported = group.get("lag")
+    if reported is not None:  # Redis 7 knows it
+        return int(reported), False
+    if info.last_id is None or parse_entry_id(last_delivered) >= parse_entry_id(info.last_id):
+        return 0, False
+    if info.first_id is not None and parse_entry_id(last_delivered) < parse_entry_id(info.first_id):
+        return info.length, False  # nothing left in the stream has been delivered
+    return await count_after(redis, info.stream, last_delivered, cap)
+
+
+async def consumer_infos(redis: aioredis.Redis, stream: str, group: str) -> list[ConsumerInfo]:
+    consumers = await redis.xinfo_consumers(stream, group)
+    return [
+        ConsumerInfo(name=text(item["name"]), pending=int(item["pending"]), idle_ms=int(item["idle"]))
+        for item in consumers
+    ]
+
+
+async def pending_entries(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    *,
+    min_idle_ms: int | None = None,
+    consumer: str | None = None,
+    start: str = "-",
+    count: int = 100,
+) -> list[PendingEntry]:
+    """The group's pending entries in id order (XPENDING extended form)."""
+    rows = await redis.xpending_range(
+        stream, group, min=start, max="+", count=count, consumername=consumer, idle=min_idle_ms
+    )
+    return [
+        PendingEntry(
+            id=text(row["message_id"]),
+            consumer=text(row["consumer"]),
+            idle_ms=int(row["time_since_delivered"]),
+            deliveries=int(row["times_delivered"]),
+        )
+        for row in rows
+    ]
+
+
+async def pending_entry(redis: aioredis.Redis, stream: str, group: str, entry_id: str) -> PendingEntry | None:
+    entries = await redis.xpending_range(stream, group, min=entry_id, max=entry_id, count=1)
+    if not entries:
+        return None
+    row = entries[0]
+    return PendingEntry(
+        id=text(row["message_id"]),
+        consumer=text(row["consumer"]),
+        idle_ms=int(row["time_since_delivered"]),
+        deliveries=int(row["times_delivered"]),
+    )
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BusSnapshot:
+    now_ms: int
+    streams: list[StreamInfo]
+    groups: list[GroupInfo]
+    dead_letters: dict[str, int]
+
+
+async def bus_snapshot(
+    redis: aioredis.Redis, streams: Iterable[str] = BUS_STREAMS, *, lag_cap: int = LAG_COUNT_CAP
+) -> BusSnapshot:
+    """Everything the metrics and `payctl health` need about the bus, in a handful of round trips."""
+    names = list(streams)
+    now_ms = await server_time_ms(redis)
+    infos = [await stream_info(redis, stream) for stream in names]
+    groups: list[GroupInfo] = []
+    for info in infos:
+        if info.exists and info.group_count:
+            groups.extend(await group_infos(redis, info.stream, lag_cap=lag_cap, info=info))
+    return BusSnapshot(now_ms, infos, groups, await dead_letter_counts(redis, names))
+
+
+class BusMetrics:
+    """Stream and outbox gauges computed when `/metrics` is scraped, at most once per `max_age_s`.
+
+    Every service exports the whole bus (any live service is enough to see it); dashboards aggregate
+    with `max by (stream, group)`. A read that fails sets `paystream_bus_metrics_up{source}` to 0 and
+    drops the stale series rather than exporting old figures as current.
+    """
+
+    def __init__(self, *, max_age_s: float = 1.0, timeout_s: float = 2.0, lag_cap: int = 10_000) -> None:
+        self._max_age_s = max_age_s
+        self._timeout_s = timeout_s
+        self._lag_cap = lag_cap
+        self._refreshed_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, redis: aioredis.Redis | None, pool: asyncpg.Pool | None) -> None:
+        if self._fresh():
+            return
+        async with self._lock:
+            if self._fresh():  # another scrape refreshed while this one waited
+                return
+            if redis is not None:
+                await self._refresh_streams(redis)
+            if pool is not None:
+                await self._refresh_outbox(pool)
+            self._refreshed_at = time.monotonic()
+
+    def _fresh(self) -> bool:
+        return self._refreshed_at is not None and time.monotonic() - self._refreshed_at < self._max_age_s
+
+    async def _refresh_streams(self, redis: aioredis.Redis) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                snapshot = await bus_snapshot(redis, lag_cap=self._lag_cap)
+        except (*REDIS_UNAVAILABLE_ERRORS, ResponseError) as exc:
+            log.warning("metrics.bus_read_failed", error=str(exc) or type(exc).__name__)
+            for gauge in (STREAM_LENGTH, DEAD_LETTERS, STREAM_LAG, STREAM_PENDING, STREAM_CONSUMERS):
+                gauge.clear()
+            STREAM_OLDEST_PENDING.clear()
+            BUS_METRICS_UP.labels("redis").set(0)
+            return
+        # No await between clearing and setting: a concurrent scrape never sees half a snapshot.
+        for gauge in (STREAM_LENGTH, DEAD_LETTERS, STREAM_LAG, STREAM_PENDING, STREAM_CONSUMERS):
+            gauge.clear()
+        STREAM_OLDEST_PENDING.clear()
+        for info in snapshot.streams:
+            STREAM_LENGTH.labels(info.stream).set(info.length)
+        for stream, count in snapshot.dead_letters.items():
+            DEAD_LETTERS.labels(stream).set(count)
+        for group in snapshot.groups:
+            STREAM_LAG.labels(group.group, group.stream).set(group.lag)
+            STREAM_PENDING.labels(group.group, group.stream).set(group.pending)
+            STREAM_CONSUMERS.labels(group.group, group.stream).set(group.consumers)
+            age = entry_age_s(group.oldest_pending_id, snapshot.now_ms)
+            STREAM_OLDEST_PENDING.labels(group.group, group.stream).set(age or 0.0)
+        BUS_METRICS_UP.labels("redis").set(1)
+
+    async def _refresh_outbox(self, pool: asyncpg.Pool) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                row = await pool.fetchrow(
+                    """SELECT
+                         (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL
+                                                LIMIT $1) AS unpublished) AS backlog,
+                         (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox
+                          WHERE published_at IS NULL ORDER BY id LIMIT 1) AS oldest_s""",
+                    LAG_COUNT_CAP,
+                )
+        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
+            log.warning("metrics.outbox_read_failed", error=str(exc) or type(exc).__name__)
+            BUS_METRICS_UP.labels("database").set(0)
+            return
+        assert row is not None
+        OUTBOX_BACKLOG.set(row["backlog"])
+        OUTBOX_OLDEST_UNPUBLISHED.set(max(0.0, row["oldest_s"] or 0.0))
+        BUS_METRICS_UP.labels("database").set(1)
+
+
+BUS_METRICS = BusMetrics()

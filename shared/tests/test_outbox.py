@@ -1,0 +1,163 @@
+"""The transactional outbox and its relay, against real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from paystream.events import STREAM_FIELD, Event, EventType
+from paystream.outbox import OutboxRelay, enqueue
+from paystream.settings import OutboxSettings
+from paystream.testing import eventually
+
+STREAM = "payment:events"
+
+
+def payment_event(n: int = 0) -> Event:
+    return Event(type=EventType.PAYMENT_CREATED, merchant_id="mer_1", data={"n": n}, invoice_id=f"inv_{n}")
+
+
+async def commit_events(pool: asyncpg.Pool, events: list[Event]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, STREAM, events)
+
+
+async def stream_event_ids(redis: aioredis.Redis) -> list[str]:
+    return [Event.decode(fields[STREAM_FIELD]).id for _, fields in await redis.xrange(STREAM)]
+
+
+@pytest.fixture
+async def relay_factory(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str
+) -> AsyncIterator[list[tuple[asyncio.Event, asyncio.Task[None]]]]:
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    yield running
+    for stop, _ in running:
+        stop.set()
+    for _, task in running:
+        await asyncio.wait_for(task, 10)
+
+
+def start_relay(
+    pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    dsn: str,
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]],
+    *,
+    batch_size: int = 500,
+    fallback_poll_s: float = 60.0,
+) -> OutboxRelay:
+    relay = OutboxRelay(
+        pool, redis, OutboxSettings(batch_size=batch_size), listen_dsn=dsn, fallback_poll_s=fallback_poll_s
+    )
+    stop = asyncio.Event()
+    running.append((stop, asyncio.create_task(relay.run(stop))))
+    return relay
+
+
+async def test_enqueue_refuses_to_run_outside_a_transaction(db_pool: asyncpg.Pool, clean_db: str) -> None:
+    async with db_pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="inside the state change's transaction"):
+            await enqueue(conn, STREAM, [payment_event()])
+
+
+async def test_rolled_back_transaction_publishes_nothing(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str
+) -> None:
+    with pytest.raises(ZeroDivisionError):
+        async with db_pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, STREAM, [payment_event()])
+            raise ZeroDivisionError
+    relay = OutboxRelay(db_pool, redis, OutboxSettings(), listen_dsn=clean_db)
+    assert await relay.publish_pending() == 0
+    assert await redis.exists(STREAM) == 0
+
+
+async def test_relay_wakes_on_commit_not_on_a_polling_interval(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str, relay_factory: list
+) -> None:
+    # The fallback poll is a minute: only the commit's NOTIFY can publish within the deadline.
+    start_relay(db_pool, redis, clean_db, relay_factory, fallback_poll_s=60.0)
+    first = payment_event(1)
+    await commit_events(db_pool, [first])
+    await eventually(lambda: _contains(redis, first.id), timeout=5, message="published after commit")
+    later = payment_event(2)
+    await commit_events(db_pool, [later])
+    await eventually(lambda: _contains(redis, later.id), timeout=5, message="published on NOTIFY")
+    row = await db_pool.fetchrow(
+        "SELECT published_at, stream_entry_id FROM outbox WHERE event_id = $1", later.id
+    )
+    assert row["published_at"] is not None and row["stream_entry_id"]
+
+
+async def _contains(redis: aioredis.Redis, event_id: str) -> bool:
+    return event_id in await stream_event_ids(redis)
+
+
+async def test_rows_committed_while_no_relay_ran_are_published_on_start(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str, relay_factory: list
+) -> None:
+    # What a crash between commit and XADD leaves behind: committed, unpublished rows.
+    events = [payment_event(n) for n in range(25)]
+    await commit_events(db_pool, events)
+    assert await redis.exists(STREAM) == 0
+    start_relay(db_pool, redis, clean_db, relay_factory, batch_size=10)
+    await eventually(lambda: _count_is(redis, 25), timeout=10)
+    assert await stream_event_ids(redis) == [event.id for event in events], "published in commit order"
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def _count_is(redis: aioredis.Redis, expected: int) -> bool:
+    return await redis.xlen(STREAM) == expected
+
+
+async def test_two_relays_publish_each_row_once_and_in_order(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str, relay_factory: list
+) -> None:
+    start_relay(db_pool, redis, clean_db, relay_factory, batch_size=50)
+    start_relay(db_pool, redis, clean_db, relay_factory, batch_size=50)
+    committed: list[Event] = []
+    for batch in range(20):
+        events = [payment_event(batch * 10 + n) for n in range(10)]
+        await commit_events(db_pool, events)
+        committed.extend(events)
+    await eventually(lambda: _count_is(redis, 200), timeout=15)
+    published = await stream_event_ids(redis)
+    assert published == [event.id for event in committed]
+
+
+async def test_redis_down_keeps_rows_until_it_is_back(
+    db_pool: asyncpg.Pool, clean_db: str, relay_factory: list
+) -> None:
+    from paystream.embedded import free_port
+    from paystream.redis import create_redis
+    from paystream.settings import RedisSettings
+
+    dead = create_redis(RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"))
+    relay = OutboxRelay(db_pool, dead, OutboxSettings(), listen_dsn=clean_db)
+    await commit_events(db_pool, [payment_event()])
+    with pytest.raises(Exception, match="onnect"):
+        await relay.publish_pending()
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+    await dead.aclose()
+
+
+async def test_purge_keeps_recent_and_unpublished_rows(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str
+) -> None:
+    old, recent, unpublished_old = payment_event(1), payment_event(2), payment_event(3)
+    await commit_events(db_pool, [old, recent, unpublished_old])
+    relay = OutboxRelay(db_pool, redis, OutboxSettings(retention_days=7), listen_dsn=clean_db)
+    await relay.publish_pending()
+    await db_pool.execute(
+        "UPDATE outbox SET created_at = now() - interval '8 days' WHERE event_id = ANY($1::uuid[])",
+        [old.id, unpublished_old.id],
+    )
+    await db_pool.execute("UPDATE outbox SET published_at = NULL WHERE event_id = $1", unpublished_old.id)
+    assert await relay.purge_published() == 1
+    remaining = {str(r["event_id"]) for r in await db_pool.fetch("SELECT event_id FROM outbox")}
+    assert remaining == {recent.id, unpublished_old.id}
