@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import asyncpg.pool
 import orjson
 
 from paystream.settings import DatabaseSettings
+
+# A connection as handlers see it: a plain one, or one borrowed from a pool.
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 # Errors that mean "the database is not reachable right now", as opposed to a bad query.
 DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (

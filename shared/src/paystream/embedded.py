@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _PG_SYSTEM_USER = "pgserver"
 
@@ -153,7 +154,7 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{self.database}"
 
-    def _run_as(self) -> dict[str, int]:
+    def _run_as(self) -> dict[str, Any]:
         """postgres refuses to run as root: run it as an unprivileged system user then."""
         if os.geteuid() != 0:
             return {}
@@ -164,7 +165,7 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(_PG_SYSTEM_USER)
         return {"user": entry.pw_uid, "group": entry.pw_gid}
 
-    def _prepare_permissions(self, run_as: dict[str, int]) -> None:
+    def _prepare_permissions(self, run_as: dict[str, Any]) -> None:
         if not run_as:
             return
         for path in [self.data_dir, *self.data_dir.parents]:
@@ -199,7 +200,7 @@ class EmbeddedPostgres:
                 check=True,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                **run_as,  # type: ignore[arg-type]
+                **run_as,
             )
         stale_pid = self.data_dir / "postmaster.pid"
         if stale_pid.exists():
@@ -232,7 +233,7 @@ class EmbeddedPostgres:
             stderr=log,
             start_new_session=True,
             preexec_fn=self.preexec_fn,
-            **run_as,  # type: ignore[arg-type]
+            **run_as,
         )
         log.close()
         wait_for_port(self.host, self.port, timeout, self.process)

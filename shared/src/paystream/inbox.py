@@ -7,10 +7,10 @@ rolls back with the effects, an event has its effect exactly once however often 
 
 from __future__ import annotations
 
-import asyncpg
+from paystream.db import Connection
 
 
-async def claim_event(conn: asyncpg.Connection, group: str, event_id: str) -> bool:
+async def claim_event(conn: Connection, group: str, event_id: str) -> bool:
     """Record that `group` handles `event_id`; False when it already has (a redelivery)."""
     if not conn.is_in_transaction():
         raise RuntimeError("claim_event must run inside the handler's transaction")
@@ -22,7 +22,7 @@ async def claim_event(conn: asyncpg.Connection, group: str, event_id: str) -> bo
     return bool(inserted)
 
 
-async def purge_inbox(conn: asyncpg.Connection, older_than_days: int) -> int:
+async def purge_inbox(conn: Connection, older_than_days: int) -> int:
     """Forget handled events past the replay horizon (the outbox keeps them as long)."""
     status: str = await conn.execute(
         "DELETE FROM inbox WHERE processed_at < now() - make_interval(days => $1)", older_than_days

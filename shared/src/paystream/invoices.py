@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncpg
 
+from paystream.db import Connection
+
 
 async def record_invoice_owner(
-    conn: asyncpg.Connection, merchant_id: str, invoice_id: str, salon_id: str | None = None
+    conn: Connection, merchant_id: str, invoice_id: str, salon_id: str | None = None
 ) -> None:
     """Note that `invoice_id` belongs to the merchant (and salon); call it in the payment's transaction.
     The first salon recorded for an invoice stays: a later event cannot move it to another salon."""
@@ -21,7 +23,7 @@ async def record_invoice_owner(
 
 
 async def invoice_visible_to(
-    conn: asyncpg.Connection | asyncpg.Pool, merchant_id: str, invoice_id: str, salon_id: str | None
+    conn: Connection | asyncpg.Pool, merchant_id: str, invoice_id: str, salon_id: str | None
 ) -> bool:
     """True when the invoice belongs to the merchant, and to the salon when one is given."""
     row = await conn.fetchrow(

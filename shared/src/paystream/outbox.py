@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
 from paystream.events import STREAM_FIELD, Event
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
@@ -39,7 +39,7 @@ LISTEN_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS
 PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*LISTEN_FAILURES, *REDIS_UNAVAILABLE_ERRORS)
 
 
-async def enqueue(conn: asyncpg.Connection, stream: str, events: Iterable[Event]) -> None:
+async def enqueue(conn: Connection, stream: str, events: Iterable[Event]) -> None:
     """Write events to the outbox inside the caller's transaction."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.enqueue must run inside the state change's transaction")
@@ -174,7 +174,7 @@ class OutboxRelay:
         """Hold a LISTEN connection open, reconnecting with backoff; each NOTIFY wakes the relay."""
         failures = 0
         while not stop.is_set():
-            conn: asyncpg.Connection | None = None
+            conn: Connection | None = None
             try:
                 conn = await asyncpg.connect(self._listen_dsn)
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())

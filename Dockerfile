@@ -1,0 +1,34 @@
+# One image for every Paystream service. docker-compose.yml and infra/k8s/ choose the command:
+# `python -m paystream_api`, `payment_processor`, `webhook_dispatcher`, `notifier` or `paystream.migrations`.
+
+FROM python:3.11-slim AS build
+ENV UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
+RUN pip install --no-cache-dir "uv>=0.4,<1"
+WORKDIR /app
+# Third-party dependencies first, from the lock alone, so that a code change does not reinstall them.
+COPY pyproject.toml uv.lock ./
+COPY shared/pyproject.toml shared/
+COPY services/api/pyproject.toml services/api/
+COPY services/payment-processor/pyproject.toml services/payment-processor/
+COPY services/webhook-dispatcher/pyproject.toml services/webhook-dispatcher/
+COPY services/notifier/pyproject.toml services/notifier/
+RUN uv sync --frozen --no-dev --all-packages --no-install-workspace
+COPY shared/ shared/
+COPY services/ services/
+RUN uv sync --frozen --no-dev --all-packages --no-editable
+
+FROM python:3.11-slim
+RUN useradd --system --user-group --uid 10001 --home-dir /app --no-create-home paystream
+WORKDIR /app
+COPY --from=build /app/.venv /app/.venv
+COPY infra/migrations/ infra/migrations/
+ENV PATH=/app/.venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MIGRATIONS_DIR=/app/infra/migrations
+USER 10001:10001
+EXPOSE 8000 8080 8081 8082
+CMD ["python", "-m", "paystream_api"]

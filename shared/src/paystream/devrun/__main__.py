@@ -1,0 +1,120 @@
+"""`python -m paystream.devrun` (`make run`): the whole platform on one machine, for development.
+
+Starts embedded Redis and PostgreSQL unless REDIS_URL / DATABASE_URL are set, applies the migrations,
+runs the four services as supervised child processes and stops everything on Ctrl-C or SIGTERM.
+
+Variables besides the services' own (see `config.py`):
+  PAYSTREAM_DATA_DIR              where the embedded servers keep their data (default `.data`)
+  PAYSTREAM_DEVRUN_REDIS_PORT     preferred port of the embedded Redis (default 6380; 0 = any free)
+  PAYSTREAM_DEVRUN_POSTGRES_PORT  preferred port of the embedded PostgreSQL (default 5433; 0 = any free)
+  PAYSTREAM_DEVRUN_STOP_TIMEOUT   seconds the services get to stop before SIGKILL (default 10)
+  PAYSTREAM_DEVRUN_COMMANDS       JSON `{"name": ["argv0", ...]}` replacing the service list (for tests)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+from paystream.devrun.config import DevRunSettings, SeedMerchant, service_environment
+from paystream.devrun.servers import DevStores, StoreUrls
+from paystream.devrun.supervisor import PrefixedOutput, Supervisor, parent_death_signal
+from paystream.errors import SettingsError
+
+
+def main() -> int:
+    """Run until interrupted; 0 after a requested stop, 1 when start-up fails."""
+    try:
+        settings = DevRunSettings.from_env(os.environ)
+    except SettingsError as error:
+        print(f"devrun: {error}", file=sys.stderr)
+        return 2
+    output = PrefixedOutput(service.name for service in settings.services)
+    # Until the event loop takes over, SIGTERM interrupts start-up just as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stores = DevStores(settings)
+    try:
+        urls = stores.start(output)
+        env = service_environment(os.environ, urls.redis_url, urls.database_url)
+        return asyncio.run(_supervise(settings, urls, env, output))
+    except KeyboardInterrupt:
+        output.note("interrupted during start-up")
+        return 0
+    except (RuntimeError, TimeoutError, OSError, SettingsError, subprocess.CalledProcessError) as error:
+        output.note(f"start-up failed: {error}")
+        return 1
+    finally:
+        # Stopping PostgreSQL takes a moment: a second Ctrl-C must not cut it short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stores.stop()
+        output.note("stopped")
+
+
+async def _supervise(
+    settings: DevRunSettings, urls: StoreUrls, env: Mapping[str, str], output: PrefixedOutput
+) -> int:
+    from paystream.migrations import apply_migrations  # imported only once a database is there
+
+    applied = await apply_migrations(urls.database_url)
+    output.note(f"applied migrations: {', '.join(applied)}" if applied else "schema is up to date")
+
+    stop, force = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            output.note("stopping now")
+            force.set()
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    # Services get SIGTERM, their usual stop signal, should the supervisor die without stopping them.
+    supervisor = Supervisor(settings.services, env, output, preexec_fn=parent_death_signal(signal.SIGTERM))
+    supervisor.start()
+    for line in banner(env, urls):
+        output.note(line)
+    await supervisor.run_until(stop, force, settings.stop_timeout)
+    return 0
+
+
+def banner(env: Mapping[str, str], urls: StoreUrls) -> list[str]:
+    """Where everything listens and how to log in, for the developer at the terminal."""
+    merchant = SeedMerchant()
+    redis_origin = "embedded" if urls.redis_embedded else "from REDIS_URL"
+    postgres_origin = "embedded" if urls.postgres_embedded else "from DATABASE_URL"
+    rows = [
+        ("API", f"http://127.0.0.1:{env['API_PORT']}"),
+        ("Notifier", f"http://127.0.0.1:{env['NOTIFIER_PORT']}"),
+        ("Redis", f"{_hide_password(urls.redis_url)} ({redis_origin})"),
+        ("PostgreSQL", f"{_hide_password(urls.database_url)} ({postgres_origin})"),
+        ("Merchant email", merchant.email),
+        ("API key", merchant.api_key),
+        ("API secret", merchant.api_secret),
+        ("Webhook secret", merchant.webhook_secret),
+        ("Razorpay secret", env["RAZORPAY_WEBHOOK_SECRET"]),
+        ("PAYable key", env["PAYABLE_MERCHANT_KEY"]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return [
+        "Paystream is running; Ctrl-C stops it (test credentials below)",
+        *(f"  {label:<{width}}  {value}" for label, value in rows),
+    ]
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

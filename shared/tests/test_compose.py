@@ -1,0 +1,260 @@
+"""docker-compose.yml and infra/k8s/ run the services `make run` runs, with the same variables.
+
+No Docker engine or YAML library is at hand here, so the files are read with a small loader for the
+block-style YAML they are written in (mappings, lists, JSON-style flow lists, anchors, aliases and
+`<<` merges). It refuses what it does not understand rather than guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paystream.devrun.config import (
+    DEV_DEFAULTS,
+    MIGRATIONS_MODULE,
+    PORT_DEFAULTS,
+    SERVICE_MODULES,
+    service_variable_names,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = {
+    "api": "paystream_api",
+    "payment-processor": "payment_processor",
+    "webhook-dispatcher": "webhook_dispatcher",
+    "notifier": "notifier",
+}
+PORT_VARIABLE = {
+    "paystream_api": "API_PORT",
+    "payment_processor": "PROCESSOR_PORT",
+    "webhook_dispatcher": "DISPATCHER_PORT",
+    "notifier": "NOTIFIER_PORT",
+}
+_KEY = re.compile(r"^(?P<key>[A-Za-z0-9_.<-][^:\s]*):(?:\s+(?P<rest>.*))?$")
+_INTERPOLATION = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
+
+
+class _BlockYaml:
+    """Just enough YAML for our deployment files; unknown syntax is an error, not a guess."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: list[tuple[int, str]] = []
+        for raw in text.splitlines():
+            content = _strip_comment(raw).rstrip()
+            if content.strip():
+                self.lines.append((len(content) - len(content.lstrip(" ")), content.strip()))
+        self.pos = 0
+        self.anchors: dict[str, Any] = {}
+
+    def document(self) -> Any:
+        value = self._block(self.lines[0][0])
+        if self.pos != len(self.lines):
+            raise ValueError(f"unexpected indentation at {self.lines[self.pos][1]!r}")
+        return value
+
+    def _block(self, indent: int) -> Any:
+        if self.lines[self.pos][1].startswith("- "):
+            return self._sequence(indent)
+        return self._mapping(indent)
+
+    def _mapping(self, indent: int) -> dict[str, Any]:
+        entries: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        while self.pos < len(self.lines) and self.lines[self.pos][0] == indent:
+            content = self.lines[self.pos][1]
+            match = _KEY.match(content)
+            if match is None or content.startswith("- "):
+                raise ValueError(f"not a mapping entry: {content!r}")
+            self.pos += 1
+            value = self._value(match["rest"] or "", indent)
+            if match["key"] == "<<":
+                merged.update(value)
+            elif match["key"] in entries:
+                raise ValueError(f"duplicate key {match['key']!r}")
+            else:
+                entries[match["key"]] = value
+        return {**merged, **entries}
+
+    def _sequence(self, indent: int) -> list[Any]:
+        items: list[Any] = []
+        while self.pos < len(self.lines) and self.lines[self.pos][0] == indent:
+            content = self.lines[self.pos][1]
+            if not content.startswith("- "):
+                break
+            rest = content[2:].lstrip()
+            if _KEY.match(rest) and rest[0] not in "\"'[{":
+                # `- key: value` opens a mapping whose keys line up with `key`.
+                column = indent + len(content) - len(rest)
+                self.lines[self.pos] = (column, rest)
+                items.append(self._mapping(column))
+            else:
+                self.pos += 1
+                items.append(self._scalar(rest))
+        return items
+
+    def _value(self, rest: str, indent: int) -> Any:
+        anchor = None
+        if rest.startswith("&"):
+            anchor, _, rest = rest[1:].partition(" ")
+        if rest:
+            value = self._scalar(rest)
+        elif self.pos < len(self.lines) and (
+            self.lines[self.pos][0] > indent
+            or (self.lines[self.pos][0] == indent and self.lines[self.pos][1].startswith("- "))
+        ):
+            value = self._block(self.lines[self.pos][0])
+        else:
+            value = None
+        if anchor:
+            self.anchors[anchor] = value
+        return value
+
+    def _scalar(self, text: str) -> Any:
+        if text.startswith("*"):
+            return self.anchors[text[1:]]
+        if text[0] in '[{"':
+            return json.loads(text)
+        if text[0] == "'":
+            return text[1:-1].replace("''", "'")
+        if text[0] in "|>&!%@`":
+            raise ValueError(f"unsupported YAML: {text!r}")
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        return {"true": True, "false": False, "null": None, "~": None}.get(text, text)
+
+
+def _strip_comment(line: str) -> str:
+    quote = None
+    for index, char in enumerate(line):
+        if quote:
+            if char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
+            return line[:index]
+    return line
+
+
+def load_documents(path: Path) -> list[Any]:
+    documents = re.split(r"(?m)^---\s*$", path.read_text())
+    return [
+        _BlockYaml(text).document()
+        for text in documents
+        if any(_strip_comment(line).strip() for line in text.splitlines())
+    ]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    (document,) = load_documents(ROOT / "docker-compose.yml")
+    assert isinstance(document, dict)
+    return document
+
+
+@pytest.fixture(scope="module")
+def k8s() -> list[dict[str, Any]]:
+    return [doc for path in sorted((ROOT / "infra" / "k8s").glob("*.yaml")) for doc in load_documents(path)]
+
+
+def test_the_loader_reads_anchors_merges_and_flow_lists(tmp_path: Path) -> None:
+    path = tmp_path / "sample.yml"
+    path.write_text(
+        "base: &base\n  a: 1\n  b: 'x # not a comment'\nitem:\n  <<: *base\n  b: two  # comment\n"
+        'list:\n- "p:q"\n- k: v\n  n: [1, "a, b"]\n'
+    )
+    assert load_documents(path) == [
+        {
+            "base": {"a": 1, "b": "x # not a comment"},
+            "item": {"a": 1, "b": "two"},
+            "list": ["p:q", {"k": "v", "n": [1, "a, b"]}],
+        }
+    ]
+
+
+def test_compose_runs_the_devrun_services_and_the_migrations(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    commands = {name: services[name]["command"] for name in APP_SERVICES}
+    assert commands == {name: ["python", "-m", module] for name, module in APP_SERVICES.items()}
+    assert set(APP_SERVICES.values()) == set(SERVICE_MODULES.values())
+    assert services["migrate"]["command"] == ["python", "-m", MIGRATIONS_MODULE]
+
+
+def test_compose_services_get_exactly_the_devrun_variables(compose: dict[str, Any]) -> None:
+    for name in APP_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert set(environment) == service_variable_names(), name
+        for variable, port in PORT_DEFAULTS.items():
+            assert environment[variable] == str(port), variable
+        for variable, default in DEV_DEFAULTS.items():
+            match = _INTERPOLATION.match(environment[variable])
+            assert match is not None, (
+                f"{variable} should be ${{{variable}:-...}} so the shell can override it"
+            )
+            assert (match["name"], match["default"]) == (variable, default)
+
+
+def test_compose_orders_start_up_and_checks_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert services["postgres"]["healthcheck"]["test"][1] == "pg_isready"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name, module in APP_SERVICES.items():
+        service = services[name]
+        assert service["depends_on"] == {
+            "redis": {"condition": "service_healthy"},
+            "postgres": {"condition": "service_healthy"},
+            "migrate": {"condition": "service_completed_successfully"},
+        }
+        port = PORT_DEFAULTS[PORT_VARIABLE[module]]
+        assert service["healthcheck"]["test"][-1] == f"http://127.0.0.1:{port}/health", name
+
+
+def test_compose_can_scale_the_workers(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert not [name for name, service in services.items() if "container_name" in service]
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    assert published == {"api": ["8000:8000"], "notifier": ["8080:8080"]}
+
+
+def test_compose_redis_keeps_an_append_only_file(compose: dict[str, Any]) -> None:
+    redis = compose["services"]["redis"]
+    assert redis["image"].startswith("redis:7")
+    mount = next(volume for volume in redis["volumes"] if volume.startswith("./infra/redis/redis.conf:"))
+    assert mount.split(":")[1] in redis["command"]
+    settings = dict(
+        line.split(None, 1)
+        for line in (ROOT / "infra" / "redis" / "redis.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert settings["appendonly"] == "yes"
+    assert settings["maxmemory-policy"] == "noeviction"
+    assert compose["services"]["postgres"]["image"].startswith("postgres:16")
+
+
+def test_k8s_deploys_the_devrun_services_with_the_devrun_variables(k8s: list[dict[str, Any]]) -> None:
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for document in k8s:
+        by_kind.setdefault(document["kind"], {})[document["metadata"]["name"]] = document
+
+    deployments = by_kind["Deployment"]
+    assert set(deployments) == set(APP_SERVICES)
+    assert set(by_kind["Service"]) == set(APP_SERVICES)
+    for name, module in APP_SERVICES.items():
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["python", "-m", module]
+        assert container["ports"][0]["containerPort"] == PORT_DEFAULTS[PORT_VARIABLE[module]]
+        sources = {next(iter(source.values()))["name"] for source in container["envFrom"]}
+        assert sources == {"paystream-config", "paystream-secrets"}
+
+    (job_container,) = by_kind["Job"]["paystream-migrate"]["spec"]["template"]["spec"]["containers"]
+    assert job_container["command"] == ["python", "-m", MIGRATIONS_MODULE]
+    names = set(by_kind["ConfigMap"]["paystream-config"]["data"])
+    secret_names = set(by_kind["Secret"]["paystream-secrets"]["stringData"])
+    assert not names & secret_names
+    assert names | secret_names == service_variable_names()
