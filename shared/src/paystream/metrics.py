@@ -51,10 +51,13 @@ STREAM_OLDEST_PENDING = Gauge(
     "Age of the group's oldest unacknowledged entry (0 when none)",
     ["group", "stream"],
 )
-STREAM_CONSUMERS = Gauge("paystream_stream_consumers", "Consumers registered in the group", ["group", "stream"])
+STREAM_CONSUMERS = Gauge(
+    "paystream_stream_consumers", "Consumers registered in the group", ["group", "stream"]
+)
 DEAD_LETTERS = Gauge("paystream_dead_letters", "Entries in the stream's dead-letter stream", ["stream"])
 OUTBOX_OLDEST_UNPUBLISHED = Gauge(
-    "paystream_outbox_oldest_unpublished_seconds", "Age of the oldest outbox row not yet published (0 when none)"
+    "paystream_outbox_oldest_unpublished_seconds",
+    "Age of the oldest outbox row not yet published (0 when none)",
 )
 BUS_METRICS_UP = Gauge(
     "paystream_bus_metrics_up", "1 when the last scrape-time read of the source succeeded", ["source"]

@@ -38,6 +38,13 @@ from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 
 log = structlog.get_logger(__name__)
 
+# Redis unreachable, or a command refused (a key of the wrong type, say).
+_REDIS_READ_FAILURES: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, ResponseError)
+_DATABASE_READ_FAILURES: tuple[type[BaseException], ...] = (
+    *DATABASE_UNAVAILABLE_ERRORS,
+    asyncpg.PostgresError,
+)
+
 # The streams of the bus, in the order operators read them.
 BUS_STREAMS: tuple[str, ...] = tuple(stream.value for stream in Stream)
 LAG_COUNT_CAP = 100_000
@@ -48,11 +55,11 @@ local start = ARGV[1]
 local cap = tonumber(ARGV[2])
 local total = 0
 while total < cap do
-  local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', 1000)
+  local want = math.min(1000, cap - total)
+  local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', want)
   local n = #page
-  if n == 0 then break end
   total = total + n
-  if n < 1000 then break end
+  if n < want then break end
   start = '(' .. page[n][1]
 end
 return total
@@ -70,6 +77,14 @@ def parse_entry_id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def is_entry_id(value: str) -> bool:
+    try:
+        parse_entry_id(value)
+    except ValueError:
+        return False
+    return True
+
+
 def entry_ms(entry_id: str) -> int:
     """The millisecond timestamp an auto-generated entry id carries."""
     return parse_entry_id(entry_id)[0]
@@ -85,6 +100,34 @@ async def server_time_ms(redis: aioredis.Redis) -> int:
     """Redis's clock: entry ids carry it, so ages computed against it ignore local clock skew."""
     seconds, micros = await redis.time()
     return int(seconds) * 1000 + int(micros) // 1000
+
+
+# An entry as read from a stream: its id and its fields.
+RawEntry = tuple[str, dict[bytes, bytes]]
+
+
+async def read_entries(
+    redis: aioredis.Redis,
+    stream: str,
+    *,
+    low: str = "-",
+    high: str = "+",
+    count: int = 100,
+    newest_first: bool = False,
+) -> list[RawEntry]:
+    """Entries between `low` and `high` (prefix `(` for exclusive), oldest or newest first."""
+    reply: Any
+    if newest_first:
+        reply = await redis.xrevrange(stream, max=high, min=low, count=count)
+    else:
+        reply = await redis.xrange(stream, min=low, max=high, count=count)
+    return [(text(entry_id), dict(fields)) for entry_id, fields in reply or []]
+
+
+async def read_entry(redis: aioredis.Redis, stream: str, entry_id: str) -> RawEntry | None:
+    """One entry by id; None when it is not (or no longer) on the stream."""
+    entries = await read_entries(redis, stream, low=entry_id, high=entry_id, count=1)
+    return entries[0] if entries else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +360,7 @@ class BusMetrics:
         try:
             async with asyncio.timeout(self._timeout_s):
                 snapshot = await bus_snapshot(redis, lag_cap=self._lag_cap)
-        except (*REDIS_UNAVAILABLE_ERRORS, ResponseError) as exc:
+        except _REDIS_READ_FAILURES as exc:
             log.warning("metrics.bus_read_failed", error=str(exc) or type(exc).__name__)
             for gauge in (STREAM_LENGTH, DEAD_LETTERS, STREAM_LAG, STREAM_PENDING, STREAM_CONSUMERS):
                 gauge.clear()
@@ -351,7 +394,7 @@ class BusMetrics:
                           WHERE published_at IS NULL ORDER BY id LIMIT 1) AS oldest_s""",
                     LAG_COUNT_CAP,
                 )
-        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:
+        except _DATABASE_READ_FAILURES as exc:
             log.warning("metrics.outbox_read_failed", error=str(exc) or type(exc).__name__)
             BUS_METRICS_UP.labels("database").set(0)
             return

@@ -1,10 +1,12 @@
-"""`payctl`: entry point (commands are added by the payctl issue)."""
+"""`payctl` (and `python -m payctl`): the operators' CLI for Paystream's event bus."""
 
 from __future__ import annotations
 
+from payctl.cli import run
+
 
 def main() -> None:
-    raise SystemExit("payctl: not implemented yet")
+    raise SystemExit(run())
 
 
 if __name__ == "__main__":

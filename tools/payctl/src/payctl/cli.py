@@ -1,0 +1,101 @@
+"""The `payctl` command line: parsing, running one command, and turning failures into one line.
+
+Exit codes: 0 done (health: all well); 1 something needs attention (health), or what was asked for
+does not exist or could not be done; 2 Redis or PostgreSQL unreachable, or a usage error; 130
+interrupted (Ctrl-C ends `tail` with 0: that is how it is stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+from redis.exceptions import ResponseError
+
+from payctl.commands import claim, dlq, groups, health, pending, replay, show, streams, tail
+from payctl.context import Context
+from payctl.errors import EXIT_UNAVAILABLE, PayctlError
+from payctl.render import Output
+from payctl.settings import PayctlSettings
+from payctl.stores import DATABASE_CONNECTION_ERRORS, REDIS_CONNECTION_ERRORS, Stores
+from paystream.errors import SettingsError
+
+COMMANDS = (streams, groups, pending, tail, show, dlq, claim, replay, health)
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The common options are accepted before or after the command; SUPPRESS keeps a sub-parser
+    # from overwriting a value given before the command with its default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output, for machines"
+    )
+    common.add_argument("--redis-url", default=argparse.SUPPRESS, help="default: $REDIS_URL")
+    common.add_argument("--database-url", default=argparse.SUPPRESS, help="default: $DATABASE_URL")
+    parser = argparse.ArgumentParser(
+        prog="payctl",
+        description="Paystream's operators' CLI: streams, consumer groups, pending entries, dead letters.",
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    parser.add_argument("--json", action="store_true", default=False, help="JSON output, for machines")
+    parser.add_argument("--redis-url", default=None, help="default: $REDIS_URL")
+    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers, [common])
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = PayctlSettings.from_env(redis_url=args.redis_url, database_url=args.database_url)
+    except SettingsError as exc:
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    out = Output(json_mode=args.json)
+    try:
+        return asyncio.run(_run_command(args, settings, out))
+    except PayctlError as exc:
+        return _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        return 0 if args.command == "tail" else EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`payctl tail | head`): stop quietly, and keep the interpreter's
+        # final flush of stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        if os.environ.get("PAYCTL_DEBUG"):
+            raise
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc} (set PAYCTL_DEBUG=1 for details)", EXIT_INTERNAL
+        )
+
+
+async def _run_command(args: argparse.Namespace, settings: PayctlSettings, out: Output) -> int:
+    stores = Stores(settings)
+    ctx = Context(settings=settings, stores=stores, out=out)
+    try:
+        exit_code: int = await args.handler(args, ctx)
+        return exit_code
+    except REDIS_CONNECTION_ERRORS as exc:
+        stores.redis_unavailable(exc)
+    except DATABASE_CONNECTION_ERRORS as exc:
+        stores.database_unavailable(exc)
+    except ResponseError as exc:
+        raise PayctlError(f"Redis refused a command: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        raise PayctlError(f"PostgreSQL error: {' '.join(str(exc).split())}") from None
+    finally:
+        await stores.close()
+
+
+def _fail(message: str, exit_code: int) -> int:
+    print(f"payctl: {message}", file=sys.stderr)
+    return exit_code

@@ -1,0 +1,1 @@
+"""One module per `payctl` command; each registers its sub-parser and its handler."""

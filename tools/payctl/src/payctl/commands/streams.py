@@ -1,0 +1,73 @@
+"""`payctl streams`: each stream's length, first and last entry with their age, groups and dead letters."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from payctl.context import Context
+from payctl.durations import format_duration
+from payctl.entries import DLQ_SUFFIX
+from payctl.render import table
+from paystream.streaminfo import BUS_STREAMS, entry_age_s, server_time_ms, stream_info, text
+
+
+def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "streams",
+        parents=parents,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="streams with length, first/last entry, groups, dead letters",
+    )
+    parser.add_argument("stream", nargs="*", help="streams to show (default: the bus's streams)")
+    parser.add_argument("--scan", action="store_true", help="also show every other stream key in Redis")
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace, ctx: Context) -> int:
+    redis = await ctx.stores.redis()
+    names: list[str] = list(args.stream or BUS_STREAMS)
+    if args.scan:
+        async for key in redis.scan_iter(_type="STREAM", count=1000):
+            name = text(key)
+            if name not in names and not name.endswith(DLQ_SUFFIX):
+                names.append(name)
+    now_ms = await server_time_ms(redis)
+    streams: list[dict[str, Any]] = []
+    for name in names:
+        info = await stream_info(redis, name)
+        groups = [text(group["name"]) for group in await redis.xinfo_groups(name)] if info.group_count else []
+        streams.append(
+            {
+                "stream": name,
+                "exists": info.exists,
+                "length": info.length,
+                "first_id": info.first_id,
+                "first_age_s": _rounded(entry_age_s(info.first_id, now_ms)),
+                "last_id": info.last_id,
+                "last_age_s": _rounded(entry_age_s(info.last_id, now_ms)),
+                "groups": groups,
+                "dead_letters": int(await redis.xlen(name + DLQ_SUFFIX)),
+            }
+        )
+    rows = [
+        [
+            item["stream"] if item["exists"] else f"{item['stream']} (missing)",
+            item["length"],
+            item["first_id"],
+            format_duration(item["first_age_s"]) if item["first_id"] else "-",
+            item["last_id"],
+            format_duration(item["last_age_s"]) if item["last_id"] else "-",
+            item["dead_letters"],
+            ", ".join(item["groups"]) or "-",
+        ]
+        for item in streams
+    ]
+    headers = ["stream", "length", "first id", "first age", "last id", "last age", "dlq", "groups"]
+    ctx.out.result({"now_ms": now_ms, "streams": streams}, table(headers, rows))
+    return 0
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

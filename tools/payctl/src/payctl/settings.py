@@ -1,0 +1,75 @@
+"""payctl's settings: store URLs and service health URLs, from flags first, then the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from payctl.errors import EXIT_UNAVAILABLE, PayctlError
+from paystream.settings import OutboxSettings
+
+# Service -> (variable naming its port, default port); PAYCTL_<SERVICE>_URL overrides the base URL.
+SERVICE_PORTS: Mapping[str, tuple[str, int]] = {
+    "api": ("API_PORT", 8000),
+    "processor": ("PROCESSOR_PORT", 8081),
+    "dispatcher": ("DISPATCHER_PORT", 8082),
+    "notifier": ("NOTIFIER_PORT", 8080),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PayctlSettings:
+    redis_url: str | None
+    database_url: str | None
+    service_urls: Mapping[str, str]
+    # The approximate cap replays XADD with, the same the outbox relay uses.
+    stream_maxlen: int = 1_000_000
+    # The dispatcher's delivery-log table, when run-time discovery would not find it.
+    deliveries_table: str | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] = os.environ,
+        *,
+        redis_url: str | None = None,
+        database_url: str | None = None,
+    ) -> PayctlSettings:
+        """Raises `paystream.errors.SettingsError` naming a malformed variable."""
+        urls = {}
+        for service, (port_variable, default_port) in SERVICE_PORTS.items():
+            override = environ.get(f"PAYCTL_{service.upper()}_URL")
+            if override:
+                urls[service] = override.rstrip("/")
+            else:
+                port = environ.get(port_variable) or str(default_port)
+                urls[service] = f"http://127.0.0.1:{port}"
+        return cls(
+            redis_url=redis_url or environ.get("REDIS_URL") or None,
+            database_url=database_url or environ.get("DATABASE_URL") or None,
+            service_urls=urls,
+            stream_maxlen=OutboxSettings.from_env(environ).stream_maxlen,
+            deliveries_table=environ.get("PAYCTL_DELIVERIES_TABLE") or None,
+        )
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise PayctlError("REDIS_URL is not set (or pass --redis-url)", exit_code=EXIT_UNAVAILABLE)
+        return self.redis_url
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise PayctlError("DATABASE_URL is not set (or pass --database-url)", exit_code=EXIT_UNAVAILABLE)
+        return self.database_url
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
