@@ -11,9 +11,8 @@ is ever stored.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, Protocol, TypedDict
 
 from paystream.events import Event, EventType
 
@@ -35,6 +34,12 @@ PAYMENT_COLUMNS = (
 REFUND_COLUMNS = (
     "id, merchant_id, payment_id, amount, currency, status, reason, processed_at, created_at, updated_at"
 )
+
+
+class Row(Protocol):
+    """A database row read by column name (an asyncpg Record, or a dict in tests)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 class OrderResource(TypedDict):
@@ -98,7 +103,7 @@ def _optional_timestamp(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
 
 
-def order_resource(row: Mapping[str, Any]) -> OrderResource:
+def order_resource(row: Row) -> OrderResource:
     amount = int(row["amount"])
     amount_paid = int(row["amount_paid"])
     return {
@@ -118,7 +123,7 @@ def order_resource(row: Mapping[str, Any]) -> OrderResource:
     }
 
 
-def payment_resource(row: Mapping[str, Any], *, status: PaymentStatus | None = None) -> PaymentResource:
+def payment_resource(row: Row, *, status: PaymentStatus | None = None) -> PaymentResource:
     """The payment as the API shows it; `status` overrides the row's (the `payment.created` event
     shows the payment as created, in the same transaction that makes it pending)."""
     amount = int(row["amount"])
@@ -149,7 +154,7 @@ def payment_resource(row: Mapping[str, Any], *, status: PaymentStatus | None = N
     }
 
 
-def refund_resource(row: Mapping[str, Any]) -> RefundResource:
+def refund_resource(row: Row) -> RefundResource:
     return {
         "id": row["id"],
         "entity": "refund",

@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from paystream.settings import CommonSettings, Environ, env_int, env_port, env_str
+from paystream.errors import SettingsError
+from paystream.settings import CommonSettings, Environ, env_float, env_int, env_port, env_str
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementSettings:
+    """How API payments and refunds are settled outside test mode (test mode uses
+    TEST_PROCESSING_DELAY and TEST_PAYMENT_SUCCESS instead)."""
+
+    delay_min_ms: int = 5000
+    delay_max_ms: int = 10_000
+    upi_success_rate: float = 0.90
+    card_success_rate: float = 0.95
+    batch_size: int = 500
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> SettlementSettings:
+        settings = cls(
+            delay_min_ms=env_int(environ, "PROCESSING_DELAY_MIN_MS", 5000, maximum=600_000),
+            delay_max_ms=env_int(environ, "PROCESSING_DELAY_MAX_MS", 10_000, maximum=600_000),
+            upi_success_rate=_rate(environ, "UPI_SUCCESS_RATE", 0.90),
+            card_success_rate=_rate(environ, "CARD_SUCCESS_RATE", 0.95),
+            batch_size=env_int(environ, "SETTLEMENT_BATCH_SIZE", 500, minimum=1, maximum=10_000),
+        )
+        if settings.delay_max_ms < settings.delay_min_ms:
+            raise SettingsError("PROCESSING_DELAY_MAX_MS must be at least PROCESSING_DELAY_MIN_MS")
+        return settings
+
+
+def _rate(environ: Environ, name: str, default: float) -> float:
+    value = env_float(environ, name, default)
+    if value > 1.0:
+        raise SettingsError(f"{name} must be between 0 and 1, got {value}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +47,7 @@ class ProcessorSettings:
     port: int
     host: str
     concurrency: int
+    settlement: SettlementSettings = field(default_factory=SettlementSettings)
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ProcessorSettings:
@@ -22,4 +56,5 @@ class ProcessorSettings:
             port=env_port(environ, "PROCESSOR_PORT", 8081),
             host=env_str(environ, "PROCESSOR_HOST", "0.0.0.0"),
             concurrency=env_int(environ, "PROCESSOR_CONCURRENCY", 256, minimum=1, maximum=10_000),
+            settlement=SettlementSettings.from_env(environ),
         )

@@ -1,0 +1,110 @@
+"""`GET /api/v1/test/jobs/status`: the payment processor's queue, from real stream and table state.
+
+- pending: entries on `payment:events` not yet delivered to the `payment-processor` group (its lag);
+- processing: entries delivered but not yet acknowledged (XPENDING), plus payments and refunds the
+  processor has accepted and is settling (pending, with a `process_after` time);
+- completed: successful payments and processed refunds; failed: failed payments and refunds;
+- worker_status: `running` when a consumer of the group has talked to Redis within the last
+  `WORKER_IDLE_LIMIT_MS` (a live consumer polls every second), else `stopped`.
+
+It is a test endpoint: served only when TEST_MODE is on (404 otherwise, as if absent), and then
+without merchant credentials, since its figures are global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+from redis.exceptions import ResponseError
+
+from paystream.errors import NotFoundError, ServiceUnavailableError
+from paystream.events import Stream
+from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+from paystream.web import POOL, REDIS, json_response
+from paystream_api.keys import SETTINGS
+
+PROCESSOR_GROUP = "payment-processor"
+WORKER_IDLE_LIMIT_MS = 10_000
+# Redis before 7 reports no lag: count undelivered entries page by page, up to this many.
+LAG_COUNT_CAP = 100_000
+LAG_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    undelivered: int
+    unacknowledged: int
+    worker_running: bool
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _count_after(redis: aioredis.Redis, stream: str, last_delivered: str) -> int:
+    count, cursor = 0, last_delivered
+    while count < LAG_COUNT_CAP:
+        entries = await redis.xrange(stream, min=f"({cursor}", max="+", count=LAG_PAGE) or []
+        count += len(entries)
+        if len(entries) < LAG_PAGE:
+            break
+        cursor = _text(entries[-1][0])
+    return count
+
+
+async def group_state(redis: aioredis.Redis, stream: str = Stream.PAYMENT_EVENTS) -> GroupState:
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no stream yet
+        return GroupState(undelivered=0, unacknowledged=0, worker_running=False)
+    group = next((g for g in groups if _text(g["name"]) == PROCESSOR_GROUP), None)
+    if group is None:
+        return GroupState(undelivered=int(await redis.xlen(stream)), unacknowledged=0, worker_running=False)
+    lag = group.get("lag")
+    if lag is None:
+        lag = await _count_after(redis, stream, _text(group["last-delivered-id"]))
+    consumers = await redis.xinfo_consumers(stream, PROCESSOR_GROUP)
+    running = any(int(consumer["idle"]) < WORKER_IDLE_LIMIT_MS for consumer in consumers)
+    return GroupState(undelivered=int(lag), unacknowledged=int(group["pending"]), worker_running=running)
+
+
+async def table_counts(pool: asyncpg.Pool) -> asyncpg.Record:
+    row: asyncpg.Record | None = await pool.fetchrow(
+        """SELECT
+             (SELECT count(*) FROM payments WHERE status = 'pending' AND process_after IS NOT NULL)
+           + (SELECT count(*) FROM refunds WHERE status = 'pending' AND process_after IS NOT NULL)
+               AS settling,
+             (SELECT count(*) FROM payments WHERE status = 'success')
+           + (SELECT count(*) FROM refunds WHERE status = 'processed') AS completed,
+             (SELECT count(*) FROM payments WHERE status = 'failed')
+           + (SELECT count(*) FROM refunds WHERE status = 'failed') AS failed"""
+    )
+    assert row is not None
+    return row
+
+
+async def jobs_status(request: web.Request) -> web.Response:
+    if not request.app[SETTINGS].common.test_mode.enabled:
+        raise NotFoundError("not found")
+    counts = await table_counts(request.app[POOL])
+    try:
+        state = await group_state(request.app[REDIS])
+    except REDIS_UNAVAILABLE_ERRORS:
+        raise ServiceUnavailableError("the event bus is unavailable; retry shortly") from None
+    return json_response(
+        {
+            "pending": state.undelivered,
+            "processing": state.unacknowledged + counts["settling"],
+            "completed": counts["completed"],
+            "failed": counts["failed"],
+            "worker_status": "running" if state.worker_running else "stopped",
+        }
+    )
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/test/jobs/status", jobs_status)
