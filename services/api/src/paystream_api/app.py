@@ -11,6 +11,7 @@ from paystream.migrations import apply_migrations
 from paystream.service import outbox_relay
 from paystream.web import COMMON_SETTINGS, POOL, SERVICE_NAME, error_middleware, stores
 from paystream_api.keys import SETTINGS
+from paystream_api.provider_webhooks import seed_test_provider_accounts
 from paystream_api.routes import setup_routes
 from paystream_api.seed import seed_test_merchant
 from paystream_api.settings import ApiSettings
@@ -29,6 +30,7 @@ async def migrate_and_seed(app: web.Application) -> AsyncIterator[None]:
     if settings.seed_test_data:
         async with app[POOL].acquire() as conn, conn.transaction():
             await seed_test_merchant(conn)
+            await seed_test_provider_accounts(conn, settings)
     yield
 
 

@@ -10,15 +10,16 @@ from payment_processor.settings import ProcessorSettings
 from paystream.consumer import ConsumerConfig, Handler, HandlerRegistry
 from paystream.events import Stream
 from paystream.service import outbox_relay, stream_consumer
-from paystream.web import COMMON_SETTINGS, SERVICE_NAME, add_ops_routes, error_middleware, stores
+from paystream.web import COMMON_SETTINGS, POOL, SERVICE_NAME, add_ops_routes, error_middleware, stores
 
 GROUP = "payment-processor"
 
 
-def build_handler(_app: web.Application) -> Handler:
+def build_handler(app: web.Application) -> Handler:
     registry = HandlerRegistry()
-    registry.merge(payments.registry)
+    registry.merge(payments.build_registry(app))
     registry.merge(provider_events.registry)
+    provider_events.bind(app[POOL])
     return registry
 
 
@@ -29,11 +30,15 @@ def create_app(settings: ProcessorSettings) -> web.Application:
     app[COMMON_SETTINGS] = settings.common
     app.cleanup_ctx.append(stores)
     app.cleanup_ctx.append(outbox_relay())
+    app.cleanup_ctx.append(payments.settlement_scheduler())
     config = ConsumerConfig(
         group=GROUP,
-        streams=(Stream.PROVIDER_EVENTS_PRIORITY, Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS),
+        streams=(Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS),
         concurrency=settings.concurrency,
     )
     app.cleanup_ctx.append(stream_consumer(config, build_handler))
+    # Dispute and downtime events: a consumer of their own, so a backlog on the other streams never
+    # takes the slots they need (see provider_events for the database side of that priority).
+    app.cleanup_ctx.append(stream_consumer(provider_events.PRIORITY_CONSUMER, provider_events.build_handler))
     add_ops_routes(app)
     return app

@@ -1,9 +1,0 @@
-"""Inbound provider webhooks: Razorpay and PAYable IPG (issue 5)."""
-
-from __future__ import annotations
-
-from aiohttp import web
-
-
-def setup_routes(app: web.Application) -> None:
-    """Registers this feature's routes (filled in by its issue)."""

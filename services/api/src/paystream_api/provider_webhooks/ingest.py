@@ -1,0 +1,247 @@
+"""Durable ingest of verified provider webhooks, with group commit.
+
+A request hands its `IngestRecord` to the `IngestWriter` and waits; it is answered only after the
+statement holding its row has committed. Each of the writer's tasks takes everything queued at that
+moment (up to `max_batch`) and stores it with ONE statement (one round trip, one implicit
+transaction):
+
+    INSERT INTO provider_events ... ON CONFLICT (provider, event_id) DO NOTHING RETURNING ...
+    + the outbox rows of the events that were new
+
+so a provider's retry, or ten concurrent copies of one event, yield one row and one outbox entry,
+and every copy is answered 200. Under load, requests that arrive while commits are in flight share
+the next one, so a commit (a WAL flush, a round trip) is paid per batch rather than per request; at
+low load a batch is a single request and waits for nothing.
+
+Rows are inserted in key order so that two batches holding the same keys lock them in the same
+order and never deadlock. A batch that fails for a reason other than the database being
+unreachable is retried one record at a time, so one poisonous record cannot fail its neighbours.
+The queue is bounded: past `max_queued` waiting records a request is answered 503 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.errors import ServiceUnavailableError
+from paystream.events import Event, EventType
+from paystream.logging import get_logger
+from paystream_api.provider_webhooks.metrics import INGEST_BATCH_SIZE, INGEST_STORE_SECONDS
+
+log = get_logger(__name__)
+
+DEFAULT_MAX_BATCH = 256
+DEFAULT_WRITERS = 4
+# Past this many waiting records, a request is answered 503 at once (the provider retries later)
+# rather than queued behind a database that is not keeping up.
+DEFAULT_MAX_QUEUED = 10_000
+# A batch not stored within this long fails its requests with 503. Its rows may still commit; the
+# provider's retry then finds them (a duplicate, answered 200).
+STORE_TIMEOUT_S = 10.0
+
+RECEIVED = "received"
+REJECTED = "rejected"
+
+# One statement, so one round trip and one implicit transaction: the events, and the outbox rows of
+# those that are new. The outbox columns are those `paystream.outbox.enqueue` writes; the statement
+# trigger on `outbox` wakes the relays as usual.
+STORE_BATCH = """
+WITH incoming AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[], $8::text[], $9::text[], $10::text[], $11::uuid[], $12::bytea[])
+        AS i(provider, event_id, type, provider_account_id, account_id, merchant_id,
+             payload, status, reason, stream, envelope_id, envelope)
+), stored AS (
+    INSERT INTO provider_events
+        (provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason)
+    SELECT provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason
+    FROM incoming
+    ORDER BY provider, event_id
+    ON CONFLICT (provider, event_id) DO NOTHING
+    RETURNING provider, event_id
+), queued AS (
+    INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload)
+    SELECT i.envelope_id, i.stream, 'provider_event.received', i.merchant_id, i.envelope
+    FROM incoming i JOIN stored s USING (provider, event_id)
+    WHERE i.stream IS NOT NULL
+)
+SELECT provider, event_id FROM stored
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRecord:
+    """One verified webhook, ready to store. `stream` is where its processing is queued (None for a
+    rejected event: there is nothing to process)."""
+
+    provider: str
+    event_id: str
+    event_type: str
+    merchant_id: str
+    provider_account_id: str
+    account_id: str | None
+    payload: str
+    status: str = RECEIVED
+    reason: str | None = None
+    stream: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.provider, self.event_id)
+
+    def processing_event(self) -> Event:
+        """The outbox entry that asks the payment processor to handle this row."""
+        return Event(
+            type=EventType.PROVIDER_EVENT_RECEIVED,
+            merchant_id=self.merchant_id,
+            data={"provider": self.provider, "event_id": self.event_id, "type": self.event_type},
+        )
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: IngestRecord
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
+
+
+class IngestWriter:
+    """Stores records in batched transactions; `submit()` returns once its record is durable."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        writers: int = DEFAULT_WRITERS,
+        max_queued: int = DEFAULT_MAX_QUEUED,
+    ) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._max_queued = max_queued
+        self._writer_count = writers
+        self._queue: asyncio.Queue[tuple[IngestRecord, asyncio.Future[bool]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name=f"provider-ingest-{n}")
+            for n in range(self._writer_count)
+        ]
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Refuse new records, store what is queued (within `grace_s`), then stop the writers."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await self._queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():
+            _record, waiter = self._queue.get_nowait()
+            if not waiter.done():
+                waiter.set_exception(ServiceUnavailableError("shutting down; retry shortly"))
+
+    async def submit(self, record: IngestRecord) -> bool:
+        """Store `record`; True when it is new, False when it was stored before (a duplicate).
+        Raises ServiceUnavailableError (503) when it cannot be stored now."""
+        if self._closed:
+            raise ServiceUnavailableError("shutting down; retry shortly")
+        if self._queue.qsize() >= self._max_queued:
+            raise ServiceUnavailableError("too many webhooks waiting to be stored; retry shortly")
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((record, waiter))
+        try:
+            # No timer per request: the writer bounds each batch's store with STORE_TIMEOUT_S and
+            # the queue is bounded, so a waiter is always settled within a bounded time.
+            return await waiter
+        finally:
+            if not waiter.done():  # abandoned (the request was cancelled): the writer settles it
+                waiter.add_done_callback(_retrieve)
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[tuple[IngestRecord, asyncio.Future[bool]]]) -> None:
+        pending: dict[tuple[str, str], _Pending] = {}
+        for record, waiter in batch:
+            pending.setdefault(record.key, _Pending(record)).waiters.append(waiter)
+        ordered = [pending[key] for key in sorted(pending)]
+        INGEST_BATCH_SIZE.observe(len(batch))
+        try:
+            with INGEST_STORE_SECONDS.time():
+                inserted = await self._store([item.record for item in ordered])
+        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.exceptions.CannotConnectNowError) as exc:  # type: ignore[misc]
+            # TimeoutError is among these: a store that took too long.
+            log.warning("provider_ingest.database_unavailable", error=str(exc), batch=len(batch))
+            _fail(ordered, ServiceUnavailableError("the database is unavailable; retry shortly"))
+            return
+        except asyncpg.PostgresError as exc:
+            if len(ordered) == 1:
+                log.error("provider_ingest.store_failed", error=str(exc), provider=ordered[0].record.provider)
+                _fail(ordered, ServiceUnavailableError("the event could not be stored; retry shortly"))
+                return
+            # Find the one that fails: store the others one by one.
+            for item in ordered:
+                await self._write([(item.record, waiter) for waiter in item.waiters])
+            return
+        except asyncio.CancelledError:
+            _fail(ordered, ServiceUnavailableError("shutting down; retry shortly"))
+            raise
+        for item in ordered:
+            is_new = item.record.key in inserted
+            for waiter in item.waiters:
+                if not waiter.done():
+                    waiter.set_result(is_new)
+                    is_new = False  # the other copies in this batch are duplicates of the first
+
+    async def _store(self, records: list[IngestRecord]) -> set[tuple[str, str]]:
+        envelopes = [record.processing_event() for record in records]
+        async with asyncio.timeout(STORE_TIMEOUT_S), self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                STORE_BATCH,
+                [r.provider for r in records],
+                [r.event_id for r in records],
+                [r.event_type for r in records],
+                [r.provider_account_id for r in records],
+                [r.account_id for r in records],
+                [r.merchant_id for r in records],
+                [r.payload for r in records],
+                [r.status for r in records],
+                [r.reason for r in records],
+                [r.stream for r in records],
+                [envelope.id for envelope in envelopes],
+                [envelope.encode() for envelope in envelopes],
+            )
+        return {(row["provider"], row["event_id"]) for row in rows}
+
+
+def _fail(items: list[_Pending], error: Exception) -> None:
+    for item in items:
+        for waiter in item.waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
+
+
+def _retrieve(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.cancelled():
+        waiter.exception()  # mark an abandoned waiter's error as seen

@@ -1,0 +1,152 @@
+"""PAYable IPG notifications: a transaction's outcome, and a saved card on tokenization.
+
+`statusCode` 1 with `statusMessage` SUCCESS is a successful transaction; anything else failed, with
+its code and message. A transaction ranks `failed` < `success`: a late failure notice never undoes a
+success. With `paymentType` 3 a success also saves the card token (masked data only) and emits
+`token.saved` when the token is new. The salon is `<digits>` of a `customerRefNo` of the form
+`SALON<digits>` (so `SALON42` is salon "42"); any other reference means no salon, never a default.
+Amounts arrive in major units ("1500.00") and are kept in minor units (150000), two decimals.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from payment_processor.provider_events.fields import text
+from payment_processor.provider_events.payments import PAYMENTS, emit_payment_change
+from payment_processor.provider_events.transitions import advance
+from payment_processor.provider_events.work import Rejected, Work
+from paystream.events import EventType
+
+PAYABLE_STATUS = {"failed": 10, "success": 30}
+TOKENIZATION_PAYMENT_TYPE = "3"
+SALON_REFERENCE = re.compile(r"SALON(\d{1,18})", re.IGNORECASE)
+UNMASKED_PAN = re.compile(r"\d{12,}")
+MINOR_UNITS = Decimal(100)
+
+
+def salon_from_reference(customer_ref: Any) -> str | None:
+    """`SALON42` -> "42"; anything else -> None."""
+    if not isinstance(customer_ref, str):
+        return None
+    match = SALON_REFERENCE.fullmatch(customer_ref.strip())
+    return match.group(1) if match else None
+
+
+def minor_units(amount: Any) -> int:
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise Rejected(f"payableAmount {amount!r} is not an amount") from None
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
+        raise Rejected(f"payableAmount {amount!r} is not a positive amount with at most two decimals")
+    return int(value * MINOR_UNITS)
+
+
+def masked(value: Any) -> str | None:
+    """A card number as PAYable masks it; re-masked to the last four digits if it ever is not."""
+    shown = text(value)
+    if shown is None:
+        return None
+    if UNMASKED_PAN.search(re.sub(r"[\s-]", "", shown)):
+        digits = re.sub(r"\D", "", shown)
+        return "*" * (len(digits) - 4) + digits[-4:]
+    return shown
+
+
+def _code(value: Any) -> str:
+    return str(value).strip() if value is not None else ""
+
+
+async def handle_notification(work: Work) -> None:
+    note: Mapping[str, Any] = work.event.payload
+    transaction_id = text(note.get("payableTransactionId"))
+    invoice_no = text(note.get("invoiceNo"))
+    if transaction_id is None or invoice_no is None:
+        raise Rejected("payableTransactionId and invoiceNo are required")
+    success = _code(note.get("statusCode")) == "1" and _code(note.get("statusMessage")).upper() == "SUCCESS"
+    status = "success" if success else "failed"
+    card_number = masked(note.get("cardNumber"))
+    scheme = text(note.get("paymentScheme"))
+    last4 = re.sub(r"\D", "", card_number or "")[-4:] or None
+    transition = await advance(
+        work,
+        PAYMENTS,
+        transaction_id,
+        status=status,
+        rank=PAYABLE_STATUS[status],
+        columns={
+            "provider_status": _code(note.get("statusMessage")) or _code(note.get("statusCode")),
+            "invoice_key": invoice_no,
+            "salon_id": salon_from_reference(note.get("customerRefNo")),
+            "order_id": invoice_no,
+            "invoice_id": invoice_no,
+            "amount": minor_units(note.get("payableAmount")),
+            "currency": text(note.get("payableCurrency")),
+            "method": "card" if card_number else text(note.get("paymentMethod")),
+            "captured": success,
+            "error_code": None if success else _code(note.get("statusCode")),
+            "error_description": None if success else text(note.get("statusMessage")),
+            "entity": {
+                "payableOrderId": text(note.get("payableOrderId")),
+                "payableTransactionId": transaction_id,
+                "paymentType": text(note.get("paymentType")),
+                "paymentMethod": text(note.get("paymentMethod")),
+                "card": {"network": scheme, "last4": last4, "name": text(note.get("cardHolderName"))},
+                "customerRefNo": text(note.get("customerRefNo")),
+                "customerId": text(note.get("customerId")),
+                "custom1": text(note.get("custom1")),
+                "custom2": text(note.get("custom2")),
+            },
+        },
+    )
+    await emit_payment_change(work, transition)
+    if success and _code(note.get("paymentType")) == TOKENIZATION_PAYMENT_TYPE:
+        await save_token(work, note, transition.row["salon_id"], invoice_no)
+
+
+async def save_token(work: Work, note: Mapping[str, Any], salon_id: str | None, invoice_no: str) -> None:
+    token = note.get("token")
+    token_id = text(token.get("tokenId")) if isinstance(token, Mapping) else None
+    if not isinstance(token, Mapping) or token_id is None:
+        work.note("tokenization succeeded without a token object; no card saved")
+        return
+    saved = {
+        "masked_card_no": masked(token.get("maskedCardNo")) or masked(note.get("cardNumber")),
+        "expiry": text(token.get("exp")),
+        "scheme": text(note.get("paymentScheme")),
+        "holder_name": text(note.get("cardHolderName")),
+        "nickname": text(token.get("nickname")),
+        "default_card": token.get("defaultCard") in (True, 1, "1", "true", "TRUE", "True"),
+        "reference": text(token.get("reference")),
+        "customer_id": text(note.get("customerId")),
+    }
+    inserted = await work.conn.fetchval(
+        """INSERT INTO saved_card_tokens
+               (provider, token_id, merchant_id, salon_id, customer_id, masked_card_no, expiry, scheme,
+                holder_name, nickname, default_card, reference)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           ON CONFLICT (provider, token_id) DO UPDATE SET
+               masked_card_no = EXCLUDED.masked_card_no, expiry = EXCLUDED.expiry,
+               nickname = EXCLUDED.nickname, default_card = EXCLUDED.default_card, updated_at = now()
+           RETURNING (xmax = 0)""",
+        work.event.provider,
+        token_id,
+        work.event.merchant_id,
+        salon_id,
+        saved["customer_id"],
+        saved["masked_card_no"],
+        saved["expiry"],
+        saved["scheme"],
+        saved["holder_name"],
+        saved["nickname"],
+        saved["default_card"],
+        saved["reference"],
+    )
+    if not inserted:
+        return
+    work.change("saved_card", str(saved["masked_card_no"] or ""), None, "saved")
+    await work.emit(EventType.TOKEN_SAVED, {"token": saved}, invoice_id=invoice_no, salon_id=salon_id)

@@ -1,0 +1,84 @@
+"""What a provider event handler works with: the stored event, its transaction, and what it did.
+
+A handler reads `work.event`, changes typed tables through `work.conn` (inside the transaction that
+also claims the event and settles its row), notes each state change with `work.change()` for the
+audit row, and emits domain events with `work.emit()`; they are enqueued on `payment:events` in the
+same transaction. A handler that finds the event unusable raises `Rejected`: the event is stored as
+`rejected` with the reason, which is final (retrying cannot help).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from paystream.events import Event, EventType
+from paystream.invoices import record_invoice_owner
+
+# A connection, whether from a pool or not.
+DbConnection = asyncpg.Connection | PoolConnectionProxy
+
+
+class Rejected(Exception):
+    """The event lacks what its handler needs; `reason` says what."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A `provider_events` row, its payload parsed."""
+
+    provider: str
+    event_id: str
+    type: str
+    merchant_id: str
+    account_id: str | None
+    payload: Mapping[str, Any]
+    received_at: datetime
+    occurred_at: datetime
+    """The provider's own time for the event (Razorpay `created_at`), else when we received it."""
+
+
+@dataclass(slots=True)
+class Work:
+    conn: DbConnection
+    event: StoredEvent
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    emitted: list[Event] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def change(self, entity: str, entity_id: str, before: str | None, after: str) -> None:
+        self.changes.append({"entity": entity, "id": entity_id, "from": before, "to": after})
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    async def emit(
+        self,
+        event_type: EventType,
+        data: Mapping[str, Any],
+        *,
+        invoice_id: str | None,
+        salon_id: str | None,
+    ) -> None:
+        """Queue a domain event for `payment:events`; record who owns its invoice in this transaction."""
+        merchant_id = self.event.merchant_id
+        if invoice_id:
+            await record_invoice_owner(self.conn, merchant_id, invoice_id, salon_id)
+        self.emitted.append(
+            Event(
+                type=event_type,
+                merchant_id=merchant_id,
+                data=data,
+                invoice_id=invoice_id,
+                salon_id=salon_id,
+            )
+        )

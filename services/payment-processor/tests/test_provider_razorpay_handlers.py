@@ -1,0 +1,299 @@
+"""Razorpay event handlers against a real PostgreSQL: typed tables, forward-only state, audit rows,
+domain events on `payment:events`, exactly-once per envelope.
+
+Each test stores events as the API does (a `provider_events` row, payload as sent) and runs the
+processor's handling of the envelope that the API queues with it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+
+from payment_processor import provider_events
+from paystream.events import Event, EventType
+
+MERCHANT = "mer_test0000000001"
+PAYMENT = "pay_29QQoUBi66xm2f"
+ORDER = "order_9A33XWu170gUtm"
+
+
+def _load_payloads() -> ModuleType:
+    """The API suite's payload fixtures (tests run with --import-mode=importlib)."""
+    name = "paystream_test_provider_payloads"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "api" / "tests" / "provider_payloads" / "__init__.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+payloads = _load_payloads()
+
+
+async def store(pool: asyncpg.Pool, document: Any, event_id: str, provider: str = "razorpay") -> Event:
+    """What the API commits for a verified webhook: the row, and the envelope that names it."""
+    event_type = document.get("event", "unknown") if isinstance(document, dict) else "unknown"
+    await pool.execute(
+        """INSERT INTO provider_events (provider, event_id, type, provider_account_id, account_id, merchant_id, payload)
+           VALUES ($1, $2, $3, 'pacc_test_razorpay', $4, $5, $6)""",
+        provider,
+        event_id,
+        event_type,
+        document.get("account_id") if isinstance(document, dict) else None,
+        MERCHANT,
+        orjson.dumps(document).decode(),
+    )
+    return Event(
+        type=EventType.PROVIDER_EVENT_RECEIVED,
+        merchant_id=MERCHANT,
+        data={"provider": provider, "event_id": event_id, "type": event_type},
+    )
+
+
+async def deliver(pool: asyncpg.Pool, event_type: str, event_id: str, **top_level: Any) -> Event:
+    envelope = await store(pool, payloads.razorpay(event_type, **top_level), event_id)
+    await provider_events.process(pool, envelope, "razorpay", event_id)
+    return envelope
+
+
+async def domain_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    rows = await pool.fetch("SELECT payload FROM outbox WHERE stream = 'payment:events' ORDER BY id")
+    return [orjson.loads(row["payload"]) for row in rows]
+
+
+async def event_status(pool: asyncpg.Pool, event_id: str) -> tuple[str, str | None]:
+    row = await pool.fetchrow("SELECT status, reason FROM provider_events WHERE event_id = $1", event_id)
+    return row["status"], row["reason"]
+
+
+@pytest.fixture
+async def pool(clean_db: str, db_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return db_pool
+
+
+async def test_every_event_type_has_a_handler_and_is_processed_with_an_audit_row(pool: asyncpg.Pool) -> None:
+    for n, event_type in enumerate(payloads.RAZORPAY_EVENT_TYPES):
+        await deliver(pool, event_type, f"evt_all_{n:03d}")
+        status, reason = await event_status(pool, f"evt_all_{n:03d}")
+        assert (status, reason) == ("processed", None), event_type
+    audit = await pool.fetch("SELECT event_type, outcome FROM provider_event_audit")
+    assert sorted(row["event_type"] for row in audit) == payloads.RAZORPAY_EVENT_TYPES
+    assert {row["outcome"] for row in audit} == {"processed"}
+    counts = {
+        table: await pool.fetchval(f"SELECT count(*) FROM {table}")
+        for table in (
+            "provider_payments",
+            "provider_orders",
+            "provider_refunds",
+            "disputes",
+            "downtime_events",
+            "invoices",
+            "payment_links",
+            "fund_account_validations",
+            "account_events",
+        )
+    }
+    assert all(counts.values()), counts
+    # Bank account numbers are not copied out of the validation payload.
+    entity = await pool.fetchval("SELECT entity::text FROM fund_account_validations")
+    assert "765432123456789" not in entity
+
+
+async def test_a_payment_authorized_then_captured_emits_authorized_then_success(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.authorized", "evt_auth")
+    await deliver(pool, "payment.captured", "evt_capt")
+    events = await domain_events(pool)
+    assert [e["type"] for e in events] == ["payment.authorized", "payment.success"]
+    success = events[1]
+    assert success["merchant_id"] == MERCHANT
+    assert success["invoice_id"] == ORDER
+    assert success["salon_id"] == "42"
+    payment = success["data"]["payment"]
+    assert payment["id"] == PAYMENT
+    assert payment["status"] == "success"
+    assert payment["provider_status"] == "captured"
+    assert payment["amount"] == 50000
+    assert payment["currency"] == "INR"
+    assert payment["captured"] is True
+    assert payment["order_id"] == ORDER
+    assert payment["card_network"] == "visa"
+    assert payment["card_last4"] == "1111"
+    assert events[0]["data"]["payment"]["status"] == "pending"
+    owner = await pool.fetchrow("SELECT * FROM invoice_owners WHERE invoice_id = $1", ORDER)
+    assert (owner["merchant_id"], owner["salon_id"]) == (MERCHANT, "42")
+    row = await pool.fetchrow("SELECT status, provider_status, status_rank FROM provider_payments")
+    assert tuple(row) == ("success", "captured", 30)
+
+
+async def test_captured_before_authorized_stays_captured(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.captured", "evt_capt")
+    await deliver(pool, "payment.authorized", "evt_auth_late")
+    row = await pool.fetchrow(
+        "SELECT status, provider_status FROM provider_payments WHERE payment_id = $1", PAYMENT
+    )
+    assert tuple(row) == ("success", "captured")
+    assert [e["type"] for e in await domain_events(pool)] == ["payment.success"]
+    assert await event_status(pool, "evt_auth_late") == ("processed", None)
+    audit = await pool.fetchrow(
+        "SELECT changes, emitted FROM provider_event_audit WHERE event_id = 'evt_auth_late'"
+    )
+    assert audit["changes"] == [] and audit["emitted"] == []
+
+
+async def test_a_failed_payment_emits_payment_failed_with_the_error(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.failed", "evt_fail")
+    [event] = await domain_events(pool)
+    assert event["type"] == "payment.failed"
+    assert event["invoice_id"] == "order_9A33XWu170gUtn"
+    payment = event["data"]["payment"]
+    assert payment["status"] == "failed"
+    assert payment["error_code"] == "BAD_REQUEST_ERROR"
+    assert payment["error_description"] == "Payment failed due to incorrect card details"
+
+
+async def test_the_same_state_reported_twice_emits_once(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.captured", "evt_capt_1")
+    await deliver(pool, "payment.captured", "evt_capt_2")  # another event id, same news
+    await deliver(pool, "order.paid", "evt_order_paid")  # carries the captured payment too
+    assert [e["type"] for e in await domain_events(pool)] == ["payment.success", "order.paid"]
+
+
+async def test_a_redelivered_envelope_changes_nothing(pool: asyncpg.Pool) -> None:
+    envelope = await deliver(pool, "payment.captured", "evt_once")
+    await provider_events.process(pool, envelope, "razorpay", "evt_once")
+    await provider_events.process(pool, envelope, "razorpay", "evt_once")
+    assert len(await domain_events(pool)) == 1
+    assert await pool.fetchval("SELECT count(*) FROM provider_event_audit") == 1
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_a_won_dispute_is_not_reopened_by_a_late_created(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.dispute.won", "evt_won")
+    await deliver(pool, "payment.dispute.created", "evt_created_late")
+    await deliver(pool, "payment.dispute.under_review", "evt_review_late")
+    row = await pool.fetchrow("SELECT status, status_rank, payment_id FROM disputes")
+    assert tuple(row) == ("won", 30, PAYMENT)
+    events = await domain_events(pool)
+    assert [e["type"] for e in events] == ["payment.success", "payment.dispute.won"]
+    dispute = events[1]
+    assert dispute["data"]["dispute"]["id"] == "disp_AHfqOvkldwsbqt"
+    assert dispute["data"]["dispute"]["status"] == "won"
+    assert dispute["invoice_id"] == ORDER and dispute["salon_id"] == "42"
+
+
+async def test_a_dispute_moves_through_its_stages_in_time_order(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.dispute.created", "evt_d1")
+    await deliver(pool, "payment.dispute.under_review", "evt_d3")  # created_at T+7200
+    await deliver(pool, "payment.dispute.action_required", "evt_d2")  # older (T+5400): no change
+    assert await pool.fetchval("SELECT status FROM disputes") == "under_review"
+    await deliver(pool, "payment.dispute.lost", "evt_d4")
+    await deliver(pool, "payment.dispute.won", "evt_d5")  # final stays final
+    assert await pool.fetchval("SELECT status FROM disputes") == "lost"
+    types = [e["type"] for e in await domain_events(pool) if e["type"].startswith("payment.dispute")]
+    assert types == ["payment.dispute.created", "payment.dispute.under_review", "payment.dispute.lost"]
+
+
+async def test_refunds_move_forward_and_emit_refund_events(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.captured", "evt_capt")
+    await deliver(pool, "refund.created", "evt_r1")
+    await deliver(pool, "refund.speed_changed", "evt_r2")
+    await deliver(pool, "refund.processed", "evt_r3")
+    assert await pool.fetchval("SELECT amount_refunded FROM provider_payments") == 20000
+    await deliver(pool, "refund.failed", "evt_r4")  # processed is final
+    refund = await pool.fetchrow("SELECT * FROM provider_refunds")
+    assert (refund["status"], refund["speed_processed"]) == ("processed", "normal")
+    events = [e for e in await domain_events(pool) if e["type"].startswith("refund.")]
+    assert [e["type"] for e in events] == ["refund.created", "refund.speed_changed", "refund.processed"]
+    assert events[1]["data"]["refund"]["speed_processed"] == "instant"
+    processed = events[2]
+    assert processed["invoice_id"] == ORDER and processed["salon_id"] == "42"
+    assert processed["data"]["refund"]["amount"] == 20000
+    assert processed["data"]["refund"]["payment_id"] == PAYMENT
+    assert processed["data"]["refund"]["status"] == "processed"
+
+
+async def test_order_invoice_and_link_events(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "order.paid", "evt_o1")
+    await deliver(pool, "order.notification.delivered", "evt_o2")
+    assert tuple(await pool.fetchrow("SELECT status, notification_status FROM provider_orders")) == (
+        "paid",
+        "delivered",
+    )
+    await deliver(pool, "invoice.partially_paid", "evt_i1")
+    await deliver(pool, "invoice.paid", "evt_i2")
+    await deliver(pool, "invoice.expired", "evt_i3")  # paid stands
+    assert await pool.fetchval("SELECT status FROM invoices") == "paid"
+    await deliver(pool, "payment_link.partially_paid", "evt_l1")
+    await deliver(pool, "payment_link.cancelled", "evt_l2")
+    await deliver(pool, "payment_link.paid", "evt_l3")  # money that arrived counts over a cancel
+    assert await pool.fetchval("SELECT status FROM payment_links") == "paid"
+    events = await domain_events(pool)
+    types = [e["type"] for e in events]
+    assert types == [
+        "payment.success",
+        "order.paid",
+        "payment.success",
+        "invoice.partially_paid",
+        "invoice.paid",
+        "payment.success",
+        "payment_link.partially_paid",
+        "payment_link.cancelled",
+        "payment_link.paid",
+    ]
+    invoice_paid = events[4]
+    assert invoice_paid["invoice_id"] == "inv_DAweOiQ7amIUVd"
+    assert invoice_paid["data"]["invoice"]["status"] == "paid"
+    assert invoice_paid["data"]["payment"]["id"] == "pay_DAwmpIvMJyXRrr"
+    assert events[2]["invoice_id"] == "inv_DAweOiQ7amIUVd"  # the invoice's payment names the invoice
+    assert events[8]["invoice_id"] == "order_ERgiiUlAxvJSaL"
+
+
+async def test_downtime_moves_to_resolved_and_emits_nothing(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.downtime.resolved", "evt_dt3")
+    await deliver(pool, "payment.downtime.started", "evt_dt1")
+    await deliver(pool, "payment.downtime.updated", "evt_dt2")
+    row = await pool.fetchrow("SELECT status, method, severity, end_at FROM downtime_events")
+    assert (row["status"], row["method"], row["severity"]) == ("resolved", "upi", "high")
+    assert row["end_at"] is not None
+    assert await domain_events(pool) == []
+
+
+async def test_an_unknown_type_is_stored_and_ignored(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "payment.captured", "evt_unknown", event="settlement.processed")
+    status, reason = await event_status(pool, "evt_unknown")
+    assert status == "ignored"
+    assert "settlement.processed" in (reason or "")
+    assert await pool.fetchval("SELECT count(*) FROM provider_payments") == 0
+    assert await pool.fetchval("SELECT outcome FROM provider_event_audit") == "ignored"
+
+
+async def test_an_event_without_its_entity_is_rejected_and_writes_nothing(pool: asyncpg.Pool) -> None:
+    document = payloads.razorpay("refund.processed")
+    del document["payload"]["refund"]
+    envelope = await store(pool, document, "evt_no_refund")
+    await provider_events.process(pool, envelope, "razorpay", "evt_no_refund")
+    assert await event_status(pool, "evt_no_refund") == ("rejected", "payload.refund.entity.id is missing")
+    # The embedded payment was not kept either: a rejected event has no effect at all.
+    assert await pool.fetchval("SELECT count(*) FROM provider_payments") == 0
+    assert await domain_events(pool) == []
+    assert await pool.fetchval("SELECT outcome FROM provider_event_audit") == "rejected"
+
+
+async def test_a_payment_without_an_amount_is_rejected(pool: asyncpg.Pool) -> None:
+    document = payloads.razorpay("payment.captured")
+    document["payload"]["payment"]["entity"]["amount"] = "500.00"
+    envelope = await store(pool, document, "evt_bad_amount")
+    await provider_events.process(pool, envelope, "razorpay", "evt_bad_amount")
+    status, reason = await event_status(pool, "evt_bad_amount")
+    assert status == "rejected" and "amount" in (reason or "")
