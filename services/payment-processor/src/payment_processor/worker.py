@@ -10,7 +10,7 @@ from payment_processor.settings import ProcessorSettings
 from paystream.consumer import ConsumerConfig, Handler, HandlerRegistry
 from paystream.events import Stream
 from paystream.service import outbox_relay, stream_consumer
-from paystream.web import COMMON_SETTINGS, POOL, SERVICE_NAME, add_ops_routes, error_middleware, stores
+from paystream.web import COMMON_SETTINGS, SERVICE_NAME, add_ops_routes, error_middleware, stores
 
 GROUP = "payment-processor"
 
@@ -18,8 +18,7 @@ GROUP = "payment-processor"
 def build_handler(app: web.Application) -> Handler:
     registry = HandlerRegistry()
     registry.merge(payments.build_registry(app))
-    registry.merge(provider_events.registry)
-    provider_events.bind(app[POOL])
+    registry.merge(provider_events.build_handler(app))
     return registry
 
 
@@ -28,6 +27,7 @@ def create_app(settings: ProcessorSettings) -> web.Application:
     app[SERVICE_NAME] = "payment-processor"
     app[SETTINGS] = settings
     app[COMMON_SETTINGS] = settings.common
+    app[provider_events.PROVIDER_EVENT_HANDLER] = provider_events.ProviderEventHandler()
     app.cleanup_ctx.append(stores)
     app.cleanup_ctx.append(outbox_relay())
     app.cleanup_ctx.append(payments.settlement_scheduler())

@@ -15,7 +15,6 @@ either, so events from `provider:events` share a bounded number of connections
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 
 import asyncpg
 from aiohttp import web
@@ -37,33 +36,44 @@ log = get_logger(__name__)
 GROUP = "payment-processor"
 NORMAL_DB_CONCURRENCY = 8
 
-registry = HandlerRegistry()
-
 # The consumer of `provider:events:priority` (same group as the processor's main consumer).
 PRIORITY_CONSUMER = ConsumerConfig(group=GROUP, streams=(Stream.PROVIDER_EVENTS_PRIORITY,), concurrency=32)
 
 
-@dataclass
-class _Binding:
-    pool: asyncpg.Pool | None = None
-    normal_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(NORMAL_DB_CONCURRENCY))
+class ProviderEventHandler:
+    """The handler both provider consumers share (one per app): it owns the bound on database
+    connections that bulk provider events may take, which priority events bypass."""
+
+    def __init__(self, normal_db_concurrency: int = NORMAL_DB_CONCURRENCY) -> None:
+        self._pool: asyncpg.Pool | None = None
+        self._normal_slots = asyncio.Semaphore(normal_db_concurrency)
+        self.registry = HandlerRegistry()
+        self.registry.add(EventType.PROVIDER_EVENT_RECEIVED, self.handle)
+
+    def bind(self, pool: asyncpg.Pool) -> HandlerRegistry:
+        """Give the handler its pool once the app's stores are open; returns its registry."""
+        self._pool = pool
+        return self.registry
+
+    async def handle(self, event: Event, ctx: MessageContext) -> None:
+        provider, event_id = event.data.get("provider"), event.data.get("event_id")
+        if not isinstance(provider, str) or not isinstance(event_id, str):
+            raise PermanentError("provider_event.received without data.provider and data.event_id")
+        if self._pool is None:
+            raise RuntimeError("ProviderEventHandler.bind(pool) was not called")
+        if ctx.stream == Stream.PROVIDER_EVENTS_PRIORITY:
+            await process(self._pool, event, provider, event_id, ctx.group)
+            return
+        async with self._normal_slots:
+            await process(self._pool, event, provider, event_id, ctx.group)
 
 
-_binding = _Binding()
+PROVIDER_EVENT_HANDLER = web.AppKey("provider_event_handler", ProviderEventHandler)
 
 
-def bind(pool: asyncpg.Pool, *, normal_db_concurrency: int = NORMAL_DB_CONCURRENCY) -> None:
-    """Give the handlers their database pool (the worker calls this when it builds its handler)."""
-    if _binding.pool is pool:
-        return  # the main and the priority consumer both bind the same pool
-    _binding.pool = pool
-    _binding.normal_slots = asyncio.Semaphore(normal_db_concurrency)
-
-
-def build_handler(app: web.Application) -> Handler:
-    """The handler of the priority consumer: provider events only."""
-    bind(app[POOL])
-    return registry
+def build_handler(app: web.Application) -> HandlerRegistry:
+    """The provider-event handler of this app, bound to its pool (for either consumer)."""
+    return app[PROVIDER_EVENT_HANDLER].bind(app[POOL])
 
 
 def handler_for(provider: str, event_type: str) -> EventHandler | None:
@@ -72,21 +82,6 @@ def handler_for(provider: str, event_type: str) -> EventHandler | None:
     if provider == "razorpay":
         return RAZORPAY_HANDLERS.get(event_type)
     return None
-
-
-@registry.register(EventType.PROVIDER_EVENT_RECEIVED)
-async def handle_provider_event(event: Event, ctx: MessageContext) -> None:
-    provider, event_id = event.data.get("provider"), event.data.get("event_id")
-    if not isinstance(provider, str) or not isinstance(event_id, str):
-        raise PermanentError("provider_event.received without data.provider and data.event_id")
-    pool = _binding.pool
-    if pool is None:
-        raise RuntimeError("provider_events.bind(pool) was not called")
-    if ctx.stream == Stream.PROVIDER_EVENTS_PRIORITY:
-        await process(pool, event, provider, event_id, ctx.group)
-        return
-    async with _binding.normal_slots:
-        await process(pool, event, provider, event_id, ctx.group)
 
 
 async def process(
