@@ -24,7 +24,7 @@ from payment_processor.provider_events.razorpay import RAZORPAY_HANDLERS, EventH
 from payment_processor.provider_events.store import IGNORED, PROCESSED, RECEIVED, REJECTED, lock_event, settle
 from payment_processor.provider_events.work import Rejected, Work
 from paystream import outbox
-from paystream.consumer import ConsumerConfig, Handler, HandlerRegistry, MessageContext
+from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext
 from paystream.errors import PermanentError
 from paystream.events import Event, EventType, Stream
 from paystream.inbox import claim_event
