@@ -1,0 +1,192 @@
+"""The webhook tables, as the API reads and writes them (the dispatcher owns the sending)."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+import uuid_utils
+from asyncpg.pool import PoolConnectionProxy
+
+from paystream.events import EventType, utc_now
+from paystream_api.webhook_api.validation import EndpointConfig, LogQuery
+
+Connection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy[Any]"
+
+SECRET_PREFIX = "whsec_"
+ROTATION_OVERLAP_HOURS = 24
+# Wakes the dispatchers' schedulers (manual retries and test sends are due at once).
+DUE_CHANNEL = "webhook_due"
+DISABLED_BY_MERCHANT = "disabled by the merchant"
+
+DELIVERY_COLUMNS = (
+    "id, event_type, payload, status, attempts, last_attempt_at, next_retry_at, response_code, "
+    "response_body, duration_ms, error, created_at"
+)
+
+
+def new_webhook_secret() -> str:
+    """`whsec_` + base64 of 32 random bytes (the Standard Webhooks secret format)."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_endpoint_id() -> str:
+    return "we_" + uuid_utils.uuid7().hex
+
+
+def new_delivery_id() -> str:
+    return "msg_" + uuid_utils.uuid7().hex
+
+
+async def fetch_endpoint(conn: Connection, merchant_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM webhook_endpoints WHERE merchant_id = $1", merchant_id
+    )
+    return row
+
+
+async def fetch_secrets(conn: Connection, merchant_id: str) -> tuple[str, datetime | None]:
+    """The current secret and, while it is live, when the rotated-out one expires."""
+    row = await conn.fetchrow(
+        """SELECT m.webhook_secret, p.expires_at FROM merchants m
+           LEFT JOIN webhook_previous_secrets p ON p.merchant_id = m.id AND p.expires_at > now()
+           WHERE m.id = $1""",
+        merchant_id,
+    )
+    assert row is not None  # the merchant has just authenticated
+    return row["webhook_secret"], row["expires_at"]
+
+
+async def save_endpoint(conn: Connection, merchant_id: str, config: EndpointConfig) -> asyncpg.Record:
+    """Create or replace the merchant's endpoint; disabling it fails the deliveries still waiting."""
+    row = await conn.fetchrow(
+        """INSERT INTO webhook_endpoints (id, merchant_id, url, events, enabled, disabled_reason)
+           VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN NULL ELSE $6 END)
+           ON CONFLICT (merchant_id) DO UPDATE SET
+               url = EXCLUDED.url,
+               events = EXCLUDED.events,
+               enabled = EXCLUDED.enabled,
+               disabled_reason = CASE
+                   WHEN EXCLUDED.enabled THEN NULL
+                   WHEN webhook_endpoints.enabled THEN EXCLUDED.disabled_reason
+                   ELSE webhook_endpoints.disabled_reason END,
+               updated_at = now()
+           RETURNING *""",
+        new_endpoint_id(),
+        merchant_id,
+        config.url,
+        config.events,
+        config.enabled,
+        DISABLED_BY_MERCHANT,
+    )
+    assert row is not None
+    if not config.enabled:
+        await conn.execute(
+            """UPDATE webhook_deliveries
+               SET status = 'failed', due_at = NULL, next_retry_at = NULL, updated_at = now(),
+                   error = 'not sent: the merchant disabled the endpoint'
+               WHERE endpoint_id = $1 AND status = 'pending' AND lease_token IS NULL""",
+            row["id"],
+        )
+    return row
+
+
+async def rotate_secret(conn: Connection, merchant_id: str) -> None:
+    """A new current secret; the old one stays live for 24 h (a second rotation replaces it)."""
+    old = await conn.fetchval("SELECT webhook_secret FROM merchants WHERE id = $1 FOR UPDATE", merchant_id)
+    await conn.execute(
+        """INSERT INTO webhook_previous_secrets (merchant_id, secret, expires_at)
+           VALUES ($1, $2, now() + make_interval(hours => $3))
+           ON CONFLICT (merchant_id) DO UPDATE SET secret = EXCLUDED.secret, expires_at = EXCLUDED.expires_at""",
+        merchant_id,
+        old,
+        ROTATION_OVERLAP_HOURS,
+    )
+    await conn.execute(
+        "UPDATE merchants SET webhook_secret = $2 WHERE id = $1", merchant_id, new_webhook_secret()
+    )
+
+
+async def create_test_delivery(conn: Connection, merchant_id: str, endpoint_id: str) -> asyncpg.Record:
+    """A `webhook.test` delivery, due now, announced to the dispatchers."""
+    event_id = str(uuid_utils.uuid7())
+    occurred_at = utc_now()
+    body = orjson.dumps(
+        {
+            "event": EventType.WEBHOOK_TEST.value,
+            "timestamp": int(occurred_at.timestamp()),
+            "data": {"message": "This is a test webhook from Paystream.", "merchant_id": merchant_id},
+        }
+    )
+    row = await conn.fetchrow(
+        f"""INSERT INTO webhook_deliveries
+                (id, merchant_id, endpoint_id, event_id, event_type, payload, event_at, due_at, next_retry_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now())
+            RETURNING {DELIVERY_COLUMNS}""",
+        new_delivery_id(),
+        merchant_id,
+        endpoint_id,
+        event_id,
+        EventType.WEBHOOK_TEST.value,
+        body,
+        occurred_at,
+    )
+    assert row is not None
+    await conn.execute("SELECT pg_notify($1, '')", DUE_CHANNEL)
+    return row
+
+
+async def list_deliveries(
+    conn: Connection | asyncpg.Pool, merchant_id: str, query: LogQuery
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of the merchant's delivery logs, newest first, and how many match in all."""
+    conditions = ["merchant_id = $1"]
+    args: list[Any] = [merchant_id]
+    if query.status is not None:
+        args.append(query.status)
+        conditions.append(f"status = ${len(args)}")
+    if query.event is not None:
+        args.append(query.event)
+        conditions.append(f"event_type = ${len(args)}")
+    where = " AND ".join(conditions)
+    total = await conn.fetchval(f"SELECT count(*) FROM webhook_deliveries WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"""SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {where}
+            ORDER BY created_at DESC, id DESC LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",
+        *args,
+        query.limit,
+        query.offset,
+    )
+    return list(rows), int(total)
+
+
+async def lock_delivery(conn: Connection, merchant_id: str, delivery_id: str) -> asyncpg.Record | None:
+    """The merchant's delivery (None when unknown or another merchant's), locked for a manual retry."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        """SELECT d.id, d.endpoint_id, e.enabled AS endpoint_enabled,
+                  d.lease_token IS NOT NULL AND d.due_at > now() AS in_flight
+           FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+           WHERE d.id = $1 AND d.merchant_id = $2
+           FOR UPDATE OF d""",
+        delivery_id,
+        merchant_id,
+    )
+    return row
+
+
+async def schedule_now(conn: Connection, delivery_id: str) -> asyncpg.Record:
+    """Make the delivery due at once (an extra attempt), and wake the dispatchers."""
+    row = await conn.fetchrow(
+        f"""UPDATE webhook_deliveries
+            SET status = 'pending', due_at = now(), next_retry_at = now(), lease_token = NULL, updated_at = now()
+            WHERE id = $1
+            RETURNING {DELIVERY_COLUMNS}""",
+        delivery_id,
+    )
+    assert row is not None
+    await conn.execute("SELECT pg_notify($1, '')", DUE_CHANNEL)
+    return row

@@ -1,0 +1,34 @@
+"""Stream handlers: every merchant-facing event on `payment:events` becomes delivery-log rows.
+
+The handler only records the deliveries (see intake.py); attempts run in the scheduler, so a slow
+merchant endpoint never holds a stream entry or a consumer slot.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from paystream.consumer import Handler, HandlerRegistry, MessageContext
+from paystream.errors import PermanentError
+from paystream.events import Event, EventType
+from webhook_dispatcher.intake import DeliveryIntake
+
+# Platform-internal events that are never sent to merchants.
+INTERNAL_EVENT_TYPES = frozenset({EventType.PROVIDER_EVENT_RECEIVED, EventType.WEBHOOK_DELIVERY_DUE})
+DELIVERABLE_EVENT_TYPES = tuple(t for t in EventType if t not in INTERNAL_EVENT_TYPES)
+
+
+def build_registry(intake: DeliveryIntake) -> Handler:
+    async def record_deliveries(event: Event, _ctx: MessageContext) -> None:
+        try:
+            uuid.UUID(event.id)
+        except ValueError:
+            raise PermanentError(f"event id {event.id!r} is not a UUID") from None
+        if not event.merchant_id:
+            raise PermanentError("event has no merchant_id")
+        await intake.submit(event)
+
+    registry = HandlerRegistry()
+    for event_type in DELIVERABLE_EVENT_TYPES:
+        registry.add(event_type, record_deliveries)
+    return registry

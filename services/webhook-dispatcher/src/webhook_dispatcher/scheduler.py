@@ -1,0 +1,244 @@
+"""The scheduler: claims due deliveries from PostgreSQL and runs their attempts, within limits.
+
+The delivery log is the schedule. A claim takes due rows with `FOR UPDATE SKIP LOCKED` and leases
+them (their `due_at` moves to the lease's end and they get a fresh token), so replicas never take the
+same row and a crashed dispatcher's rows come back when the lease ends. Between claims the scheduler
+sleeps until the earliest due time, woken early by new deliveries (from this process's intake), by
+finished attempts (capacity) and by `NOTIFY webhook_due` (the API's manual retries and test sends).
+
+Concurrency is bounded twice: at most `max_in_flight` attempts in all, and at most
+`endpoint_max_in_flight` per endpoint, enforced in the claim itself. An endpoint that hangs fills
+only its own slots for one timeout each, so other merchants' deliveries keep flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+
+import asyncpg
+
+from paystream.aio import backoff_delay, wait_any, wait_or_stop
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.logging import get_logger
+from webhook_dispatcher.delivery import DeliverySender
+from webhook_dispatcher.metrics import IN_FLIGHT
+from webhook_dispatcher.models import DueDelivery
+from webhook_dispatcher.recorder import OutcomeRecorder
+from webhook_dispatcher.settings import DeliverySettings
+
+log = get_logger(__name__)
+
+NOTIFY_CHANNEL = "webhook_due"
+# A safety net for a missed notification; the earliest due time normally decides the wait.
+FALLBACK_WAKE_S = 5.0
+# Due rows exist but none could be taken (every one belongs to an endpoint at its limit here).
+SATURATED_WAKE_S = 1.0
+# How many due rows a claim looks at per row it may take, so that one endpoint's backlog at its limit
+# does not hide other endpoints' due rows.
+SCAN_FACTOR = 4
+CLAIM_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
+
+CLAIM_DUE = """
+WITH busy AS (
+    SELECT * FROM unnest($4::text[], $5::integer[]) AS b(endpoint_id, in_flight)
+), due AS (
+    SELECT c.id, c.due_at,
+           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due_at, c.id) AS place,
+           c.endpoint_id
+    FROM (
+        SELECT id, endpoint_id, due_at FROM webhook_deliveries
+        WHERE due_at <= now() AND status = 'pending' AND endpoint_id <> ALL($6::text[])
+        ORDER BY due_at
+        LIMIT $7
+    ) AS c
+), picked AS (
+    SELECT w.id, e.url, e.enabled, m.webhook_secret, p.secret AS previous_secret
+    FROM webhook_deliveries w
+    JOIN due ON due.id = w.id
+    JOIN webhook_endpoints e ON e.id = w.endpoint_id
+    JOIN merchants m ON m.id = w.merchant_id
+    LEFT JOIN webhook_previous_secrets p ON p.merchant_id = w.merchant_id AND p.expires_at > now()
+    LEFT JOIN busy ON busy.endpoint_id = due.endpoint_id
+    WHERE due.place <= $3 - COALESCE(busy.in_flight, 0)
+      AND w.due_at <= now() AND w.status = 'pending'
+    ORDER BY due.due_at
+    LIMIT $1
+    FOR UPDATE OF w SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+SET due_at = now() + make_interval(secs => $2), lease_token = $8, updated_at = now()
+FROM picked
+WHERE d.id = picked.id
+RETURNING d.id, d.merchant_id, d.endpoint_id, d.event_type, d.payload, d.attempts, d.order_key,
+          picked.url, picked.enabled, picked.webhook_secret, picked.previous_secret"""
+
+SECONDS_TO_EARLIEST_DUE = """
+SELECT EXTRACT(EPOCH FROM (due_at - now()))::float8
+FROM webhook_deliveries WHERE due_at IS NOT NULL
+ORDER BY due_at LIMIT 1"""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sender: DeliverySender,
+        recorder: OutcomeRecorder,
+        settings: DeliverySettings,
+        *,
+        listen_dsn: str,
+    ) -> None:
+        self._pool = pool
+        self._sender = sender
+        self._recorder = recorder
+        self._settings = settings
+        self._listen_dsn = listen_dsn
+        self._wake = asyncio.Event()
+        self._attempts: set[asyncio.Task[None]] = set()
+        self._endpoint_load: Counter[str] = Counter()
+
+    def wake(self) -> None:
+        """Claim again now (there is new work or free capacity)."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._attempts)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and attempt until `stop`; then let in-flight attempts finish (one HTTP timeout)."""
+        listener = asyncio.create_task(self._listen(stop), name="webhook-due-listener")
+        failures = 0
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    claimed, wanted = await self.claim_once()
+                    wait_s = 0.0 if claimed and claimed == wanted else await self._seconds_to_next(claimed)
+                    failures = 0
+                except CLAIM_FAILURES as exc:
+                    failures += 1
+                    wait_s = backoff_delay(failures)
+                    log.warning("scheduler.claim_failed", error=str(exc), retry_in_s=round(wait_s, 2))
+                if wait_s > 0:
+                    await wait_any([stop, self._wake], wait_s)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await self._drain()
+
+    async def claim_once(self) -> tuple[int, int]:
+        """Claim as many due deliveries as there is capacity for and start them: (claimed, wanted)."""
+        free = self._settings.max_in_flight - len(self._attempts)
+        if free <= 0:
+            return 0, 0
+        wanted = min(free, self._settings.claim_batch)
+        cap = self._settings.endpoint_max_in_flight
+        busy = [(endpoint, load) for endpoint, load in self._endpoint_load.items() if load > 0]
+        saturated = [endpoint for endpoint, load in busy if load >= cap]
+        token = uuid.uuid4()
+        rows = await self._pool.fetch(
+            CLAIM_DUE,
+            wanted,
+            self._settings.lease_s,
+            cap,
+            [endpoint for endpoint, _ in busy],
+            [load for _, load in busy],
+            saturated,
+            wanted * SCAN_FACTOR,
+            token,
+        )
+        for row in rows:
+            self._start(_due_delivery(row, token))
+        return len(rows), wanted
+
+    async def _seconds_to_next(self, claimed: int) -> float:
+        if len(self._attempts) >= self._settings.max_in_flight:
+            return FALLBACK_WAKE_S  # an attempt finishing wakes us
+        seconds = await self._pool.fetchval(SECONDS_TO_EARLIEST_DUE)
+        if seconds is None:
+            return FALLBACK_WAKE_S
+        if seconds <= 0:
+            # Due rows we could not take: held by endpoints at their limit here, or just claimed by
+            # another replica. A finishing attempt wakes us; otherwise look again shortly.
+            return 0.0 if claimed else SATURATED_WAKE_S
+        return float(min(seconds, FALLBACK_WAKE_S))
+
+    def _start(self, delivery: DueDelivery) -> None:
+        self._endpoint_load[delivery.endpoint_id] += 1
+        task = asyncio.create_task(self._attempt(delivery), name=f"attempt:{delivery.id}")
+        self._attempts.add(task)
+        IN_FLIGHT.set(len(self._attempts))
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._attempts.discard(done)
+            self._endpoint_load[delivery.endpoint_id] -= 1
+            if self._endpoint_load[delivery.endpoint_id] <= 0:
+                del self._endpoint_load[delivery.endpoint_id]
+            IN_FLIGHT.set(len(self._attempts))
+            self._wake.set()
+
+        task.add_done_callback(finished)
+
+    async def _attempt(self, delivery: DueDelivery) -> None:
+        try:
+            outcome = await self._sender.attempt(delivery)
+        except asyncio.CancelledError:
+            raise  # its lease runs out and the attempt is made again
+        except Exception:
+            log.exception("scheduler.attempt_crashed", delivery_id=delivery.id)
+            return  # likewise: the lease runs out and another claim retries it
+        self._recorder.record(outcome)
+
+    async def _drain(self) -> None:
+        if not self._attempts:
+            return
+        log.info("scheduler.draining", in_flight=len(self._attempts))
+        _, pending = await asyncio.wait(set(self._attempts), timeout=self._settings.http_timeout_s + 1)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """LISTEN for `webhook_due` (reconnecting with backoff); each notification wakes a claim."""
+        failures = 0
+        while not stop.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._listen_dsn)
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+                failures = 0
+                self._wake.set()  # catch up on anything announced while not listening
+                while not stop.is_set() and not conn.is_closed():
+                    await wait_or_stop(stop, 5.0)
+            except CLAIM_FAILURES as exc:
+                failures += 1
+                log.warning("scheduler.listen_failed", error=str(exc))
+                await wait_or_stop(stop, backoff_delay(failures))
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+
+
+def _due_delivery(row: asyncpg.Record, token: uuid.UUID) -> DueDelivery:
+    secrets: Sequence[str] = [s for s in (row["webhook_secret"], row["previous_secret"]) if s]
+    return DueDelivery(
+        id=row["id"],
+        merchant_id=row["merchant_id"],
+        endpoint_id=row["endpoint_id"],
+        event_type=row["event_type"],
+        payload=bytes(row["payload"]),
+        attempts=row["attempts"],
+        order_key=row["order_key"],
+        url=row["url"],
+        endpoint_enabled=row["enabled"],
+        secrets=tuple(secrets),
+        lease_token=token,
+    )

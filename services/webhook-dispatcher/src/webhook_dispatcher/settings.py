@@ -1,0 +1,93 @@
+"""The webhook dispatcher's settings, read once from the environment at start-up."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from paystream.errors import SettingsError
+from paystream.settings import CommonSettings, Environ, env_float, env_int, env_port, env_str
+
+# Seconds to wait after attempt n fails before attempt n + 1 (the first attempt goes out at once).
+PRODUCTION_RETRY_INTERVALS: tuple[float, ...] = (0, 60, 300, 1800, 7200)
+TEST_RETRY_INTERVALS: tuple[float, ...] = (0, 5, 10, 15, 20)
+PRODUCTION_JITTER = 0.10
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    """How merchant webhooks are sent, retried and bounded."""
+
+    retry_intervals: tuple[float, ...] = PRODUCTION_RETRY_INTERVALS
+    jitter: float = PRODUCTION_JITTER
+    http_timeout_s: float = 10.0
+    # A claimed row belongs to its dispatcher this long; a crashed dispatcher's rows come back after it.
+    lease_s: float = 60.0
+    max_in_flight: int = 512
+    endpoint_max_in_flight: int = 32
+    claim_batch: int = 256
+    response_body_limit: int = 4096
+    # How long a payment's later event waits for an earlier one that may still be in another replica.
+    ordering_settle_s: float = 1.0
+    allow_private_urls: bool = False
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_intervals)
+
+    @classmethod
+    def from_env(cls, environ: Environ, common: CommonSettings) -> DeliverySettings:
+        test_intervals = common.test_mode.webhook_retry_intervals_test
+        settings = cls(
+            retry_intervals=TEST_RETRY_INTERVALS if test_intervals else PRODUCTION_RETRY_INTERVALS,
+            jitter=0.0 if test_intervals else PRODUCTION_JITTER,
+            http_timeout_s=env_float(environ, "WEBHOOK_HTTP_TIMEOUT_S", 10.0, minimum=0.1),
+            lease_s=env_float(environ, "WEBHOOK_LEASE_S", 60.0, minimum=1.0),
+            max_in_flight=env_int(environ, "WEBHOOK_MAX_IN_FLIGHT", 512, minimum=1, maximum=20_000),
+            endpoint_max_in_flight=env_int(
+                environ, "WEBHOOK_ENDPOINT_MAX_IN_FLIGHT", 32, minimum=1, maximum=20_000
+            ),
+            claim_batch=env_int(environ, "WEBHOOK_CLAIM_BATCH", 256, minimum=1, maximum=5000),
+            ordering_settle_s=env_int(environ, "WEBHOOK_ORDERING_SETTLE_MS", 1000, maximum=60_000) / 1000,
+            allow_private_urls=common.test_mode.webhook_allow_private_urls,
+        )
+        # An attempt must finish and be recorded well inside its lease, or a second dispatcher could
+        # claim the row and send the same attempt again while the first is still running.
+        if settings.lease_s < settings.http_timeout_s + 5:
+            raise SettingsError("WEBHOOK_LEASE_S must exceed WEBHOOK_HTTP_TIMEOUT_S by at least 5 seconds")
+        return settings
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    common: CommonSettings
+    delivery: DeliverySettings
+    port: int
+    host: str
+    concurrency: int
+    handler_timeout_s: float
+    reclaim_idle_ms: int
+    log_retention_days: int
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> DispatcherSettings:
+        common = CommonSettings.from_env(environ)
+        delivery = DeliverySettings.from_env(environ, common)
+        settings = cls(
+            common=common,
+            delivery=delivery,
+            port=env_port(environ, "DISPATCHER_PORT", 8082),
+            host=env_str(environ, "DISPATCHER_HOST", "0.0.0.0"),
+            concurrency=env_int(environ, "DISPATCHER_CONCURRENCY", 1024, minimum=1, maximum=20_000),
+            handler_timeout_s=env_float(environ, "DISPATCHER_HANDLER_TIMEOUT_S", 30.0, minimum=1.0),
+            reclaim_idle_ms=env_int(environ, "DISPATCHER_RECLAIM_IDLE_MS", 60_000, minimum=1000),
+            log_retention_days=env_int(environ, "WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650),
+        )
+        # Handlers only record deliveries (attempts run on their own), but the stream deadline must
+        # still outlast both the handler and an HTTP attempt.
+        longest_s = max(settings.handler_timeout_s, delivery.http_timeout_s)
+        if settings.reclaim_idle_ms <= longest_s * 1000:
+            raise SettingsError(
+                "DISPATCHER_RECLAIM_IDLE_MS must exceed DISPATCHER_HANDLER_TIMEOUT_S and WEBHOOK_HTTP_TIMEOUT_S"
+            )
+        return settings

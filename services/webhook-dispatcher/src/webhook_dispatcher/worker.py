@@ -1,0 +1,164 @@
+"""The webhook dispatcher: consumer group `webhook-dispatcher` on `payment:events`, the delivery
+scheduler and the shared HTTP client, wired as one aiohttp app with `/health` and `/metrics`.
+
+Cleanup contexts stop in reverse order: the consumer drains first (its handlers need the intake),
+then the pipeline (intake, scheduler with its in-flight attempts, recorder), then the HTTP client
+and the stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from paystream.consumer import ConsumerConfig, Handler
+from paystream.events import Event, Stream
+from paystream.logging import get_logger
+from paystream.service import outbox_relay, stream_consumer
+from paystream.web import (
+    COMMON_SETTINGS,
+    POOL,
+    SERVICE_NAME,
+    add_ops_routes,
+    background,
+    error_middleware,
+    stores,
+)
+from webhook_dispatcher.delivery import DeliverySender
+from webhook_dispatcher.handlers import build_registry
+from webhook_dispatcher.intake import DeliveryIntake
+from webhook_dispatcher.keys import HTTP_SESSION, INTAKE, RECORDER, SCHEDULER, SETTINGS
+from webhook_dispatcher.ordering import ordering_key
+from webhook_dispatcher.recorder import OutcomeRecorder
+from webhook_dispatcher.resolver import GuardedResolver
+from webhook_dispatcher.scheduler import Scheduler
+from webhook_dispatcher.settings import DispatcherSettings
+from webhook_dispatcher.upkeep import run_upkeep
+
+log = get_logger(__name__)
+
+GROUP = "webhook-dispatcher"
+
+
+async def http_client(app: web.Application) -> AsyncIterator[None]:
+    """One client session for every attempt: a big connection pool, no cookies, no proxies."""
+    delivery = app[SETTINGS].delivery
+    connector = aiohttp.TCPConnector(
+        limit=delivery.max_in_flight,
+        limit_per_host=0,
+        ttl_dns_cache=30,
+        keepalive_timeout=30,
+        resolver=GuardedResolver(allow_private=delivery.allow_private_urls),
+    )
+    session = aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=delivery.http_timeout_s),
+        trust_env=False,
+        raise_for_status=False,
+    )
+    app[HTTP_SESSION] = session
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+async def delivery_pipeline(app: web.Application) -> AsyncIterator[None]:
+    """The intake, the scheduler and the recorder, each a task, stopped in a safe order."""
+    settings = app[SETTINGS]
+    pool = app[POOL]
+    scheduler: Scheduler | None = None
+
+    def wake_scheduler() -> None:
+        if scheduler is not None:
+            scheduler.wake()
+
+    recorder = OutcomeRecorder(pool, on_due=wake_scheduler)
+    sender = DeliverySender(app[HTTP_SESSION], settings.delivery)
+    scheduler = Scheduler(pool, sender, recorder, settings.delivery, listen_dsn=settings.common.database.url)
+    intake = DeliveryIntake(
+        pool, group=GROUP, settle_s=settings.delivery.ordering_settle_s, on_due=scheduler.wake
+    )
+    app[RECORDER], app[SCHEDULER], app[INTAKE] = recorder, scheduler, intake
+    recorder_stop, scheduler_stop, intake_stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    tasks = [
+        _supervised("webhook-recorder", recorder.run(recorder_stop)),
+        _supervised("webhook-scheduler", scheduler.run(scheduler_stop)),
+        _supervised("webhook-intake", intake.run(intake_stop)),
+    ]
+    try:
+        yield
+    finally:
+        # The consumer has drained by now. Stop claiming (in-flight attempts finish), finish the
+        # intake's queue, then write every outcome.
+        scheduler_stop.set()
+        intake_stop.set()
+        await _finish(tasks[1:], timeout=settings.delivery.http_timeout_s + 5)
+        recorder_stop.set()
+        await _finish(tasks[:1], timeout=15)
+
+
+def _supervised(name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    task = asyncio.create_task(coro, name=name)
+
+    def report_crash(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            log.error("background.crashed", task=name, error=repr(done.exception()))
+
+    task.add_done_callback(report_crash)
+    return task
+
+
+async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _ordering_key(event: Event) -> str | None:
+    return ordering_key(event)
+
+
+def build_handler(app: web.Application) -> Handler:
+    return build_registry(app[INTAKE])
+
+
+def consumer_config(settings: DispatcherSettings) -> ConsumerConfig:
+    return ConsumerConfig(
+        group=GROUP,
+        streams=(Stream.PAYMENT_EVENTS,),
+        concurrency=settings.concurrency,
+        read_count=min(256, settings.concurrency),
+        handler_timeout_s=settings.handler_timeout_s,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
+        # A payment's events are handed to the intake one at a time, in stream order.
+        ordering_key=_ordering_key,
+    )
+
+
+async def log_upkeep(app: web.Application, stop: asyncio.Event) -> None:
+    await run_upkeep(app[POOL], app[SETTINGS].log_retention_days, stop)
+
+
+def create_app(settings: DispatcherSettings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[SERVICE_NAME] = "webhook-dispatcher"
+    app[SETTINGS] = settings
+    app[COMMON_SETTINGS] = settings.common
+    app.cleanup_ctx.append(stores)
+    app.cleanup_ctx.append(outbox_relay())
+    app.cleanup_ctx.append(http_client)
+    app.cleanup_ctx.append(delivery_pipeline)
+    app.cleanup_ctx.append(background("webhook-log-upkeep", log_upkeep, grace_s=5))
+    app.cleanup_ctx.append(stream_consumer(consumer_config(settings), build_handler))
+    add_ops_routes(app)
+    return app
