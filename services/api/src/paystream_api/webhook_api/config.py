@@ -8,9 +8,10 @@ from paystream.logging import get_logger
 from paystream.web import POOL, json_response
 from paystream_api.auth import authenticate
 from paystream_api.keys import SETTINGS
+from paystream_api.request_body import read_json_object
 from paystream_api.webhook_api import store
 from paystream_api.webhook_api.resources import config_resource
-from paystream_api.webhook_api.validation import parse_endpoint_config, read_json_object
+from paystream_api.webhook_api.validation import parse_endpoint_config
 
 log = get_logger(__name__)
 
@@ -25,7 +26,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def put_config(request: web.Request) -> web.Response:
     merchant = await authenticate(request)
-    body = await read_json_object(request)
+    body = (await read_json_object(request)).fields
     allow_private = request.app[SETTINGS].common.test_mode.webhook_allow_private_urls
     config = await parse_endpoint_config(body, allow_private_urls=allow_private)
     async with request.app[POOL].acquire() as conn, conn.transaction():

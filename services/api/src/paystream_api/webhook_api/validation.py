@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from aiohttp import web
 from multidict import MultiMapping
 
-from paystream.errors import BadRequestError, PayloadTooLargeError, ValidationError
+from paystream.errors import ValidationError
 from paystream.netguard import UnsafeUrlError, parse_outbound_url, resolve_public_addresses
 from paystream_api.webhook_api.events import ALL_EVENTS, SUBSCRIBABLE_EVENT_TYPES
 
-MAX_BODY_BYTES = 64 * 1024
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 DELIVERY_STATUSES = ("pending", "success", "failed")
@@ -34,22 +31,6 @@ class LogQuery:
     offset: int
     status: str | None
     event: str | None
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object: 413 past 64 KB, 400 when it is not a JSON object."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLargeError("request body exceeds 64 KB")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLargeError("request body exceeds 64 KB")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise BadRequestError("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequestError("the request body must be a JSON object")
-    return body
 
 
 async def parse_endpoint_config(body: dict[str, Any], *, allow_private_urls: bool) -> EndpointConfig:
