@@ -1,0 +1,33 @@
+"""The scenarios, in the order they run.
+
+e2e and dispatch go first, on a quiet platform; then the bare HTTP baseline right before the two
+closed-loop runs it is the denominator of; ingest last, since the backlog it leaves for the payment
+processor would take minutes to drain and no later scenario then has to wait for it. Before each
+scenario the harness waits for the previous one's work to drain (`bench.quiesce`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from bench.context import BenchContext, ScenarioResult
+from bench.params import BenchParams
+from bench.scenarios import create_payment, dispatch, e2e, http_baseline, ingest
+
+Runner = Callable[[BenchContext], Awaitable[ScenarioResult]]
+
+ORDER: tuple[tuple[str, Runner], ...] = (
+    (e2e.NAME, e2e.run),
+    (dispatch.NAME, dispatch.run),
+    (http_baseline.NAME, http_baseline.run),
+    (create_payment.NAME, create_payment.run),
+    (ingest.NAME, ingest.run),
+)
+
+
+def selected(params: BenchParams) -> list[tuple[str, Runner]]:
+    """The scenarios `--only` asks for, plus the HTTP baseline whenever a ratio needs it."""
+    wanted = set(params.only)
+    if wanted & {create_payment.NAME, ingest.NAME}:
+        wanted.add(http_baseline.NAME)
+    return [(name, runner) for name, runner in ORDER if name in wanted]
