@@ -85,6 +85,17 @@ async def test_create_and_get_order(api: TestClient[Any, Any]) -> None:
     assert await fetched.json() == order
 
 
+async def test_an_order_is_an_invoice_its_merchant_may_watch(
+    api: TestClient[Any, Any], db_pool: asyncpg.Pool
+) -> None:
+    from paystream.invoices import invoice_visible_to
+
+    response = await api.post("/api/v1/orders", json={"amount": 2500}, headers=AUTH)
+    order_id = (await response.json())["id"]
+    assert await invoice_visible_to(db_pool, "mer_test0000000001", order_id, None)
+    assert not await invoice_visible_to(db_pool, "mer_someone_else", order_id, None)
+
+
 async def test_currency_defaults_to_inr(api: TestClient[Any, Any]) -> None:
     response = await api.post("/api/v1/orders", json={"amount": 100}, headers=AUTH)
     assert response.status == 201

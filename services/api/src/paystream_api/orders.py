@@ -10,6 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from paystream.errors import NotFoundError
+from paystream.invoices import record_invoice_owner
 from paystream.logging import get_logger
 from paystream.resources import ORDER_COLUMNS, OrderResource, order_resource
 from paystream.web import POOL, json_response
@@ -55,6 +56,8 @@ async def insert_order(conn: asyncpg.Connection, merchant_id: str, order: NewOrd
         order.notes,
     )
     assert row is not None
+    # The order id is the invoice a checkout page watches on the notifier: its owner is known at once.
+    await record_invoice_owner(conn, merchant_id, row["id"])
     log.info("order.created", order_id=row["id"], merchant_id=merchant_id, amount=order.amount)
     return order_resource(row)
 
