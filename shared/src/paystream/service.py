@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
 from paystream.consumer import ConsumerConfig, Handler, StreamConsumer
+from paystream.errors import SettingsError
+from paystream.logging import configure_logging
 from paystream.outbox import OutboxRelay
-from paystream.web import COMMON_SETTINGS, POOL, REDIS, CleanupContext, background
+from paystream.settings import CommonSettings
+from paystream.web import COMMON_SETTINGS, POOL, REDIS, CleanupContext, background, serve
 
 
 def outbox_relay() -> CleanupContext:
@@ -33,3 +38,37 @@ def stream_consumer(
         await consumer.run(stop)
 
     return background(f"consumer:{config.group}", run, grace_s=config.shutdown_grace_s + 5)
+
+
+class ServiceSettings(Protocol):
+    """What `run_service` needs of a service's settings."""
+
+    @property
+    def common(self) -> CommonSettings: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def host(self) -> str: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def run_service(
+    name: str,
+    load_settings: Callable[[], SettingsT],
+    build_app: Callable[[SettingsT], web.Application],
+    *,
+    shutdown_timeout: float = 15.0,
+) -> None:
+    """A service's `main()`: settings from the environment (a bad one stops it with one line naming
+    the variable, exit 2), logging, then the app until SIGTERM/SIGINT."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.common.log, service=name)
+    serve(build_app(settings), port=settings.port, host=settings.host, shutdown_timeout=shutdown_timeout)

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 from payment_processor.settings import ProcessorSettings
 from payment_processor.worker import create_app
-from paystream.errors import SettingsError
-from paystream.logging import configure_logging
-from paystream.web import serve
+from paystream.service import run_service
 
 
 def main() -> None:
-    try:
-        settings = ProcessorSettings.from_env()
-    except SettingsError as exc:
-        print(f"payment-processor: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    configure_logging(settings.common.log, service="payment-processor")
-    serve(create_app(settings), port=settings.port, host=settings.host)
+    run_service("payment-processor", ProcessorSettings.from_env, create_app)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""The notifier: Socket.IO on aiohttp at `/socket.io`, live payment status for frontends.
+
+One process = one aiohttp app with a python-socketio `AsyncServer` (websocket and polling), a stream
+reader on `payment:events`, and `/health` and `/metrics`. Run as many as needed behind a load
+balancer (sticky sessions for the polling transport, as Socket.IO always requires); each reads the
+stream itself and serves its own sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import socketio  # type: ignore[import-untyped]
+from aiohttp import web
+
+from notifier import handlers
+from notifier.fanout import Hub
+from notifier.keys import HUB, SETTINGS, SIO, TRANSPORT_REQUESTS
+from notifier.settings import NotifierSettings
+from notifier.transports import TransportRequests, add_socketio_routes
+from paystream.web import (
+    COMMON_SETTINGS,
+    REDIS,
+    SERVICE_NAME,
+    add_ops_routes,
+    background,
+    error_middleware,
+    stores,
+)
+
+STARTUP_DEADLINE_S = 120.0
+# Clients only send small subscribe requests.
+MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
+
+
+async def hub_context(app: web.Application) -> AsyncIterator[None]:
+    """Create the hub and position the reader at the stream's end before any socket connects."""
+    hub = Hub(app[SIO], app[REDIS], app[SETTINGS])
+    app[HUB] = hub
+    async with asyncio.timeout(STARTUP_DEADLINE_S):  # then exit, and let the supervisor retry
+        await hub.tail.start(asyncio.Event())
+    yield
+
+
+async def read_stream(app: web.Application, stop: asyncio.Event) -> None:
+    await app[HUB].tail.run(stop)
+
+
+async def drain_sockets(app: web.Application) -> None:
+    """Close whatever sockets are still open, then stop python-socketio's background task.
+
+    By now aiohttp has stopped reading from connections, so clients cannot complete a closing
+    handshake: `python -m notifier` drains before that, on the signal (see `shutdown`).
+    """
+    if HUB in app:
+        await app[HUB].drain()
+    if app[SIO].eio.service_task_handle is not None:
+        await app[SIO].shutdown()
+
+
+def create_app(settings: NotifierSettings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[SERVICE_NAME] = "notifier"
+    app[SETTINGS] = settings
+    app[COMMON_SETTINGS] = settings.common
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=settings.frontend_origins,
+        transports=["polling", "websocket"],
+        max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
+        logger=False,
+        engineio_logger=False,
+    )
+    app[SIO] = sio
+    app[TRANSPORT_REQUESTS] = TransportRequests()
+    add_socketio_routes(app, sio, app[TRANSPORT_REQUESTS])
+    handlers.register(sio, app)
+    app.cleanup_ctx.append(stores)
+    app.cleanup_ctx.append(hub_context)
+    # The reader holds no work worth waiting for (sockets are drained before it stops): cancelling
+    # its blocked XREAD beats waiting up to a second for it.
+    app.cleanup_ctx.append(background("stream-reader", read_stream, grace_s=0.1))
+    app.on_shutdown.append(drain_sockets)
+    add_ops_routes(app)
+    return app

@@ -1,0 +1,133 @@
+"""Catch-up: what a reconnecting socket missed, read back from the stream itself.
+
+`payment:events` is the log. A client names the last event it saw (`lastEventId`, a UUIDv7); its
+creation time, less the allowed clock skew, is a lower bound for the stream id the event was
+published under (publication follows creation). The scan walks forward from there to the entry
+carrying that id (position P) and collects, up to the reader's position at the moment the socket
+joined its rooms (U), the emissions that would have reached the socket. Events after U arrive live.
+
+If the event is not in (start, U] but beyond it, this process's reader lags the process the client
+was on: nothing needs replaying, and live events up to P are skipped instead. If the event cannot be
+found, lies outside the window, or there is more to replay than allowed, the result says the catch-up
+is incomplete and the client must reload state from the REST API: nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import orjson
+import redis.asyncio as aioredis
+
+from notifier.notifications import notifications_for
+from notifier.positions import envelope_id, parse_stream_id, stream_entries, uuid7_millis
+from notifier.rooms import Emission
+from paystream.errors import PermanentError
+from paystream.events import Event
+
+SCAN_BATCH = 500
+# How far past U to look for the client's last event when this reader lags the one it was on.
+LOOKAHEAD_ENTRIES = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Missed:
+    entry_id: str
+    emission: Emission
+
+
+@dataclass(slots=True)
+class CatchUpResult:
+    complete: bool
+    missed: list[Missed] = field(default_factory=list)
+    # Set when the client's last event lies beyond U: live events up to here were already seen.
+    seen_through: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpScanner:
+    redis: aioredis.Redis
+    stream: str
+    window_s: int
+    clock_skew_ms: int
+    max_events: int
+
+    async def scan(
+        self,
+        *,
+        last_event_id: str,
+        merchant_id: str,
+        upto: str,
+        wanted: Callable[[Emission], bool],
+    ) -> CatchUpResult:
+        """The emissions after `last_event_id`, up to and including entry `upto`, that `wanted` keeps."""
+        created_ms = uuid7_millis(last_event_id)
+        if created_ms is None:
+            return CatchUpResult(complete=False, reason="lastEventId is not an event id")
+        window_start_ms = int(time.time() * 1000) - self.window_s * 1000
+        if created_ms < window_start_ms:
+            return CatchUpResult(complete=False, reason="lastEventId is older than the catch-up window")
+        start = f"{max(created_ms - self.clock_skew_ms, 0)}-0"
+        merchant_marker = b'"merchant_id":' + orjson.dumps(merchant_id)
+        seen_ids: set[str] = set()
+        found = False
+        missed: list[Missed] = []
+        async for entry_id, raw in self._entries(start, upto):
+            event_id = envelope_id(raw)
+            if event_id is None:
+                continue
+            if not found:
+                seen_ids.add(event_id)
+                found = event_id == last_event_id
+                continue
+            if event_id in seen_ids:  # a re-published copy of an event already delivered
+                continue
+            seen_ids.add(event_id)
+            if merchant_marker not in raw:
+                continue
+            try:
+                event = Event.decode(raw)
+            except PermanentError:
+                continue
+            for emission in notifications_for(event):
+                if wanted(emission):
+                    missed.append(Missed(entry_id, emission))
+            if len(missed) > self.max_events:
+                return CatchUpResult(complete=False, reason="too many missed events to replay")
+        if found:
+            return CatchUpResult(complete=True, missed=missed)
+        beyond = await self._find_after(upto, last_event_id)
+        if beyond is not None:
+            return CatchUpResult(complete=True, seen_through=beyond)
+        return CatchUpResult(complete=False, reason="lastEventId not found in the stream")
+
+    async def _entries(self, start: str, end: str) -> AsyncIterator[tuple[str, bytes]]:
+        """(entry id, encoded event) for every entry in [start, end], in stream order."""
+        if parse_stream_id(start) > parse_stream_id(end):
+            return
+        lower = start
+        while True:
+            batch = stream_entries(await self.redis.xrange(self.stream, min=lower, max=end, count=SCAN_BATCH))
+            for entry_id, raw in batch:
+                if raw is not None:
+                    yield entry_id, raw
+            if len(batch) < SCAN_BATCH:
+                return
+            lower = "(" + batch[-1][0]
+
+    async def _find_after(self, after: str, event_id: str) -> str | None:
+        lower = "(" + after
+        scanned = 0
+        while scanned < LOOKAHEAD_ENTRIES:
+            batch = stream_entries(await self.redis.xrange(self.stream, min=lower, max="+", count=SCAN_BATCH))
+            for entry_id, raw in batch:
+                if raw is not None and envelope_id(raw) == event_id:
+                    return entry_id
+            scanned += len(batch)
+            if len(batch) < SCAN_BATCH:
+                return None
+            lower = "(" + batch[-1][0]
+        return None
