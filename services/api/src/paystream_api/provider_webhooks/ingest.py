@@ -31,7 +31,7 @@ from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import ServiceUnavailableError
 from paystream.events import Event, EventType
 from paystream.logging import get_logger
-from paystream_api.provider_webhooks.metrics import INGEST_BATCH_SIZE, INGEST_STORE_SECONDS
+from paystream_api.provider_webhooks.metrics import INGEST_BATCH_SIZE, INGEST_STORE_SECONDS, OutcomeCounters
 
 log = get_logger(__name__)
 
@@ -233,6 +233,27 @@ class IngestWriter:
                 [envelope.encode() for envelope in envelopes],
             )
         return {(row["provider"], row["event_id"]) for row in rows}
+
+
+async def store_and_count(writer: IngestWriter, record: IngestRecord, outcomes: OutcomeCounters) -> None:
+    """Make a verified event durable (raising when it cannot be stored) and count its outcome."""
+    try:
+        is_new = await writer.submit(record)
+    except Exception:
+        outcomes.unavailable.inc()
+        raise
+    if record.status == REJECTED:
+        outcomes.rejected.inc()
+        log.warning(
+            "provider_event.rejected",
+            provider=record.provider,
+            event_id=record.event_id,
+            reason=record.reason,
+        )
+    elif is_new:
+        outcomes.accepted.inc()
+    else:
+        outcomes.duplicate.inc()
 
 
 def _fail(items: list[_Pending], error: Exception) -> None:

@@ -28,7 +28,7 @@ from paystream.logging import get_logger
 from paystream_api.provider_webhooks.accounts import PAYABLE, AccountDirectory, ProviderAccount
 from paystream_api.provider_webhooks.body import read_webhook_body
 from paystream_api.provider_webhooks.checkvalue import PAYABLE_CHECK_VALUE, field_text
-from paystream_api.provider_webhooks.ingest import REJECTED, IngestRecord
+from paystream_api.provider_webhooks.ingest import REJECTED, IngestRecord, store_and_count
 from paystream_api.provider_webhooks.keys import ACCOUNTS, INGEST_WRITER
 from paystream_api.provider_webhooks.metrics import outcome_counters
 
@@ -144,16 +144,5 @@ async def payable_webhook(request: web.Request) -> web.Response:
         log.info("payable.check_value_mismatch")
         raise
     record = build_record(account, notification)
-    try:
-        is_new = await request.app[INGEST_WRITER].submit(record)
-    except Exception:
-        OUTCOMES.unavailable.inc()
-        raise
-    if record.status == REJECTED:
-        OUTCOMES.rejected.inc()
-        log.warning("payable.notification_rejected", event_id=record.event_id, reason=record.reason)
-    elif is_new:
-        OUTCOMES.accepted.inc()
-    else:
-        OUTCOMES.duplicate.inc()
+    await store_and_count(request.app[INGEST_WRITER], record, OUTCOMES)
     return web.Response(body=OK_BODY, content_type="application/json")

@@ -26,7 +26,7 @@ from paystream.events import Stream
 from paystream.logging import get_logger
 from paystream_api.provider_webhooks.accounts import RAZORPAY, AccountDirectory, ProviderAccount
 from paystream_api.provider_webhooks.body import read_webhook_body
-from paystream_api.provider_webhooks.ingest import REJECTED, IngestRecord
+from paystream_api.provider_webhooks.ingest import REJECTED, IngestRecord, store_and_count
 from paystream_api.provider_webhooks.keys import ACCOUNTS, INGEST_WRITER
 from paystream_api.provider_webhooks.metrics import outcome_counters
 
@@ -135,16 +135,5 @@ async def razorpay_webhook(request: web.Request) -> web.Response:
         OUTCOMES.invalid.inc()
         raise BadRequestError("the body is not valid JSON") from None
     record = build_record(account, body, document, request.headers.get(EVENT_ID_HEADER))
-    try:
-        is_new = await request.app[INGEST_WRITER].submit(record)
-    except Exception:
-        OUTCOMES.unavailable.inc()
-        raise
-    if record.status == REJECTED:
-        OUTCOMES.rejected.inc()
-        log.warning("razorpay.event_rejected", event_id=record.event_id, reason=record.reason)
-    elif is_new:
-        OUTCOMES.accepted.inc()
-    else:
-        OUTCOMES.duplicate.inc()
+    await store_and_count(request.app[INGEST_WRITER], record, OUTCOMES)
     return web.Response(body=OK_BODY, content_type="application/json")
