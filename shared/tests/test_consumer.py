@@ -117,6 +117,25 @@ async def test_failing_handler_is_retried_then_dead_lettered_with_its_reason(
     await eventually(lambda: _is_zero(pending_count(redis)), message="dead-lettered entry acknowledged")
 
 
+async def test_a_store_outage_is_retried_for_as_long_as_it_lasts_and_never_dead_lettered(
+    redis: aioredis.Redis, running: list[Any]
+) -> None:
+    deliveries: list[int] = []
+
+    async def handler(event: Event, ctx: MessageContext) -> None:
+        deliveries.append(ctx.delivery_count)
+        if len(deliveries) <= 6:  # PostgreSQL restarting: longer than max_deliveries retries
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    start(StreamConsumer(redis, config(max_deliveries=3), handler), running)
+    await eventually(lambda: redis.exists(STREAM))
+    await publish(redis, make_event())
+    await eventually(lambda: len(deliveries) == 7, message="handled once the store is back")
+    assert deliveries == [1] * 7, "outage retries are not counted as deliveries"
+    await eventually(lambda: _is_zero(pending_count(redis)), message="entry acknowledged")
+    assert await redis.xlen(dead_letter_stream(STREAM)) == 0
+
+
 async def test_permanent_error_and_malformed_entries_are_dead_lettered_at_once(
     redis: aioredis.Redis, running: list[Any]
 ) -> None:

@@ -10,7 +10,9 @@ A service registers handlers (`async def handle(event, ctx) -> None`) and runs a
   acknowledgements are batched into one XACK per stream by a single acker task;
 - a handler that raises is retried in place after a backoff, re-claiming the entry with XCLAIM so
   Redis counts the delivery; after `max_deliveries` (or at once on `PermanentError`) the entry goes
-  to `<stream>:dlq` with its error and delivery count, then is acknowledged;
+  to `<stream>:dlq` with its error and delivery count, then is acknowledged; a handler that failed
+  because PostgreSQL or Redis is unreachable is retried for as long as the outage lasts, without
+  using up its deliveries (XCLAIM JUSTID keeps the entry without counting one);
 - a sweeper reclaims entries left pending by dead consumers with XAUTOCLAIM (keeping its cursor);
   an entry already delivered `max_deliveries` times (a poison entry that kills its consumer) is
   dead-lettered without running it again;
@@ -38,6 +40,7 @@ import uuid_utils
 from redis.exceptions import ResponseError
 
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import PermanentError
 from paystream.events import STREAM_FIELD, Event, EventType, dead_letter_stream
 from paystream.metrics import (
@@ -53,6 +56,13 @@ log = structlog.get_logger(__name__)
 
 # Redis unreachable, or a command refused (NOGROUP while the group is being recreated, say).
 REDIS_FAILURES: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, ResponseError)
+# A handler failing with one of these failed because a store is unreachable, not because of its
+# event: it is retried for as long as the outage lasts, and the outage does not count towards
+# `max_deliveries` (or every event in flight during a database restart would be dead-lettered).
+STORE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    *DATABASE_UNAVAILABLE_ERRORS,
+    *REDIS_UNAVAILABLE_ERRORS,
+)
 
 DLQ_MAXLEN = 100_000
 ERROR_TEXT_LIMIT = 2000
@@ -288,9 +298,9 @@ class StreamConsumer:
                 log.warning("consumer.read_failed", stream=stream, error=str(exc), retry_in_s=round(delay, 2))
                 await wait_or_stop(stop, delay)
                 continue
-            except ResponseError as exc:
+            except Exception as exc:  # NOGROUP mid-recreation, or anything else: never stop reading
                 failures += 1
-                log.warning("consumer.read_error", stream=stream, error=str(exc))
+                log.warning("consumer.read_error", stream=stream, error=repr(exc))
                 await wait_or_stop(stop, backoff_delay(failures))
                 continue
             for entry in entries:
@@ -328,9 +338,9 @@ class StreamConsumer:
             try:
                 await self._reclaim(stream)
                 failures = 0
-            except REDIS_FAILURES as exc:
+            except Exception as exc:  # Redis unreachable, or anything else: never stop sweeping
                 failures += 1
-                log.warning("consumer.reclaim_failed", stream=stream, error=str(exc))
+                log.warning("consumer.reclaim_failed", stream=stream, error=repr(exc))
                 await wait_or_stop(stop, backoff_delay(failures))
 
     async def _reclaim(self, stream: str) -> None:
@@ -427,11 +437,15 @@ class StreamConsumer:
 
     async def _handle_with_retries(self, entry: _Entry, event: Event) -> None:
         group, event_type = self.config.group, event.type.value
+        outage_failures = 0
+        # Between attempts the entry must stay ours: wait well under the reclaim deadline.
+        retry_cap_s = min(self.config.retry_cap_s, self.config.reclaim_idle_ms / 2000)
         while True:
             ctx = MessageContext(entry.stream, entry.entry_id, group, self.name, entry.delivery_count)
             started = time.perf_counter()
+            deadline = asyncio.timeout(self.config.handler_timeout_s)
             try:
-                async with asyncio.timeout(self.config.handler_timeout_s):
+                async with deadline:
                     await self._handler(event, ctx)
             except asyncio.CancelledError:
                 raise
@@ -442,19 +456,26 @@ class StreamConsumer:
             except Exception as exc:
                 EVENTS_FAILED.labels(group, event_type).inc()
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if entry.delivery_count >= self.config.max_deliveries:
+                # A handler that overran its deadline counts, whatever it was waiting for.
+                outage = isinstance(exc, STORE_UNAVAILABLE_ERRORS) and not deadline.expired()
+                if not outage and entry.delivery_count >= self.config.max_deliveries:
                     await self._dead_letter(entry, event, error)
                     return
-                delay = backoff_delay(
-                    entry.delivery_count - 1, self.config.retry_base_s, self.config.retry_cap_s
-                )
+                if outage:
+                    outage_failures += 1
+                    delay = backoff_delay(outage_failures, self.config.retry_base_s, retry_cap_s)
+                else:
+                    delay = backoff_delay(entry.delivery_count - 1, self.config.retry_base_s, retry_cap_s)
                 log.warning(
                     "consumer.handler_failed",
                     error=error,
                     delivery=entry.delivery_count,
+                    store_unavailable=outage,
                     retry_in_s=round(delay, 3),
                 )
-                if await wait_or_stop(self._stopping, delay) or not await self._reclaim_for_retry(entry):
+                if await wait_or_stop(self._stopping, delay) or not await self._reclaim_for_retry(
+                    entry, counted=not outage
+                ):
                     return  # left pending: this or another consumer reclaims it later
                 continue
             HANDLER_LATENCY.labels(group, event_type).observe(time.perf_counter() - started)
@@ -463,18 +484,27 @@ class StreamConsumer:
             self._ack(entry)
             return
 
-    async def _reclaim_for_retry(self, entry: _Entry) -> bool:
-        """XCLAIM the entry back to ourselves so Redis counts the new delivery."""
+    async def _reclaim_for_retry(self, entry: _Entry, *, counted: bool = True) -> bool:
+        """XCLAIM the entry back to ourselves (resetting its idle time) so Redis counts the new
+        delivery; with `counted=False` (JUSTID) the delivery count stays as it is."""
         try:
-            claimed = await self._redis.xclaim(
-                entry.stream, self.config.group, self.name, min_idle_time=0, message_ids=[entry.entry_id]
+            claimed: Any = await self._redis.xclaim(
+                entry.stream,
+                self.config.group,
+                self.name,
+                min_idle_time=0,
+                message_ids=[entry.entry_id],
+                justid=not counted,
             )
         except REDIS_FAILURES as exc:
             log.warning("consumer.retry_claim_failed", error=str(exc))
             return False
-        if not claimed or claimed[0][0] is None:
+        if not claimed:
             return False
-        entry.delivery_count += 1
+        if counted:
+            if claimed[0][0] is None:
+                return False
+            entry.delivery_count += 1
         return True
 
     # -- acknowledging and dead-lettering ------------------------------------------------------
@@ -491,12 +521,12 @@ class StreamConsumer:
             try:
                 await self._flush_acks()
                 failures = 0
-            except REDIS_FAILURES as exc:
+            except Exception as exc:  # a dead acker would leave every handled entry pending
                 failures += 1
                 if self._stopping.is_set() and failures > 3:
-                    log.error("consumer.acks_abandoned", error=str(exc))  # entries are redelivered
+                    log.error("consumer.acks_abandoned", error=repr(exc))  # entries are redelivered
                     return
-                log.warning("consumer.ack_failed", error=str(exc))
+                log.warning("consumer.ack_failed", error=repr(exc))
                 await asyncio.sleep(backoff_delay(failures))
                 continue
             if self._stopping.is_set() and not self._in_flight and not self._acks:

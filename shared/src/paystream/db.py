@@ -20,8 +20,12 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.InterfaceError,
+    # Raised when a connection dies in the middle of an operation (for example while a failed
+    # query's error is still being read and the transaction's ROLLBACK is sent), or is gone.
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     TimeoutError,
 )

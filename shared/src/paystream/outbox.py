@@ -164,6 +164,12 @@ class OutboxRelay:
                     log.warning("outbox.publish_failed", error=str(exc), retry_in_s=round(delay, 2))
                     await wait_or_stop(stop, delay)
                     continue
+                except Exception:  # a relay that stopped would strand every later commit
+                    failures += 1
+                    delay = backoff_delay(failures)
+                    log.exception("outbox.publish_error", retry_in_s=round(delay, 2))
+                    await wait_or_stop(stop, delay)
+                    continue
                 await wait_any([stop, self._wake], self._fallback_poll_s)
         finally:
             listener.cancel()

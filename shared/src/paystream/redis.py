@@ -1,14 +1,23 @@
-"""The Redis client every service uses: bytes in, bytes out, keep-alive, no read timeout (BLOCK reads)."""
+"""The Redis client every service uses: bytes in, bytes out, keep-alive, and a read timeout longer
+than any BLOCK read, so a reply that never comes (a silently dropped connection) is noticed and the
+command retried on a new connection instead of waiting forever."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from paystream.settings import RedisSettings
+
+# Longer than the longest BLOCK any reader uses (1 s), far shorter than TCP's own give-up time.
+SOCKET_TIMEOUT_S = 5.0
 
 # Errors that mean "Redis is not reachable right now" (retry with backoff), not a bad command.
 REDIS_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -19,6 +28,40 @@ REDIS_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class _ReportsResetAsConnectionError(AbstractConnection):
+    """uvloop (every service's loop) refuses a write on a transport that the peer has reset with a
+    RuntimeError ("the handler is closed"), where asyncio's own loop reports a connection error, and
+    redis-py lets it through as it is. Unreported, a reset connection would crash the caller rather
+    than be retried on a new one, so report it as the dropped connection it is."""
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        try:
+            await super().send_packed_command(command, check_health)
+        except RuntimeError as exc:  # the connection is already closed by then
+            raise RedisConnectionError(f"connection lost while writing: {exc}") from exc
+
+
+class _TcpConnection(_ReportsResetAsConnectionError, Connection):
+    pass
+
+
+class _SslConnection(_ReportsResetAsConnectionError, SSLConnection):
+    pass
+
+
+class _UnixConnection(_ReportsResetAsConnectionError, UnixDomainSocketConnection):
+    pass
+
+
+_RESET_SAFE: dict[type[Any], type[AbstractConnection]] = {
+    Connection: _TcpConnection,
+    SSLConnection: _SslConnection,
+    UnixDomainSocketConnection: _UnixConnection,
+}
+
+
 def reconnecting_retry() -> Retry:
     """Retry a command a few times on a dropped connection (a Redis restart), with short backoff;
     past that the caller's own backoff loop takes over."""
@@ -26,12 +69,17 @@ def reconnecting_retry() -> Retry:
 
 
 def create_redis(settings: RedisSettings) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         settings.url,
         retry=reconnecting_retry(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError],
         decode_responses=False,
+        socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=5,
         socket_keepalive=True,
         health_check_interval=15,
     )
+    # The URL's scheme chose the connection class (TCP, TLS or a Unix socket): keep it, reset-safe.
+    pool = client.connection_pool
+    pool.connection_class = _RESET_SAFE.get(pool.connection_class, pool.connection_class)
+    return client

@@ -48,13 +48,22 @@ class ProcessorSettings:
     host: str
     concurrency: int
     settlement: SettlementSettings = field(default_factory=SettlementSettings)
+    # A stream entry left pending by a dead processor is taken over after `reclaim_idle_ms`, which
+    # must exceed the longest a handler may run (or one entry would be worked twice at once).
+    handler_timeout_s: float = 30.0
+    reclaim_idle_ms: int = 60_000
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ProcessorSettings:
-        return cls(
+        settings = cls(
             common=CommonSettings.from_env(environ),
             port=env_port(environ, "PROCESSOR_PORT", 8081),
             host=env_str(environ, "PROCESSOR_HOST", "0.0.0.0"),
             concurrency=env_int(environ, "PROCESSOR_CONCURRENCY", 256, minimum=1, maximum=10_000),
             settlement=SettlementSettings.from_env(environ),
+            handler_timeout_s=env_float(environ, "PROCESSOR_HANDLER_TIMEOUT_S", 30.0, minimum=1.0),
+            reclaim_idle_ms=env_int(environ, "PROCESSOR_RECLAIM_IDLE_MS", 60_000, minimum=1000),
         )
+        if settings.reclaim_idle_ms <= settings.handler_timeout_s * 1000:
+            raise SettingsError("PROCESSOR_RECLAIM_IDLE_MS must exceed PROCESSOR_HANDLER_TIMEOUT_S")
+        return settings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
 from payment_processor import payments, provider_events
@@ -35,10 +37,17 @@ def create_app(settings: ProcessorSettings) -> web.Application:
         group=GROUP,
         streams=(Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS),
         concurrency=settings.concurrency,
+        handler_timeout_s=settings.handler_timeout_s,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
     )
     app.cleanup_ctx.append(stream_consumer(config, build_handler))
     # Dispute and downtime events: a consumer of their own, so a backlog on the other streams never
     # takes the slots they need (see provider_events for the database side of that priority).
-    app.cleanup_ctx.append(stream_consumer(provider_events.PRIORITY_CONSUMER, provider_events.build_handler))
+    priority = replace(
+        provider_events.PRIORITY_CONSUMER,
+        handler_timeout_s=settings.handler_timeout_s,
+        reclaim_idle_ms=settings.reclaim_idle_ms,
+    )
+    app.cleanup_ctx.append(stream_consumer(priority, provider_events.build_handler))
     add_ops_routes(app)
     return app

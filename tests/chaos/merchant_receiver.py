@@ -1,0 +1,121 @@
+"""The merchant's webhook endpoint for the fault suite: a real aiohttp server on a fixed port that
+verifies both signature schemes (written from the contract, not from the dispatcher's code), records
+each delivery, and can go down (nothing listens: connection refused) and come back on the same port.
+
+An event is `(event type, data.payment.id)`: in these tests each payment has at most one event of a
+type. Receiving one event under two different `webhook-id`s is a duplicate the merchant would act on
+twice; one `webhook-id` seen twice is a redelivery, which Standard Webhooks receivers de-duplicate.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from paystream.embedded import free_port
+
+EventKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    webhook_id: str
+    event: EventKey
+    received_at: float  # time.time()
+    signatures_valid: bool
+
+
+def _standard_key(secret: str) -> bytes:
+    encoded = secret.removeprefix("whsec_")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return encoded.encode()
+
+
+@dataclass
+class MerchantReceiver:
+    secret: str
+    port: int = field(default_factory=free_port)
+    deliveries: list[Delivery] = field(default_factory=list)
+    unreadable: int = 0
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    @property
+    def up(self) -> bool:
+        return self._runner is not None
+
+    async def start(self) -> MerchantReceiver:
+        """Listen (again) on the same port."""
+        app = web.Application()
+        app.router.add_post("/hooks", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True).start()
+        self._runner = runner
+        return self
+
+    async def stop(self) -> None:
+        """Go down: close the listener and every open connection."""
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            document: dict[str, Any] = orjson.loads(body)
+            key = (str(document["event"]), str(document["data"]["payment"]["id"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self.unreadable += 1
+            return web.Response(text="ok")
+        self.deliveries.append(
+            Delivery(
+                webhook_id=request.headers.get("webhook-id", ""),
+                event=key,
+                received_at=time.time(),
+                signatures_valid=self._verify(request, body),
+            )
+        )
+        return web.Response(text="ok")
+
+    def _verify(self, request: web.Request, body: bytes) -> bool:
+        legacy = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(legacy, request.headers.get("X-Webhook-Signature", "")):
+            return False
+        signed = f"{request.headers.get('webhook-id')}.{request.headers.get('webhook-timestamp')}.".encode()
+        digest = hmac.new(_standard_key(self.secret), signed + body, hashlib.sha256).digest()
+        expected = "v1," + base64.b64encode(digest).decode()
+        offered = request.headers.get("webhook-signature", "").split(" ")
+        return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+
+    # -- what arrived ---------------------------------------------------------------------------
+
+    def webhook_ids_by_event(self) -> dict[EventKey, set[str]]:
+        ids: dict[EventKey, set[str]] = defaultdict(set)
+        for delivery in self.deliveries:
+            ids[delivery.event].add(delivery.webhook_id)
+        return ids
+
+    def received_ids(self) -> set[str]:
+        return {delivery.webhook_id for delivery in self.deliveries}
+
+    def first_arrival(self) -> dict[str, float]:
+        """webhook-id -> when it first arrived."""
+        first: dict[str, float] = {}
+        for delivery in self.deliveries:
+            first.setdefault(delivery.webhook_id, delivery.received_at)
+        return first

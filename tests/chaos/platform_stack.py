@@ -1,0 +1,123 @@
+"""The whole platform as real processes (API, payment processor, webhook dispatcher, notifier), the
+merchant's webhook configuration, and a frontend watching payments settle over Socket.IO."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+from load import AUTH
+
+from notifier.testing import Client, make_token, open_client
+from paystream.testing import ServiceProcess, eventually
+
+API = "paystream_api"
+PROCESSOR = "payment_processor"
+DISPATCHER = "webhook_dispatcher"
+NOTIFIER = "notifier"
+SERVICES = (API, PROCESSOR, DISPATCHER, NOTIFIER)
+MERCHANT_ID = "mer_test0000000001"
+WEBHOOK_SECRET = "whsec_test_abc123"
+
+# Recovery deadlines short enough for a bounded test. Each keeps the rule that a stream entry (or a
+# delivery's lease) is taken over only after the longest its handler or HTTP attempt may run.
+FAST_RECOVERY = {
+    "PROCESSOR_HANDLER_TIMEOUT_S": "3",
+    "PROCESSOR_RECLAIM_IDLE_MS": "5000",
+    "DISPATCHER_HANDLER_TIMEOUT_S": "3",
+    "DISPATCHER_RECLAIM_IDLE_MS": "5000",
+    "WEBHOOK_HTTP_TIMEOUT_S": "2",
+    "WEBHOOK_LEASE_S": "7",
+}
+
+Spawn = Callable[..., ServiceProcess]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    processes: dict[str, ServiceProcess]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['API_PORT']}"
+
+    @property
+    def notifier_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['NOTIFIER_PORT']}"
+
+    async def sigkill_and_restart(self, service: str) -> None:
+        """SIGKILL (no cleanup, no drain), then start a fresh process and wait until it is healthy."""
+        process = self.processes[service]
+        process.kill()
+        await asyncio.to_thread(process.start)
+
+    async def configure_webhook(self, url: str) -> dict[str, object]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.put(f"{self.api_url}/api/v1/webhooks/config", json={"url": url}, headers=AUTH) as response,
+        ):
+            assert response.status == 200, await response.text()
+            config: dict[str, object] = await response.json()
+            return config
+
+    def logs(self) -> str:
+        """The tail of every service's log, for a failure message."""
+        return "\n".join(f"--- {name}\n{process.tail(15)}" for name, process in self.processes.items())
+
+
+async def start_stack(
+    spawn: Spawn, env: Mapping[str, str], services: Sequence[str] = SERVICES, **overrides: str
+) -> Stack:
+    """Start the services at once (they do not depend on each other to start) and wait for all."""
+    merged = {**env, **FAST_RECOVERY, **overrides}
+    processes = {service: spawn(service, merged, wait_healthy=False) for service in services}
+    await asyncio.gather(*(asyncio.to_thread(p.wait_healthy, 60) for p in processes.values()))
+    return Stack(merged, processes)
+
+
+@dataclass
+class PaymentWatcher:
+    """A frontend on the notifier: merchant token, subscribed to the load's invoices. When its
+    socket drops it reconnects with the id of the last event it saw (`lastEventId`), so that it
+    catches up on what it missed, and subscribes again."""
+
+    url: str
+    invoices: Sequence[str]
+    clients: list[Client] = field(default_factory=list)
+
+    async def connect(self) -> None:
+        last_event_id = self.last_event_id()
+        client = await open_client(self.url, token=make_token(MERCHANT_ID), last_event_id=last_event_id)
+        self.clients.append(client)
+        for invoice_id in self.invoices:
+            ack = await client.subscribe(invoice_id, last_event_id)
+            assert ack == {"ok": True}, f"subscribing to {invoice_id}: {ack}"
+
+    async def reconnect_after_drop(self, timeout: float = 20.0) -> None:
+        """Once the current socket has dropped, connect again (call it when the notifier is back)."""
+        current = self.clients[-1]
+        await eventually(lambda: current.disconnects > 0, timeout=timeout, message="the socket dropped")
+        await current.close()
+        await self.connect()
+
+    def last_event_id(self) -> str | None:
+        for client in reversed(self.clients):
+            last = client.last_event_id()
+            if last is not None:
+                return last
+        return None
+
+    def completions(self) -> Counter[str]:
+        """paymentId -> how many `payment:completed` arrived for it, across every connection."""
+        return Counter(data["paymentId"] for c in self.clients for data in c.events("payment:completed"))
+
+    def completion_event_ids(self) -> list[str]:
+        return [event_id for c in self.clients for event_id in c.event_ids("payment:completed")]
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
