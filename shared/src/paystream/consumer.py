@@ -214,7 +214,12 @@ class StreamConsumer:
         for stream in self.config.streams:
             readers.append(asyncio.create_task(self._read_loop(stream, stop), name=f"read:{stream}"))
             readers.append(asyncio.create_task(self._reclaim_loop(stream, stop), name=f"reclaim:{stream}"))
-        log.info("consumer.started", group=self.config.group, consumer=self.name, streams=self.config.streams)
+        log.info(
+            "consumer.started",
+            group=self.config.group,
+            consumer=self.name,
+            streams=[str(s) for s in self.config.streams],
+        )
         try:
             await stop.wait()
         finally:
