@@ -161,3 +161,24 @@ async def test_purge_keeps_recent_and_unpublished_rows(
     assert await relay.purge_published() == 1
     remaining = {str(r["event_id"]) for r in await db_pool.fetch("SELECT event_id FROM outbox")}
     assert remaining == {recent.id, unpublished_old.id}
+
+
+async def test_one_relay_leads_and_a_standby_takes_over_when_it_stops(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str, relay_factory: list
+) -> None:
+    first = start_relay(db_pool, redis, clean_db, relay_factory, fallback_poll_s=60.0)
+    await eventually(lambda: first.is_leader, timeout=5, message="first relay leads")
+    second = start_relay(db_pool, redis, clean_db, relay_factory, fallback_poll_s=60.0)
+    before = payment_event(1)
+    await commit_events(db_pool, [before])
+    await eventually(lambda: _contains(redis, before.id), timeout=5)
+    assert first.is_leader and not second.is_leader, "exactly one relay publishes"
+
+    stop_first, task_first = relay_factory[0]
+    stop_first.set()
+    await asyncio.wait_for(task_first, 10)
+    await eventually(lambda: second.is_leader, timeout=5, message="standby takes over")
+    after = payment_event(2)
+    await commit_events(db_pool, [after])
+    await eventually(lambda: _contains(redis, after.id), timeout=5, message="published by the new leader")
+    assert await stream_event_ids(redis) == [before.id, after.id]

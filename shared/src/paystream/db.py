@@ -40,11 +40,19 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Connections go back to the pool without asyncpg's default session reset (RESET ALL, UNLISTEN,
+    advisory unlock: one more round trip per release). Nothing here keeps session state on a pooled
+    connection: locks are transaction-scoped and LISTEN runs on dedicated connections; an open
+    transaction is still rolled back on release by asyncpg itself."""
+
+
 async def create_pool(settings: DatabaseSettings, **overrides: Any) -> asyncpg.Pool:
     options: dict[str, Any] = {
         "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
         "init": _init_connection,
+        "reset": _keep_session,
         "command_timeout": 30,
         "max_inactive_connection_lifetime": 300,
     }

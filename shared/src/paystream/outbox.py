@@ -3,7 +3,7 @@
 A service writes its events with `enqueue()` in the same transaction as its state change. The
 `OutboxRelay` wakes on the commit (a statement trigger sends `NOTIFY outbox`), takes unpublished rows
 in id order under a transaction-scoped advisory lock (one relay publishes at a time, so stream order
-follows commit order; `FOR UPDATE SKIP LOCKED` keeps replicas from ever taking the same row),
+follows commit order, and the others leave it to that one rather than wait; `FOR UPDATE SKIP LOCKED` keeps replicas from ever taking the same row),
 pipelines the XADDs and marks the rows published in the same transaction.
 
 A crash after XADD and before the commit publishes those rows again on restart: consumers are
@@ -32,6 +32,11 @@ from paystream.settings import OutboxSettings
 log = structlog.get_logger(__name__)
 
 RELAY_LOCK_KEY = 7_301_000_002
+RELAY_LEADER_KEY = 7_301_000_003
+# How often a standby relay tries to take over, and the leader checks its lock connection.
+LEADER_PROBE_SECONDS = 1.0
+# After a wake, how long the leader waits for more commits to publish with (see OutboxRelay.run).
+DEFAULT_LINGER_S = 0.002
 NOTIFY_CHANNEL = "outbox"
 # Safety net only: a missed NOTIFY (a dropped listener connection) costs at most this much latency.
 FALLBACK_POLL_SECONDS = 1.0
@@ -75,6 +80,7 @@ class OutboxRelay:
         *,
         listen_dsn: str,
         fallback_poll_s: float = FALLBACK_POLL_SECONDS,
+        linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
         self._pool = pool
         self._redis = redis
@@ -82,6 +88,9 @@ class OutboxRelay:
         self._listen_dsn = listen_dsn
         self._wake = asyncio.Event()
         self._fallback_poll_s = fallback_poll_s
+        self._linger_s = linger_s
+        self._is_leader = False
+        self._leadership = asyncio.Event()
 
     async def publish_pending(self) -> int:
         """Publish every committed, unpublished row; return how many were published."""
@@ -94,9 +103,12 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            # Serialise relays: a second relay waits for the first's batch rather than publishing
-            # later rows ahead of earlier ones.
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK_KEY)
+            # One relay publishes at a time, so later rows never overtake earlier ones. A relay that
+            # finds another one publishing leaves the rows to it instead of queueing behind it: every
+            # commit notifies every relay, so the one publishing is woken for rows committed during
+            # its batch and takes them next.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
+                return 0
             rows = await conn.fetch(
                 """SELECT id, stream, payload FROM outbox
                    WHERE published_at IS NULL
@@ -143,14 +155,27 @@ class OutboxRelay:
             )
         return int(status.split()[-1])
 
+    @property
+    def is_leader(self) -> bool:
+        return self._is_leader
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish on every commit notification until `stop` is set."""
+        """Publish on every commit notification until `stop` is set, while this relay leads.
+
+        Of all the relays (one per service process), the one holding the leader lock on its LISTEN
+        connection publishes; the others stand by and try to take over every second, so a leader
+        that dies is replaced within about a second and its committed rows are published then.
+        After a wake the leader lingers `linger_ms` so that the commits of a busy moment leave in one
+        batch (one transaction and one pipelined round of XADDs) instead of one batch each."""
         listener = asyncio.create_task(self._listen(stop), name="outbox-listener")
         failures = 0
         last_purge = 0.0
         loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
+                if not self._is_leader:
+                    await wait_any([stop, self._leadership], self._fallback_poll_s)
+                    continue
                 self._wake.clear()
                 try:
                     await self.publish_pending()
@@ -171,13 +196,16 @@ class OutboxRelay:
                     await wait_or_stop(stop, delay)
                     continue
                 await wait_any([stop, self._wake], self._fallback_poll_s)
+                if self._linger_s and not stop.is_set():
+                    await asyncio.sleep(self._linger_s)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        """Hold a LISTEN connection open, reconnecting with backoff; each NOTIFY wakes the relay."""
+        """Hold a LISTEN connection open (reconnecting with backoff): each NOTIFY wakes the relay,
+        and the session-level leader lock taken on it makes this relay the publishing one."""
         failures = 0
         while not stop.is_set():
             conn: Connection | None = None
@@ -185,14 +213,26 @@ class OutboxRelay:
                 conn = await asyncpg.connect(self._listen_dsn)
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
                 failures = 0
-                self._wake.set()  # catch up on anything committed while not listening
                 while not stop.is_set() and not conn.is_closed():
-                    await wait_or_stop(stop, 5.0)
+                    # Also a liveness probe: a dead connection has lost the lock with it.
+                    leads = await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_KEY)
+                    if leads and self._is_leader:
+                        # Held already: pg_try_advisory_lock stacks, keep the hold count at one.
+                        await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LEADER_KEY)
+                    elif leads:
+                        log.info("outbox.relay_leading")
+                        self._is_leader = True
+                        self._wake.set()  # catch up on anything committed while no one led
+                        self._leadership.set()
+                    await wait_or_stop(stop, LEADER_PROBE_SECONDS)
             except LISTEN_FAILURES as exc:
                 failures += 1
                 log.warning("outbox.listen_failed", error=str(exc))
-                await wait_or_stop(stop, backoff_delay(failures))
             finally:
+                self._is_leader = False
+                self._leadership.clear()
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await conn.close(timeout=2)
+            if failures:
+                await wait_or_stop(stop, backoff_delay(failures))

@@ -23,7 +23,6 @@ from payment_processor.provider_events.fields import integer, iso, notes, text
 from payment_processor.provider_events.transitions import EntityTable, Transition, advance
 from payment_processor.provider_events.work import Rejected, Work
 from paystream.events import EventType
-from paystream.invoices import record_invoice_owner
 
 PAYMENTS = EntityTable(
     name="provider_payments",
@@ -97,7 +96,7 @@ async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provide
 async def emit_payment_change(work: Work, transition: Transition) -> None:
     row = transition.row
     if row["invoice_key"] and transition.before is None:
-        await record_invoice_owner(work.conn, work.event.merchant_id, row["invoice_key"], row["salon_id"])
+        await work.record_owner(row["invoice_key"], row["salon_id"])
     event_type = PAYMENT_EVENT_FOR_STATUS.get(row["status"])
     if not transition.status_changed or event_type is None:
         return
