@@ -34,7 +34,7 @@ from paystream.web import POOL
 log = get_logger(__name__)
 
 GROUP = "payment-processor"
-NORMAL_DB_CONCURRENCY = 8
+NORMAL_DB_CONCURRENCY = 32
 
 # The consumer of `provider:events:priority` (same group as the processor's main consumer).
 PRIORITY_CONSUMER = ConsumerConfig(group=GROUP, streams=(Stream.PROVIDER_EVENTS_PRIORITY,), concurrency=32)
