@@ -8,10 +8,11 @@ loopback ports, with JSON logs at WARNING (logging off the hot path) and test-mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,19 @@ class Platform:
                         f"{child.name} not healthy within {HEALTH_TIMEOUT_S:.0f}s:\n{child.tail()}"
                     )
                 await asyncio.sleep(0.1)
+
+    @contextlib.contextmanager
+    def consumers_paused(self) -> Iterator[None]:
+        """The stream consumers (processor, dispatcher, notifier) stopped with SIGSTOP meanwhile, so
+        that a figure measures the API alone; they are resumed (SIGCONT) whatever happens."""
+        consumers = [child for name, child in self.services.items() if name != "api"]
+        for child in consumers:
+            child.pause()
+        try:
+            yield
+        finally:
+            for child in consumers:
+                child.resume()
 
     def check_alive(self) -> None:
         """Raise when a service died during the run: its figures would mean nothing."""

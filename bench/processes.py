@@ -61,6 +61,15 @@ class Child:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process keeps its connections but does no work until `resume()`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL what is left after `timeout`."""
         self.terminate()
