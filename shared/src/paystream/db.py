@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from typing import Any, cast
 
 import asyncpg
 import asyncpg.pool
 import orjson
+import structlog
 
 from paystream.settings import DatabaseSettings
+
+log = structlog.get_logger(__name__)
 
 # A connection as handlers see it: a plain one, or one borrowed from a pool.
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -40,11 +44,38 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(type_name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def _keep_session(_conn: asyncpg.Connection) -> None:
-    """Connections go back to the pool without asyncpg's default session reset (RESET ALL, UNLISTEN,
-    advisory unlock: one more round trip per release). Nothing here keeps session state on a pooled
-    connection: locks are transaction-scoped and LISTEN runs on dedicated connections; an open
-    transaction is still rolled back on release by asyncpg itself."""
+# Channels to NOTIFY once a pooled connection is released, that is once its transaction is over.
+_NOTIFY_ON_RELEASE: weakref.WeakKeyDictionary[asyncpg.Connection, set[str]] = weakref.WeakKeyDictionary()
+
+
+def notify_after_transaction(conn: Connection, channel: str) -> None:
+    """NOTIFY `channel` when this pooled connection goes back to the pool, outside its transaction.
+
+    A NOTIFY inside a transaction holds PostgreSQL's global notification lock through that
+    transaction's commit and WAL flush, so every notifying commit in the database waits for the one
+    before it; sent after the transaction, in a statement of its own that writes no WAL, it costs one
+    short round trip and serialises nothing. After a rollback the notification is merely spurious."""
+    # A pool's proxy wraps the connection that the pool hands to `_on_release`.
+    raw = cast(asyncpg.Connection, getattr(conn, "_con", None) or conn)
+    _NOTIFY_ON_RELEASE.setdefault(raw, set()).add(channel)
+
+
+async def _on_release(conn: asyncpg.Connection) -> None:
+    """Send the notifications asked for during the connection's use, and nothing else.
+
+    asyncpg's default session reset (RESET ALL, UNLISTEN, advisory unlock: one more round trip per
+    release) is skipped: nothing keeps session state on a pooled connection (locks are
+    transaction-scoped, LISTEN runs on dedicated connections), and asyncpg itself still rolls back an
+    open transaction on release."""
+    channels = _NOTIFY_ON_RELEASE.pop(conn, None)
+    if not channels:
+        return
+    try:
+        for channel in sorted(channels):
+            await conn.execute(f"SELECT pg_notify('{channel}', '')")
+    except Exception as exc:  # a lost wake-up costs latency (relays also poll), never an error
+        log.warning("database.notify_failed", channels=sorted(channels), error=repr(exc))
+        conn.terminate()
 
 
 async def create_pool(settings: DatabaseSettings, **overrides: Any) -> asyncpg.Pool:
@@ -52,7 +83,7 @@ async def create_pool(settings: DatabaseSettings, **overrides: Any) -> asyncpg.P
         "min_size": settings.pool_min_size,
         "max_size": settings.pool_max_size,
         "init": _init_connection,
-        "reset": _keep_session,
+        "reset": _on_release,
         "command_timeout": 30,
         "max_inactive_connection_lifetime": 300,
     }

@@ -1,7 +1,8 @@
 """The transactional outbox: events commit with the state they describe, then reach their streams.
 
 A service writes its events with `enqueue()` in the same transaction as its state change. The
-`OutboxRelay` wakes on the commit (a statement trigger sends `NOTIFY outbox`), takes unpublished rows
+`OutboxRelay` wakes on the commit (the connection sends `NOTIFY outbox` when it goes back to the pool,
+after its transaction: see `paystream.db.notify_after_transaction`), takes unpublished rows
 in id order under a transaction-scoped advisory lock (one relay publishes at a time, so stream order
 follows commit order, and the others leave it to that one rather than wait; `FOR UPDATE SKIP LOCKED` keeps replicas from ever taking the same row),
 pipelines the XADDs and marks the rows published in the same transaction.
@@ -23,7 +24,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection, notify_after_transaction
 from paystream.events import STREAM_FIELD, Event
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
@@ -51,6 +52,7 @@ async def enqueue(conn: Connection, stream: str, events: Iterable[Event]) -> Non
     batch = list(events)
     if not batch:
         return
+    wake_relays_after_commit(conn)
     await conn.execute(
         """INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload)
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])""",
@@ -60,6 +62,12 @@ async def enqueue(conn: Connection, stream: str, events: Iterable[Event]) -> Non
         [event.merchant_id for event in batch],
         [event.encode() for event in batch],
     )
+
+
+def wake_relays_after_commit(conn: Connection) -> None:
+    """Wake the relays once `conn`'s transaction is over (for writers that insert outbox rows
+    themselves; `enqueue` does it for its callers)."""
+    notify_after_transaction(conn, NOTIFY_CHANNEL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import ServiceUnavailableError
 from paystream.events import Event, EventType
 from paystream.logging import get_logger
+from paystream.outbox import wake_relays_after_commit
 from paystream_api.provider_webhooks.metrics import INGEST_BATCH_SIZE, INGEST_STORE_SECONDS, OutcomeCounters
 
 log = get_logger(__name__)
@@ -217,6 +218,7 @@ class IngestWriter:
     async def _store(self, records: list[IngestRecord]) -> set[tuple[str, str]]:
         envelopes = [record.processing_event() for record in records]
         async with asyncio.timeout(STORE_TIMEOUT_S), self._pool.acquire() as conn:
+            wake_relays_after_commit(conn)
             rows = await conn.fetch(
                 STORE_BATCH,
                 [r.provider for r in records],
