@@ -39,7 +39,12 @@ def _encode_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# A transaction left open by a hung process would hold its row and advisory locks for ever.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS}")
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(type_name, encoder=_encode_json, decoder=orjson.loads, schema="pg_catalog")
 

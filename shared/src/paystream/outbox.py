@@ -219,6 +219,11 @@ class OutboxRelay:
             conn: Connection | None = None
             try:
                 conn = await asyncpg.connect(self._listen_dsn)
+                # This session holds the leader lock: should the process hang (alive, so its socket
+                # stays open), PostgreSQL ends the session once it has been idle this long, which
+                # frees the lock for a standby. A live relay probes every second, so is never idle.
+                timeout_ms = self._settings.leader_idle_timeout_s * 1000
+                await conn.execute(f"SET idle_session_timeout = {timeout_ms}")
                 await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
                 failures = 0
                 while not stop.is_set() and not conn.is_closed():

@@ -128,6 +128,9 @@ class OutboxSettings:
     batch_size: int = 500
     retention_days: int = 7
     stream_maxlen: int = 1_000_000
+    # A relay leader whose process hangs (it keeps its connection, so its lock) is cut off by
+    # PostgreSQL after this long without a statement, and a standby takes over.
+    leader_idle_timeout_s: int = 10
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> OutboxSettings:
@@ -135,6 +138,9 @@ class OutboxSettings:
             batch_size=env_int(environ, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=10_000),
             retention_days=env_int(environ, "OUTBOX_RETENTION_DAYS", 7, minimum=1, maximum=365),
             stream_maxlen=env_int(environ, "STREAM_MAXLEN", 1_000_000, minimum=1000, maximum=2**31),
+            leader_idle_timeout_s=env_int(
+                environ, "OUTBOX_LEADER_IDLE_TIMEOUT_S", 10, minimum=3, maximum=3600
+            ),
         )
 
 
