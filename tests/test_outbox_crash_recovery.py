@@ -64,7 +64,14 @@ async def test_api_killed_between_commit_and_publish_still_publishes_after_resta
             message=f"events of {payment_id} published after restart",
         )
         assert types == [EventType.PAYMENT_CREATED, EventType.PAYMENT_PENDING]
-    assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    # The relay marks rows published in the transaction around its XADDs: it commits just after.
+    await eventually(
+        lambda: _none_unpublished(db_pool), timeout=10, message="every outbox row marked published"
+    )
+
+
+async def _none_unpublished(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
 
 async def _has_created_and_pending(redis: aioredis.Redis, payment_id: str) -> list[EventType] | None:
