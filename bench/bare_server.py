@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sys
 
-import uvloop
 from aiohttp import web
+
+from bench.serving import health, serve_on_port_arg
 
 OK_BODY = b'{"status":"ok"}'
 
@@ -19,10 +20,6 @@ OK_BODY = b'{"status":"ok"}'
 async def accept(request: web.Request) -> web.Response:
     await request.read()
     return web.Response(body=OK_BODY, content_type="application/json")
-
-
-async def health(_request: web.Request) -> web.Response:
-    return web.Response(text="ok")
 
 
 def create_app() -> web.Application:
@@ -33,18 +30,7 @@ def create_app() -> web.Application:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m bench.bare_server PORT", file=sys.stderr)
-        return 2
-    web.run_app(
-        create_app(),
-        host="127.0.0.1",
-        port=int(argv[0]),
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
-    return 0
+    return serve_on_port_arg("bench.bare_server", argv, create_app)
 
 
 if __name__ == "__main__":

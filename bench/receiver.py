@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvloop
 from aiohttp import web
+
+from bench.serving import health, serve_on_port_arg
 
 
 @dataclass(slots=True)
@@ -120,10 +121,6 @@ async def stats(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
-async def health(_request: web.Request) -> web.Response:
-    return web.Response(text="ok")
-
-
 def create_app() -> web.Application:
     app = web.Application()
     app[RECEIVER] = Receiver()
@@ -136,18 +133,7 @@ def create_app() -> web.Application:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m bench.receiver PORT", file=sys.stderr)
-        return 2
-    web.run_app(
-        create_app(),
-        host="127.0.0.1",
-        port=int(argv[0]),
-        access_log=None,
-        print=None,
-        loop=uvloop.new_event_loop(),
-    )
-    return 0
+    return serve_on_port_arg("bench.receiver", argv, create_app)
 
 
 if __name__ == "__main__":
