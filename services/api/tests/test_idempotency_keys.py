@@ -5,19 +5,16 @@ and the claim protocol's guarantee that one key never commits two objects."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from paystream.errors import ConflictError
 from paystream_api import idempotency
-from paystream_api.app import create_app
 from paystream_api.auth import hash_secret
-from paystream_api.settings import ApiSettings
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 OTHER_AUTH = {"X-Api-Key": "key_other_merchant", "X-Api-Secret": "secret_other_merchant"}
@@ -29,13 +26,6 @@ PAYMENT = {
     "method": "upi",
     "vpa": "user@paytm",
 }
-
-
-@pytest.fixture
-async def api(service_env: dict[str, str]) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(ApiSettings.from_env(service_env))
-    async with TestClient(TestServer(app)) as client:
-        yield client
 
 
 def keyed(key: str, headers: dict[str, str] = AUTH) -> dict[str, str]:
