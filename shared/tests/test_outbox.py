@@ -182,3 +182,28 @@ async def test_one_relay_leads_and_a_standby_takes_over_when_it_stops(
     await commit_events(db_pool, [after])
     await eventually(lambda: _contains(redis, after.id), timeout=5, message="published by the new leader")
     assert await stream_event_ids(redis) == [before.id, after.id]
+
+
+async def test_the_leader_forgets_handled_events_only_past_their_retention(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str
+) -> None:
+    old, recent = payment_event(1), payment_event(2)
+    await db_pool.execute(
+        """INSERT INTO inbox (consumer_group, event_id, processed_at)
+           VALUES ('payment-processor', $1, now() - interval '15 days'), ('payment-processor', $2, now())""",
+        old.id,
+        recent.id,
+    )
+    relay = OutboxRelay(
+        db_pool, redis, OutboxSettings(retention_days=7, inbox_retention_days=14), listen_dsn=clean_db
+    )
+    assert await relay.purge_handled() == 1
+    kept = {str(row["event_id"]) for row in await db_pool.fetch("SELECT event_id FROM inbox")}
+    assert kept == {recent.id}
+
+
+def test_inbox_must_outlive_the_outbox() -> None:
+    from paystream.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="INBOX_RETENTION_DAYS"):
+        OutboxSettings(retention_days=7, inbox_retention_days=7)

@@ -23,7 +23,8 @@ async def claim_event(conn: Connection, group: str, event_id: str) -> bool:
 
 
 async def purge_inbox(conn: Connection, older_than_days: int) -> int:
-    """Forget handled events past the replay horizon (the outbox keeps them as long)."""
+    """Forget handled events older than `older_than_days` (keep them longer than the outbox keeps
+    its rows, so that nothing it can still re-publish takes effect twice)."""
     status: str = await conn.execute(
         "DELETE FROM inbox WHERE processed_at < now() - make_interval(days => $1)", older_than_days
     )

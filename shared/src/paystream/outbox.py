@@ -26,6 +26,7 @@ import structlog
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection, notify_after_transaction
 from paystream.events import STREAM_FIELD, Event
+from paystream.inbox import purge_inbox
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 from paystream.settings import OutboxSettings
@@ -163,6 +164,11 @@ class OutboxRelay:
             )
         return int(status.split()[-1])
 
+    async def purge_handled(self) -> int:
+        """Forget consumers' handled-event records past their retention (the leader does it hourly)."""
+        async with self._pool.acquire() as conn:
+            return await purge_inbox(conn, self._settings.inbox_retention_days)
+
     @property
     def is_leader(self) -> bool:
         return self._is_leader
@@ -191,6 +197,7 @@ class OutboxRelay:
                     if loop.time() - last_purge > 3600:
                         last_purge = loop.time()
                         await self.purge_published()
+                        await self.purge_handled()
                 except PUBLISH_FAILURES as exc:
                     failures += 1
                     delay = backoff_delay(failures)

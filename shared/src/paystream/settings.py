@@ -131,6 +131,15 @@ class OutboxSettings:
     # A relay leader whose process hangs (it keeps its connection, so its lock) is cut off by
     # PostgreSQL after this long without a statement, and a standby takes over.
     leader_idle_timeout_s: int = 10
+    # Handled-event records are kept well past the outbox's retention, so that re-publishing
+    # anything the outbox still holds (`payctl replay`) finds every consumer's inbox entry.
+    inbox_retention_days: int = 14
+
+    def __post_init__(self) -> None:
+        if self.inbox_retention_days <= self.retention_days:
+            raise SettingsError(
+                "INBOX_RETENTION_DAYS must exceed OUTBOX_RETENTION_DAYS, or a replay could take effect twice"
+            )
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> OutboxSettings:
