@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 
@@ -117,35 +118,38 @@ def _payment_factory(namespace: str, _secret: str) -> RequestFactory:
     return build
 
 
+def success_payment(payment_id: str, order_id: str) -> dict[str, Any]:
+    """A successful UPI payment of the test merchant, as the REST API shows it."""
+    return {
+        "id": payment_id,
+        "entity": "payment",
+        "merchant_id": MERCHANT_ID,
+        "order_id": order_id,
+        "amount": AMOUNT,
+        "currency": "INR",
+        "status": "success",
+        "method": "upi",
+        "vpa": "bench.customer@okaxis",
+        "card_network": None,
+        "card_last4": None,
+        "captured": False,
+        "captured_at": None,
+        "amount_refunded": 0,
+        "refund_status": None,
+        "error_code": None,
+        "error_description": None,
+        "created_at": "2024-01-01T00:00:00.000Z",
+        "updated_at": "2024-01-01T00:00:00.000Z",
+    }
+
+
 # A delivery body the size of a real `payment.success` webhook, signed once: the receiver verifies
 # every request the same way whether the dispatcher or the raw client sent it.
 _DELIVERY_BODY = orjson.dumps(
     {
         "event": "payment.success",
         "timestamp": 1700000000,
-        "data": {
-            "payment": {
-                "id": "pay_baseline0000000",
-                "entity": "payment",
-                "merchant_id": MERCHANT_ID,
-                "order_id": "order_baseline",
-                "amount": AMOUNT,
-                "currency": "INR",
-                "status": "success",
-                "method": "upi",
-                "vpa": "bench.customer@okaxis",
-                "card_network": None,
-                "card_last4": None,
-                "captured": False,
-                "captured_at": None,
-                "amount_refunded": 0,
-                "refund_status": None,
-                "error_code": None,
-                "error_description": None,
-                "created_at": "2024-01-01T00:00:00.000Z",
-                "updated_at": "2024-01-01T00:00:00.000Z",
-            }
-        },
+        "data": {"payment": success_payment("pay_baseline0000000", "order_baseline")},
     }
 )
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import orjson
 
 from bench.context import BenchContext, Check, ScenarioResult
-from bench.payloads import API_KEY, API_SECRET, MERCHANT_ID
+from bench.payloads import API_KEY, API_SECRET, success_payment
 from paystream import outbox
 from paystream.events import EventType, Stream
 from paystream.resources import PaymentResource, payment_event
@@ -42,27 +42,7 @@ API_HEADERS = {"X-Api-Key": API_KEY, "X-Api-Secret": API_SECRET, "Content-Type":
 
 
 def payment(namespace: str, n: int) -> PaymentResource:
-    return {
-        "id": f"pay_{namespace}_{n}",
-        "entity": "payment",
-        "merchant_id": MERCHANT_ID,
-        "order_id": f"order_{namespace}_{n}",
-        "amount": 50_000,
-        "currency": "INR",
-        "status": "success",
-        "method": "upi",
-        "vpa": "bench.customer@okaxis",
-        "card_network": None,
-        "card_last4": None,
-        "captured": False,
-        "captured_at": None,
-        "amount_refunded": 0,
-        "refund_status": None,
-        "error_code": None,
-        "error_description": None,
-        "created_at": "2024-01-01T00:00:00.000Z",
-        "updated_at": "2024-01-01T00:00:00.000Z",
-    }
+    return cast(PaymentResource, success_payment(f"pay_{namespace}_{n}", f"order_{namespace}_{n}"))
 
 
 async def configure_endpoint(ctx: BenchContext, *, enabled: bool) -> str:
