@@ -257,6 +257,22 @@ async def test_order_invoice_and_link_events(pool: asyncpg.Pool) -> None:
     assert invoice_paid["data"]["payment"]["id"] == "pay_DAwmpIvMJyXRrr"
     assert events[2]["invoice_id"] == "inv_DAweOiQ7amIUVd"  # the invoice's payment names the invoice
     assert events[8]["invoice_id"] == "order_ERgiiUlAxvJSaL"
+    common = {
+        "id",
+        "entity",
+        "provider",
+        "order_id",
+        "amount",
+        "amount_paid",
+        "currency",
+        "status",
+        "short_url",
+        "updated_at",
+    }
+    assert set(invoice_paid["data"]["invoice"]) == common | {"payment_id", "amount_due"}
+    link = events[8]["data"]["payment_link"]
+    assert set(link) == common | {"reference_id"}
+    assert (link["entity"], link["status"], link["provider"]) == ("payment_link", "paid", "razorpay")
 
 
 async def test_downtime_moves_to_resolved_and_emits_nothing(pool: asyncpg.Pool) -> None:

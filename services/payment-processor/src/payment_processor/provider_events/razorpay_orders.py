@@ -10,6 +10,7 @@ emits `order.paid`, `invoice.*` or `payment_link.*` with the object (and the pay
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -138,103 +139,83 @@ async def handle_order_notification(work: Work) -> None:
     work.change("order_notification", transition.row["order_id"], None, outcome)
 
 
-async def handle_invoice(work: Work) -> None:
-    invoice = razorpay_entity(work.event.payload, "invoice", required=True)
-    assert invoice is not None
-    await record_embedded_payment(work)
-    implied = work.event.type.split(".", 1)[1]
-    status, rank = _status(invoice, implied, BILL_RANK)
-    transition = await advance(
-        work,
-        INVOICES,
-        str(invoice["id"]),
-        status=status,
-        rank=rank,
-        columns={
-            "order_id": text(invoice.get("order_id")),
-            "payment_id": text(invoice.get("payment_id")),
-            "amount": integer(invoice.get("amount")),
-            "amount_paid": integer(invoice.get("amount_paid")),
-            "amount_due": integer(invoice.get("amount_due")),
-            "currency": text(invoice.get("currency")),
-            "short_url": text(invoice.get("short_url")),
-            "entity": dict(invoice),
-        },
-    )
-    event_type = INVOICE_EVENTS.get(transition.status)
-    if not transition.status_changed or event_type is None:
-        return
-    row = transition.row
-    payment = await _stored_payment(work, row["payment_id"])
-    data: dict[str, Any] = {
-        "invoice": {
-            "id": row["invoice_id"],
-            "entity": "invoice",
-            "provider": row["provider"],
-            "order_id": row["order_id"],
-            "payment_id": row["payment_id"],
-            "amount": row["amount"],
-            "amount_paid": row["amount_paid"],
-            "amount_due": row["amount_due"],
-            "currency": row["currency"],
-            "status": row["status"],
-            "short_url": row["short_url"],
-            "updated_at": iso(row["updated_at"]),
-        }
-    }
-    if payment is not None:
-        data["payment"] = payment_object(payment)
-    await work.emit(
-        event_type, data, invoice_id=row["invoice_id"], salon_id=payment["salon_id"] if payment else None
-    )
+@dataclass(frozen=True, slots=True)
+class BillKind:
+    """Invoices and payment links: one life cycle (BILL_RANK), different columns and events."""
+
+    table: EntityTable
+    events: Mapping[str, EventType]
+    # Copied from the Razorpay entity into the typed table, and shown in the emitted object.
+    text_fields: tuple[str, ...]
+    amount_fields: tuple[str, ...]
 
 
-async def handle_payment_link(work: Work) -> None:
-    link = razorpay_entity(work.event.payload, "payment_link", required=True)
-    assert link is not None
+INVOICE = BillKind(
+    INVOICES,
+    INVOICE_EVENTS,
+    ("order_id", "payment_id", "currency", "short_url"),
+    ("amount", "amount_paid", "amount_due"),
+)
+PAYMENT_LINK = BillKind(
+    PAYMENT_LINKS,
+    LINK_EVENTS,
+    ("order_id", "reference_id", "currency", "short_url"),
+    ("amount", "amount_paid"),
+)
+
+
+async def _advance_bill(work: Work, kind: BillKind) -> tuple[asyncpg.Record, EventType | None]:
+    """Record the bill (and the payment it carries), forward only; the event its change emits."""
+    bill = razorpay_entity(work.event.payload, kind.table.entity, required=True)
+    assert bill is not None
     await record_embedded_payment(work)
-    implied = work.event.type.split(".", 1)[1]
-    status, rank = _status(link, implied, BILL_RANK)
-    transition = await advance(
-        work,
-        PAYMENT_LINKS,
-        str(link["id"]),
-        status=status,
-        rank=rank,
-        columns={
-            "order_id": text(link.get("order_id")),
-            "reference_id": text(link.get("reference_id")),
-            "amount": integer(link.get("amount")),
-            "amount_paid": integer(link.get("amount_paid")),
-            "currency": text(link.get("currency")),
-            "short_url": text(link.get("short_url")),
-            "entity": dict(link),
-        },
-    )
-    event_type = LINK_EVENTS.get(transition.status)
-    if not transition.status_changed or event_type is None:
-        return
-    row = transition.row
-    payment_entity = razorpay_entity(work.event.payload, "payment", required=False)
-    payment = await _stored_payment(work, payment_entity["id"] if payment_entity else None)
-    data: dict[str, Any] = {
-        "payment_link": {
-            "id": row["payment_link_id"],
-            "entity": "payment_link",
-            "provider": row["provider"],
-            "order_id": row["order_id"],
-            "reference_id": row["reference_id"],
-            "amount": row["amount"],
-            "amount_paid": row["amount_paid"],
-            "currency": row["currency"],
-            "status": row["status"],
-            "short_url": row["short_url"],
-            "updated_at": iso(row["updated_at"]),
-        }
+    status, rank = _status(bill, work.event.type.split(".", 1)[1], BILL_RANK)
+    columns: dict[str, Any] = {name: text(bill.get(name)) for name in kind.text_fields}
+    columns.update({name: integer(bill.get(name)) for name in kind.amount_fields})
+    columns["entity"] = dict(bill)
+    transition = await advance(work, kind.table, str(bill["id"]), status=status, rank=rank, columns=columns)
+    event_type = kind.events.get(transition.status) if transition.status_changed else None
+    return transition.row, event_type
+
+
+async def _emit_bill(
+    work: Work,
+    kind: BillKind,
+    event_type: EventType,
+    row: asyncpg.Record,
+    payment: asyncpg.Record | None,
+    *,
+    invoice_id: str,
+) -> None:
+    bill = {
+        "id": row[kind.table.key],
+        "entity": kind.table.entity,
+        "provider": row["provider"],
+        **{name: row[name] for name in (*kind.text_fields, *kind.amount_fields)},
+        "status": row["status"],
+        "updated_at": iso(row["updated_at"]),
     }
+    data: dict[str, Any] = {kind.table.entity: bill}
     if payment is not None:
         data["payment"] = payment_object(payment)
-    invoice_id = (payment["invoice_key"] if payment else None) or row["order_id"] or row["payment_link_id"]
     await work.emit(
         event_type, data, invoice_id=invoice_id, salon_id=payment["salon_id"] if payment else None
     )
+
+
+async def handle_invoice(work: Work) -> None:
+    row, event_type = await _advance_bill(work, INVOICE)
+    if event_type is None:
+        return
+    payment = await _stored_payment(work, row["payment_id"])
+    await _emit_bill(work, INVOICE, event_type, row, payment, invoice_id=row["invoice_id"])
+
+
+async def handle_payment_link(work: Work) -> None:
+    row, event_type = await _advance_bill(work, PAYMENT_LINK)
+    if event_type is None:
+        return
+    payment_entity = razorpay_entity(work.event.payload, "payment", required=False)
+    payment = await _stored_payment(work, payment_entity["id"] if payment_entity else None)
+    invoice_id = (payment["invoice_key"] if payment else None) or row["order_id"] or row["payment_link_id"]
+    await _emit_bill(work, PAYMENT_LINK, event_type, row, payment, invoice_id=invoice_id)
