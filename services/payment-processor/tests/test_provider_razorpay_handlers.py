@@ -7,6 +7,7 @@ processor's handling of the envelope that the API queues with it.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
 from pathlib import Path
@@ -18,7 +19,10 @@ import orjson
 import pytest
 
 from payment_processor import provider_events
+from paystream.consumer import MessageContext
+from paystream.errors import PermanentError
 from paystream.events import Event, EventType
+from paystream.groupcommit import Submission
 
 MERCHANT = "mer_test0000000001"
 PAYMENT = "pay_29QQoUBi66xm2f"
@@ -313,3 +317,94 @@ async def test_a_payment_without_an_amount_is_rejected(pool: asyncpg.Pool) -> No
     await provider_events.process(pool, envelope, "razorpay", "evt_bad_amount")
     status, reason = await event_status(pool, "evt_bad_amount")
     assert status == "rejected" and "amount" in (reason or "")
+
+
+# Group commit: bulk events are handled many per transaction.
+
+
+async def stored_capture(pool: asyncpg.Pool, event_id: str, payment_id: str, **entity: Any) -> Event:
+    document = payloads.razorpay("payment.captured")
+    document["payload"]["payment"]["entity"].update(id=payment_id, **entity)
+    return await store(pool, document, event_id)
+
+
+def submissions(
+    *received: provider_events.ReceivedEvent,
+) -> list[Submission[provider_events.ReceivedEvent, None]]:
+    loop = asyncio.get_running_loop()
+    return [Submission(item, loop.create_future()) for item in received]
+
+
+def received(envelope: Event) -> provider_events.ReceivedEvent:
+    return provider_events.ReceivedEvent(envelope, envelope.data["provider"], envelope.data["event_id"])
+
+
+async def test_a_batch_handles_each_stored_event_once_in_one_transaction(pool: asyncpg.Pool) -> None:
+    envelopes = [await stored_capture(pool, f"evt_batch_{n}", f"pay_batch_{n}") for n in range(3)]
+    # The same envelope twice (a reclaim racing a retry), and a second envelope naming a stored row.
+    replay = Event(type=EventType.PROVIDER_EVENT_RECEIVED, merchant_id=MERCHANT, data=dict(envelopes[0].data))
+    batch = submissions(*map(received, [*envelopes, envelopes[1], replay]))
+    await provider_events.process_batch(pool, batch)
+    assert all(submission.future.result() is None for submission in batch)
+    assert sorted(e["data"]["payment"]["id"] for e in await domain_events(pool)) == [
+        "pay_batch_0",
+        "pay_batch_1",
+        "pay_batch_2",
+    ]
+    audit = await pool.fetch("SELECT event_id, outcome, emitted, created_at FROM provider_event_audit")
+    assert sorted(row["event_id"] for row in audit) == ["evt_batch_0", "evt_batch_1", "evt_batch_2"]
+    assert {row["outcome"] for row in audit} == {"processed"}
+    assert {tuple(row["emitted"]) for row in audit} == {("payment.success",)}
+    assert len({row["created_at"] for row in audit}) == 1  # now(): one transaction
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 4
+    # Delivered again, the whole batch changes nothing.
+    await provider_events.process_batch(pool, submissions(*map(received, envelopes)))
+    assert len(await domain_events(pool)) == 3
+    assert await pool.fetchval("SELECT count(*) FROM provider_event_audit") == 3
+
+
+async def test_a_rejected_event_in_a_batch_is_rejected_alone_and_the_others_are_processed(
+    pool: asyncpg.Pool,
+) -> None:
+    good = [await stored_capture(pool, f"evt_good_{n}", f"pay_good_{n}") for n in range(2)]
+    bad = await stored_capture(pool, "evt_bad", "pay_bad", amount="500.00")
+    batch = submissions(received(good[0]), received(bad), received(good[1]))
+    await provider_events.process_batch(pool, batch)
+    assert all(submission.future.result() is None for submission in batch)
+    assert await event_status(pool, "evt_good_0") == ("processed", None)
+    assert await event_status(pool, "evt_good_1") == ("processed", None)
+    status, reason = await event_status(pool, "evt_bad")
+    assert status == "rejected" and "amount" in (reason or "")
+    payments = await pool.fetch("SELECT payment_id FROM provider_payments ORDER BY payment_id")
+    assert [row["payment_id"] for row in payments] == ["pay_good_0", "pay_good_1"]
+    assert len(await domain_events(pool)) == 2
+
+
+async def test_an_envelope_naming_no_stored_event_fails_alone(pool: asyncpg.Pool) -> None:
+    good = await stored_capture(pool, "evt_present", "pay_present")
+    missing = Event(
+        type=EventType.PROVIDER_EVENT_RECEIVED,
+        merchant_id=MERCHANT,
+        data={"provider": "razorpay", "event_id": "evt_never_stored", "type": "payment.captured"},
+    )
+    batch = submissions(received(missing), received(good))
+    await provider_events.process_batch(pool, batch)
+    with pytest.raises(PermanentError, match="evt_never_stored"):
+        batch[0].future.result()
+    assert batch[1].future.result() is None
+    assert await event_status(pool, "evt_present") == ("processed", None)
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 1  # the failed claim rolled back
+
+
+async def test_concurrent_handler_calls_share_transactions(pool: asyncpg.Pool) -> None:
+    handler = provider_events.ProviderEventHandler(max_batch=100, writers=2)
+    handler.start(pool)
+    try:
+        envelopes = [await stored_capture(pool, f"evt_conc_{n}", f"pay_conc_{n}") for n in range(40)]
+        ctx = MessageContext("provider:events", "0-1", provider_events.GROUP, "test", 1)
+        await asyncio.gather(*(handler.handle(envelope, ctx) for envelope in envelopes))
+    finally:
+        await handler.stop()
+    assert await pool.fetchval("SELECT count(*) FROM provider_payments WHERE status = 'success'") == 40
+    transactions = await pool.fetchval("SELECT count(DISTINCT created_at) FROM provider_event_audit")
+    assert transactions <= 3  # 40 events arriving together: a few commits, not 40

@@ -88,6 +88,7 @@ class OutboxRelay:
         settings: OutboxSettings,
         *,
         listen_dsn: str,
+        application_name: str = "outbox relay",
         fallback_poll_s: float = FALLBACK_POLL_SECONDS,
         linger_s: float = DEFAULT_LINGER_S,
     ) -> None:
@@ -95,6 +96,7 @@ class OutboxRelay:
         self._redis = redis
         self._settings = settings
         self._listen_dsn = listen_dsn
+        self._application_name = application_name
         self._wake = asyncio.Event()
         self._fallback_poll_s = fallback_poll_s
         self._linger_s = linger_s
@@ -116,15 +118,22 @@ class OutboxRelay:
             # finds another one publishing leaves the rows to it instead of queueing behind it: every
             # commit notifies every relay, so the one publishing is woken for rows committed during
             # its batch and takes them next.
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_KEY):
-                return 0
+            #
+            # The mark need not wait for its WAL flush (synchronous_commit off, this transaction
+            # only): a mark lost in a crash only publishes its rows again, which consumers already
+            # absorb (they are idempotent on the event id), and the relay's turn ends sooner.
             rows = await conn.fetch(
-                """SELECT id, stream, payload FROM outbox
-                   WHERE published_at IS NULL
+                """WITH turn AS (
+                       SELECT pg_try_advisory_xact_lock($2) AS ours,
+                              set_config('synchronous_commit', 'off', true)
+                   )
+                   SELECT id, stream, payload FROM outbox, turn
+                   WHERE turn.ours AND published_at IS NULL
                    ORDER BY id
                    LIMIT $1
-                   FOR UPDATE SKIP LOCKED""",
+                   FOR UPDATE OF outbox SKIP LOCKED""",
                 self._settings.batch_size,
+                RELAY_LOCK_KEY,
             )
             if not rows:
                 OUTBOX_BACKLOG.set(0)
@@ -218,6 +227,9 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold a LISTEN connection open (reconnecting with backoff): each NOTIFY wakes the relay,
         and the session-level leader lock taken on it makes this relay the publishing one."""
@@ -225,13 +237,14 @@ class OutboxRelay:
         while not stop.is_set():
             conn: Connection | None = None
             try:
-                conn = await asyncpg.connect(self._listen_dsn)
+                conn = await asyncpg.connect(
+                    self._listen_dsn, server_settings={"application_name": self._application_name}
+                )
                 # This session holds the leader lock: should the process hang (alive, so its socket
                 # stays open), PostgreSQL ends the session once it has been idle this long, which
                 # frees the lock for a standby. A live relay probes every second, so is never idle.
                 timeout_ms = self._settings.leader_idle_timeout_s * 1000
                 await conn.execute(f"SET idle_session_timeout = {timeout_ms}")
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
                 failures = 0
                 while not stop.is_set() and not conn.is_closed():
                     # Also a liveness probe: a dead connection has lost the lock with it.
@@ -240,6 +253,9 @@ class OutboxRelay:
                         # Held already: pg_try_advisory_lock stacks, keep the hold count at one.
                         await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LEADER_KEY)
                     elif leads:
+                        # Only the leader listens: every NOTIFY wakes each listening session and
+                        # its process, and a standby has nothing to do with a commit.
+                        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
                         log.info("outbox.relay_leading")
                         self._is_leader = True
                         self._wake.set()  # catch up on anything committed while no one led

@@ -14,7 +14,7 @@ from paystream.errors import SettingsError
 from paystream.logging import configure_logging
 from paystream.outbox import OutboxRelay
 from paystream.settings import CommonSettings
-from paystream.web import COMMON_SETTINGS, POOL, REDIS, CleanupContext, background, serve
+from paystream.web import COMMON_SETTINGS, POOL, REDIS, SERVICE_NAME, CleanupContext, background, serve
 
 
 def outbox_relay() -> CleanupContext:
@@ -22,7 +22,13 @@ def outbox_relay() -> CleanupContext:
 
     async def run(app: web.Application, stop: asyncio.Event) -> None:
         settings = app[COMMON_SETTINGS]
-        relay = OutboxRelay(app[POOL], app[REDIS], settings.outbox, listen_dsn=settings.database.url)
+        relay = OutboxRelay(
+            app[POOL],
+            app[REDIS],
+            settings.outbox,
+            listen_dsn=settings.database.url,
+            application_name=f"{app.get(SERVICE_NAME, 'paystream')} outbox relay",
+        )
         await relay.run(stop)
 
     return background("outbox-relay", run)

@@ -54,7 +54,10 @@ async def stores(app: web.Application) -> AsyncIterator[None]:
     failures = 0
     while True:
         try:
-            pool = await create_pool(settings.database)
+            # Named, so pg_stat_activity and the server's logs say which service a session serves.
+            pool = await create_pool(
+                settings.database, server_settings={"application_name": app.get(SERVICE_NAME, "paystream")}
+            )
             break
         except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
             failures += 1

@@ -33,6 +33,7 @@ def create_app(settings: ProcessorSettings) -> web.Application:
     app.cleanup_ctx.append(stores)
     app.cleanup_ctx.append(outbox_relay())
     app.cleanup_ctx.append(payments.settlement_scheduler())
+    app.cleanup_ctx.append(provider_events.batch_writers)
     config = ConsumerConfig(
         group=GROUP,
         streams=(Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS),

@@ -6,47 +6,83 @@ nothing), lock the row, run the handler for its provider and type (typed tables,
 mark the row `processed` / `ignored` (no handler for the type) / `rejected` (unusable, with the
 reason), write the audit row, and enqueue the domain events on `payment:events`.
 
+Events from `provider:events` are group-committed: whatever arrives while a transaction is in
+flight is handled together in the next one (one claim-and-lock statement, the handlers' own
+statements, one settle-and-audit statement, one outbox insert, one commit). When anything in a batch
+fails (an event is rejected, a row is missing, a deadlock, a data error), the transaction is rolled
+back and each of its events is handled in a transaction of its own, so one bad event holds back
+nothing and a rejected one keeps none of its writes.
+
 Priority: under a backlog, dispute and downtime events (their own stream, read by their own
-consumer with its own slots; see worker.py) must not wait for database connections behind the bulk
-either, so events from `provider:events` share a bounded number of connections
-(`NORMAL_DB_CONCURRENCY`) while priority events bypass that bound.
+consumer with its own slots; see worker.py) must not wait behind the bulk either: they bypass the
+batches (which hold at most `BATCH_WRITERS` connections) and are handled one per transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
 
 from payment_processor.provider_events.payable import handle_notification
 from payment_processor.provider_events.razorpay import RAZORPAY_HANDLERS, EventHandler
-from payment_processor.provider_events.store import IGNORED, PROCESSED, RECEIVED, REJECTED, lock_event, settle
-from payment_processor.provider_events.work import Rejected, Work
+from payment_processor.provider_events.store import (
+    IGNORED,
+    PROCESSED,
+    RECEIVED,
+    REJECTED,
+    EventClaim,
+    Settlement,
+    claim_and_lock,
+    settle,
+)
+from payment_processor.provider_events.work import DbConnection, Rejected, StoredEvent, Work
 from paystream import outbox
 from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import PermanentError
 from paystream.events import Event, EventType, Stream
-from paystream.inbox import claim_event
+from paystream.groupcommit import GroupCommitter, Submission
 from paystream.logging import get_logger
 from paystream.web import POOL
 
 log = get_logger(__name__)
 
 GROUP = "payment-processor"
-NORMAL_DB_CONCURRENCY = 32
+BATCH_WRITERS = 2
+MAX_BATCH = 100
 
 # The consumer of `provider:events:priority` (same group as the processor's main consumer).
 PRIORITY_CONSUMER = ConsumerConfig(group=GROUP, streams=(Stream.PROVIDER_EVENTS_PRIORITY,), concurrency=32)
 
 
-class ProviderEventHandler:
-    """The handler both provider consumers share (one per app): it owns the bound on database
-    connections that bulk provider events may take, which priority events bypass."""
+@dataclass(frozen=True, slots=True)
+class ReceivedEvent:
+    """A `provider_event.received` envelope and the stored row it names."""
 
-    def __init__(self, normal_db_concurrency: int = NORMAL_DB_CONCURRENCY) -> None:
+    envelope: Event
+    provider: str
+    event_id: str
+
+    @property
+    def claim(self) -> EventClaim:
+        return EventClaim(self.envelope.id, self.provider, self.event_id)
+
+
+class ProviderEventHandler:
+    """The handler both provider consumers share (one per app): bulk events go through its group
+    committer, priority events straight to the database."""
+
+    def __init__(
+        self, *, max_batch: int = MAX_BATCH, writers: int = BATCH_WRITERS, group: str = GROUP
+    ) -> None:
         self._pool: asyncpg.Pool | None = None
-        self._normal_slots = asyncio.Semaphore(normal_db_concurrency)
+        self._group = group
+        self._batches: GroupCommitter[ReceivedEvent, None] = GroupCommitter(
+            self._commit_batch, name="provider-events", max_batch=max_batch, writers=writers
+        )
         self.registry = HandlerRegistry()
         self.registry.add(EventType.PROVIDER_EVENT_RECEIVED, self.handle)
 
@@ -55,17 +91,28 @@ class ProviderEventHandler:
         self._pool = pool
         return self.registry
 
+    def start(self, pool: asyncpg.Pool) -> None:
+        self.bind(pool)
+        self._batches.start()
+
+    async def stop(self) -> None:
+        await self._batches.stop()
+
     async def handle(self, event: Event, ctx: MessageContext) -> None:
         provider, event_id = event.data.get("provider"), event.data.get("event_id")
         if not isinstance(provider, str) or not isinstance(event_id, str):
             raise PermanentError("provider_event.received without data.provider and data.event_id")
         if self._pool is None:
             raise RuntimeError("ProviderEventHandler.bind(pool) was not called")
-        if ctx.stream == Stream.PROVIDER_EVENTS_PRIORITY:
+        received = ReceivedEvent(event, provider, event_id)
+        if ctx.stream == Stream.PROVIDER_EVENTS_PRIORITY or ctx.group != self._group:
             await process(self._pool, event, provider, event_id, ctx.group)
             return
-        async with self._normal_slots:
-            await process(self._pool, event, provider, event_id, ctx.group)
+        await self._batches.submit(received)
+
+    async def _commit_batch(self, batch: Sequence[Submission[ReceivedEvent, None]]) -> None:
+        assert self._pool is not None
+        await process_batch(self._pool, batch, self._group)
 
 
 PROVIDER_EVENT_HANDLER = web.AppKey("provider_event_handler", ProviderEventHandler)
@@ -74,6 +121,17 @@ PROVIDER_EVENT_HANDLER = web.AppKey("provider_event_handler", ProviderEventHandl
 def build_handler(app: web.Application) -> HandlerRegistry:
     """The provider-event handler of this app, bound to its pool (for either consumer)."""
     return app[PROVIDER_EVENT_HANDLER].bind(app[POOL])
+
+
+async def batch_writers(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the group committer's writers (register before the consumers, so that on
+    shutdown the consumers drain first and the writers commit what they handed over)."""
+    handler = app[PROVIDER_EVENT_HANDLER]
+    handler.start(app[POOL])
+    try:
+        yield
+    finally:
+        await handler.stop()
 
 
 def handler_for(provider: str, event_type: str) -> EventHandler | None:
@@ -87,31 +145,88 @@ def handler_for(provider: str, event_type: str) -> EventHandler | None:
 async def process(
     pool: asyncpg.Pool, envelope: Event, provider: str, event_id: str, group: str = GROUP
 ) -> None:
-    """Handle one stored provider event exactly once (see the module doc)."""
+    """Handle one stored provider event exactly once, in a transaction of its own."""
     async with pool.acquire() as conn, conn.transaction():
-        if not await claim_event(conn, group, envelope.id):
-            return
-        found = await lock_event(conn, provider, event_id)
+        locked = await claim_and_lock(conn, group, [EventClaim(envelope.id, provider, event_id)])
+        if envelope.id not in locked:
+            return  # handled before (a redelivery)
+        found = locked[envelope.id]
         if found is None:
             raise PermanentError(f"no stored provider event {provider}:{event_id}")
-        status, stored = found
-        if status != RECEIVED:
+        if found.status != RECEIVED:
             return  # settled already (a replayed envelope with a new id)
-        work = Work(conn, stored)
-        handler = handler_for(provider, stored.type)
-        if handler is None:
-            await settle(work, IGNORED, f"no handler for {provider} event type {stored.type!r}")
-            log.info("provider_event.ignored", provider=provider, event_type=stored.type)
-            return
+        settlement = await run_handler(conn, found.event, isolate_rejection=True)
+        await settle(conn, [settlement])
+        await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, settlement.work.emitted)
+
+
+async def process_batch(
+    pool: asyncpg.Pool, batch: Sequence[Submission[ReceivedEvent, None]], group: str = GROUP
+) -> None:
+    """Handle a batch in one transaction; when that fails, each event in a transaction of its own.
+    (A batch of one takes the same path: without the savepoint that isolates a rejection, it is two
+    round trips shorter, and a rejected event is rare.)"""
+    try:
+        await _process_together(pool, [submission.item for submission in batch], group)
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        for submission in batch:
+            submission.fail(exc)
+        return
+    except Exception as exc:
+        log.info("provider_events.batch_split", batch=len(batch), error=f"{type(exc).__name__}: {exc}")
+    else:
+        for submission in batch:
+            submission.resolve(None)
+        return
+    for submission in batch:
+        received = submission.item
         try:
-            async with conn.transaction():  # a savepoint: a rejected event keeps none of its writes
-                await handler(work)
-        except Rejected as exc:
-            work = Work(conn, stored)
-            await settle(work, REJECTED, exc.reason)
-            log.warning(
-                "provider_event.rejected", provider=provider, event_type=stored.type, reason=exc.reason
-            )
-            return
-        await settle(work, PROCESSED, None)
-        await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, work.emitted)
+            await process(pool, received.envelope, received.provider, received.event_id, group)
+        except Exception as exc:
+            submission.fail(exc)
+        else:
+            submission.resolve(None)
+
+
+async def _process_together(pool: asyncpg.Pool, batch: Sequence[ReceivedEvent], group: str) -> None:
+    claims = list({received.envelope.id: received.claim for received in batch}.values())
+    async with pool.acquire() as conn, conn.transaction():
+        locked = await claim_and_lock(conn, group, claims)
+        settlements: list[Settlement] = []
+        handled: set[tuple[str, str]] = set()
+        for claim in claims:
+            if claim.envelope_id not in locked:
+                continue  # handled before (a redelivery)
+            found = locked[claim.envelope_id]
+            if found is None:
+                raise PermanentError(f"no stored provider event {claim.provider}:{claim.event_id}")
+            row_key = (claim.provider, claim.event_id)
+            if found.status != RECEIVED or row_key in handled:
+                continue  # settled already, or named by two envelopes of this batch
+            handled.add(row_key)
+            settlements.append(await run_handler(conn, found.event, isolate_rejection=False))
+        await settle(conn, settlements)
+        emitted = [event for settlement in settlements for event in settlement.work.emitted]
+        await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, emitted)
+
+
+async def run_handler(conn: DbConnection, stored: StoredEvent, *, isolate_rejection: bool) -> Settlement:
+    """Run the event's handler; how the event ends. With `isolate_rejection`, a rejected event keeps
+    none of its writes (a savepoint) and ends `rejected`; without, `Rejected` propagates."""
+    work = Work(conn, stored)
+    handler = handler_for(stored.provider, stored.type)
+    if handler is None:
+        log.info("provider_event.ignored", provider=stored.provider, event_type=stored.type)
+        return Settlement(work, IGNORED, f"no handler for {stored.provider} event type {stored.type!r}")
+    if not isolate_rejection:
+        await handler(work)
+        return Settlement(work, PROCESSED)
+    try:
+        async with conn.transaction():  # a savepoint: a rejected event keeps none of its writes
+            await handler(work)
+    except Rejected as exc:
+        log.warning(
+            "provider_event.rejected", provider=stored.provider, event_type=stored.type, reason=exc.reason
+        )
+        return Settlement(Work(conn, stored), REJECTED, exc.reason)
+    return Settlement(work, PROCESSED)

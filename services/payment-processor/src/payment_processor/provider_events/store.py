@@ -1,7 +1,10 @@
-"""`provider_events` rows as the processor sees them: lock one, and settle it with its audit row."""
+"""`provider_events` rows as the processor sees them: claim and lock them, and settle them with their
+audit rows; each step is one statement for a whole batch of events."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,16 +19,77 @@ IGNORED = "ignored"
 REJECTED = "rejected"
 
 
-async def lock_event(conn: DbConnection, provider: str, event_id: str) -> tuple[str, StoredEvent] | None:
-    """(status, event) of the stored row, locked for this transaction; None when there is no row."""
-    row = await conn.fetchrow(
-        """SELECT provider, event_id, type, merchant_id, account_id, payload, received_at, status
-           FROM provider_events WHERE provider = $1 AND event_id = $2 FOR UPDATE""",
-        provider,
-        event_id,
+CLAIM_AND_LOCK = """
+WITH wanted AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[]) AS w(envelope_id, provider, event_id)
+), claimed AS (
+    INSERT INTO inbox (consumer_group, event_id)
+    SELECT $1, envelope_id FROM wanted
+    ON CONFLICT DO NOTHING
+    RETURNING event_id AS envelope_id
+), locked AS (
+    SELECT e.provider, e.event_id, e.type, e.merchant_id, e.account_id, e.payload, e.received_at, e.status
+    FROM provider_events e
+    JOIN wanted w ON e.provider = w.provider AND e.event_id = w.event_id
+    ORDER BY e.provider, e.event_id
+    FOR UPDATE OF e
+)
+SELECT claimed.envelope_id, locked.*
+FROM claimed
+JOIN wanted USING (envelope_id)
+LEFT JOIN locked ON locked.provider = wanted.provider AND locked.event_id = wanted.event_id"""
+
+SETTLE = """
+WITH settled AS (
+    UPDATE provider_events e
+    SET status = s.outcome, reason = s.reason, processed_at = now()
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS s(provider, event_id, outcome, reason)
+    WHERE e.provider = s.provider AND e.event_id = s.event_id
+)
+INSERT INTO provider_event_audit (provider, event_id, event_type, merchant_id, outcome, reason, changes, emitted)
+SELECT a.provider, a.event_id, a.event_type, a.merchant_id, a.outcome, a.reason, a.changes::jsonb,
+       ARRAY(SELECT jsonb_array_elements_text(a.emitted::jsonb))
+FROM unnest($1::text[], $2::text[], $5::text[], $6::text[], $3::text[], $4::text[], $7::text[], $8::text[])
+     AS a(provider, event_id, event_type, merchant_id, outcome, reason, changes, emitted)"""
+
+
+@dataclass(frozen=True, slots=True)
+class EventClaim:
+    """A `provider_event.received` envelope to claim for a consumer group, and the row it names."""
+
+    envelope_id: str
+    provider: str
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LockedEvent:
+    status: str
+    event: StoredEvent
+
+
+async def claim_and_lock(
+    conn: DbConnection, group: str, claims: Sequence[EventClaim]
+) -> dict[str, LockedEvent | None]:
+    """Claim the envelopes in the inbox and lock the rows they name, in one statement.
+
+    Keys are the envelope ids claimed now (one already handled by `group` is absent); the value is
+    None when the envelope names no stored row. Rows are locked in key order, so two batches that
+    share rows wait for each other instead of deadlocking."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("claim_and_lock must run inside the handler's transaction")
+    rows = await conn.fetch(
+        CLAIM_AND_LOCK,
+        group,
+        [claim.envelope_id for claim in claims],
+        [claim.provider for claim in claims],
+        [claim.event_id for claim in claims],
     )
-    if row is None:
-        return None
+    return {str(row["envelope_id"]): _locked(row) if row["event_id"] is not None else None for row in rows}
+
+
+def _locked(row: Any) -> LockedEvent:
+    provider: str = row["provider"]
     try:
         document: Any = orjson.loads(row["payload"])
     except orjson.JSONDecodeError:
@@ -34,7 +98,7 @@ async def lock_event(conn: DbConnection, provider: str, event_id: str) -> tuple[
     received_at: datetime = row["received_at"]
     occurred_at = unix_time(payload.get("created_at")) if provider == "razorpay" else None
     event = StoredEvent(
-        provider=row["provider"],
+        provider=provider,
         event_id=row["event_id"],
         type=row["type"],
         merchant_id=row["merchant_id"] or "",
@@ -43,31 +107,40 @@ async def lock_event(conn: DbConnection, provider: str, event_id: str) -> tuple[
         received_at=received_at,
         occurred_at=occurred_at or received_at,
     )
-    return row["status"], event
+    return LockedEvent(row["status"], event)
 
 
-async def settle(work: Work, outcome: str, reason: str | None) -> None:
-    """Mark the event handled and write its audit row (same transaction as its effects)."""
-    event = work.event
-    full_reason = "; ".join(part for part in (reason, *work.notes) if part) or None
-    await work.conn.execute(
-        """UPDATE provider_events SET status = $3, reason = $4, processed_at = now()
-           WHERE provider = $1 AND event_id = $2""",
-        event.provider,
-        event.event_id,
-        outcome,
-        full_reason,
-    )
-    await work.conn.execute(
-        """INSERT INTO provider_event_audit
-               (provider, event_id, event_type, merchant_id, outcome, reason, changes, emitted)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        event.provider,
-        event.event_id,
-        event.type,
-        event.merchant_id,
-        outcome,
-        full_reason,
-        work.changes,
-        [emitted.type.value for emitted in work.emitted],
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """How an event ended: its work (changes, emitted events, notes), the outcome and its reason."""
+
+    work: Work
+    outcome: str
+    reason: str | None = None
+
+    @property
+    def full_reason(self) -> str | None:
+        return "; ".join(part for part in (self.reason, *self.work.notes) if part) or None
+
+
+async def settle(conn: DbConnection, settlements: Sequence[Settlement]) -> None:
+    """Mark the events handled and write their audit rows, in one statement (in the transaction of
+    their effects)."""
+    if not settlements:
+        return
+    events = [settlement.work.event for settlement in settlements]
+    await conn.execute(
+        SETTLE,
+        [event.provider for event in events],
+        [event.event_id for event in events],
+        [settlement.outcome for settlement in settlements],
+        [settlement.full_reason for settlement in settlements],
+        [event.type for event in events],
+        [event.merchant_id for event in events],
+        # JSON text, not lists: asyncpg would read a list of lists as a two-dimensional array.
+        [orjson.dumps(settlement.work.changes).decode() for settlement in settlements],
+        [
+            orjson.dumps([emitted.type.value for emitted in settlement.work.emitted]).decode()
+            for settlement in settlements
+        ],
     )

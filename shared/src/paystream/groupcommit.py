@@ -1,0 +1,138 @@
+"""Group commit: many concurrent callers, one transaction per batch.
+
+Handlers that each need a short transaction (claim the event, change a few rows, enqueue events)
+spend most of their time on round trips and commits rather than on their own work. A
+`GroupCommitter` lets each caller `submit()` its item and wait, while a few writer tasks take whatever
+has queued up meanwhile and hand it to `commit()` as one batch. Under light load a batch holds one
+item and nothing waits for company; under heavy load batches grow by themselves, with no timer.
+
+`commit(batch)` settles every submission it is given (`resolve()` or `fail()`); one it leaves
+unsettled fails with an error, and when `commit` raises, every unsettled submission fails with that
+exception, so no caller waits forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from paystream.errors import RetryableError
+from paystream.logging import get_logger
+
+log = get_logger(__name__)
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+@dataclass(slots=True)
+class Submission(Generic[ItemT, ResultT]):
+    """One caller's item and the future it waits on."""
+
+    item: ItemT
+    future: asyncio.Future[ResultT] = field(repr=False)
+
+    @property
+    def settled(self) -> bool:
+        return self.future.done()
+
+    def resolve(self, result: ResultT) -> None:
+        if not self.future.done():
+            self.future.set_result(result)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+CommitBatch = Callable[[Sequence[Submission[ItemT, ResultT]]], Awaitable[None]]
+
+
+class GroupCommitter(Generic[ItemT, ResultT]):
+    """Batches concurrent submissions for `commit`; `writers` batches may be in flight at once."""
+
+    def __init__(
+        self, commit: CommitBatch[ItemT, ResultT], *, name: str, max_batch: int = 100, writers: int = 2
+    ) -> None:
+        if max_batch < 1 or writers < 1:
+            raise ValueError("max_batch and writers must be at least 1")
+        self._commit = commit
+        self._name = name
+        self._max_batch = max_batch
+        self._writers = writers
+        self._queue: list[Submission[ItemT, ResultT]] = []
+        self._ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    def start(self) -> None:
+        if self._tasks:
+            return
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name=f"{self._name}-writer-{n}")
+            for n in range(self._writers)
+        ]
+
+    async def stop(self) -> None:
+        """Refuse new items, commit those already queued, then stop the writers. Safe to call twice."""
+        self._closed = True
+        self._ready.set()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for submission in self._drain():
+            submission.fail(RetryableError(f"{self._name} stopped before committing"))
+
+    async def submit(self, item: ItemT) -> ResultT:
+        """Queue `item` for the next batch and wait until its batch has been committed."""
+        if self._closed or not self._tasks:
+            raise RetryableError(f"{self._name} is not running")
+        future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
+        self._queue.append(Submission(item, future))
+        self._ready.set()
+        try:
+            return await future
+        finally:
+            if not future.done():  # the caller gave up; the writer still settles it
+                future.add_done_callback(_consume_outcome)
+
+    def _drain(self, limit: int | None = None) -> list[Submission[ItemT, ResultT]]:
+        count = len(self._queue) if limit is None else min(limit, len(self._queue))
+        batch, self._queue = self._queue[:count], self._queue[count:]
+        return batch
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            batch = [item for item in self._drain(self._max_batch) if not item.settled]
+            if batch:
+                await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[Submission[ItemT, ResultT]]) -> None:
+        try:
+            await self._commit(batch)
+        except asyncio.CancelledError:
+            for submission in batch:
+                submission.fail(RetryableError(f"{self._name} stopped while committing"))
+            raise
+        except Exception as exc:
+            log.warning("group_commit.failed", committer=self._name, batch=len(batch), error=repr(exc))
+            for submission in batch:
+                submission.fail(exc)
+            return
+        for submission in batch:
+            submission.fail(RuntimeError(f"{self._name}: commit left a submission unsettled"))
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # mark an abandoned caller's error as seen
