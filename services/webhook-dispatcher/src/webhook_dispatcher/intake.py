@@ -154,9 +154,11 @@ class DeliveryIntake:
                     item.done.exception()
 
     async def _write(self, events: Sequence[Event]) -> bool:
-        """One transaction: inbox claims, delivery rows, ordering. True when rows were written (the
-        scheduler then re-reads the earliest due time)."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        """The events' delivery rows: inbox claims, rows and ordering in one transaction. True when
+        rows were written (the scheduler then re-reads the earliest due time)."""
+        async with self._pool.acquire() as conn:
+            # Looked up before the transaction: events of merchants without an endpoint for them
+            # (most of them, for most merchants) then cost one read and no commit at all.
             merchants = sorted({event.merchant_id for event in events})
             endpoints: dict[str, list[Endpoint]] = defaultdict(list)
             for row in await conn.fetch(ENABLED_ENDPOINTS, merchants):
@@ -166,27 +168,34 @@ class DeliveryIntake:
             planned = plan_deliveries(unique, endpoints)
             if not planned:
                 return False  # nothing to send, so nothing to make idempotent
-            # Only the events this group has not handled before get rows (redeliveries do nothing).
-            candidates = sorted({row.event_id for row in planned})
-            claimed = await conn.fetch(CLAIM_INBOX, self._group, candidates)
-            fresh_ids = {str(row["event_id"]) for row in claimed}
-            planned = [row for row in planned if str(uuid.UUID(row.event_id)) in fresh_ids]
-            if not planned:
-                return False
-            hold: list[str] = []
-            release: list[str] = []
-            keys = sorted({(row.endpoint.id, row.order_key) for row in planned if row.order_key is not None})
-            if keys:
-                state = await self._key_state(conn, keys)
-                decision = apply_ordering(planned, state, self._settle_s)
-                hold, release = decision.hold, decision.release
-            await _insert(conn, planned)
-            if hold:
-                await conn.execute(HOLD, hold)
-            if release:
-                await conn.execute(RELEASE, release)
-        DELIVERIES_CREATED.inc(len(planned))
-        return True
+            async with conn.transaction():
+                written = await self._write_planned(conn, planned)
+        DELIVERIES_CREATED.inc(written)
+        return written > 0
+
+    async def _write_planned(self, conn: Connection, planned: list[PlannedDelivery]) -> int:
+        """Inside the transaction: claim the events, insert their rows, apply per-key ordering; how
+        many rows were written."""
+        # Only the events this group has not handled before get rows (redeliveries do nothing).
+        candidates = sorted({row.event_id for row in planned})
+        claimed = await conn.fetch(CLAIM_INBOX, self._group, candidates)
+        fresh_ids = {str(row["event_id"]) for row in claimed}
+        planned = [row for row in planned if str(uuid.UUID(row.event_id)) in fresh_ids]
+        if not planned:
+            return 0
+        hold: list[str] = []
+        release: list[str] = []
+        keys = sorted({(row.endpoint.id, row.order_key) for row in planned if row.order_key is not None})
+        if keys:
+            state = await self._key_state(conn, keys)
+            decision = apply_ordering(planned, state, self._settle_s)
+            hold, release = decision.hold, decision.release
+        await _insert(conn, planned)
+        if hold:
+            await conn.execute(HOLD, hold)
+        if release:
+            await conn.execute(RELEASE, release)
+        return len(planned)
 
     @staticmethod
     async def _key_state(conn: Connection, keys: Sequence[OrderKey]) -> dict[OrderKey, KeyState]:

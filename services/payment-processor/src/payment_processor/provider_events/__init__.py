@@ -45,6 +45,7 @@ from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import PermanentError
 from paystream.events import Event, EventType, Stream
 from paystream.groupcommit import GroupCommitter, Submission
+from paystream.invoices import record_invoice_owners
 from paystream.logging import get_logger
 from paystream.web import POOL
 
@@ -156,8 +157,7 @@ async def process(
         if found.status != RECEIVED:
             return  # settled already (a replayed envelope with a new id)
         settlement = await run_handler(conn, found.event, isolate_rejection=True)
-        await settle(conn, [settlement])
-        await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, settlement.work.emitted)
+        await finish(conn, [settlement])
 
 
 async def process_batch(
@@ -205,9 +205,18 @@ async def _process_together(pool: asyncpg.Pool, batch: Sequence[ReceivedEvent], 
                 continue  # settled already, or named by two envelopes of this batch
             handled.add(row_key)
             settlements.append(await run_handler(conn, found.event, isolate_rejection=False))
-        await settle(conn, settlements)
-        emitted = [event for settlement in settlements for event in settlement.work.emitted]
-        await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, emitted)
+        await finish(conn, settlements)
+
+
+async def finish(conn: DbConnection, settlements: Sequence[Settlement]) -> None:
+    """What the handled events leave besides their typed rows, one statement each for the batch:
+    the invoices' owners, the events' outcomes and audit rows, and the domain events."""
+    await record_invoice_owners(
+        conn, [owner for settlement in settlements for owner in settlement.work.owners]
+    )
+    await settle(conn, settlements)
+    emitted = [event for settlement in settlements for event in settlement.work.emitted]
+    await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, emitted)
 
 
 async def run_handler(conn: DbConnection, stored: StoredEvent, *, isolate_rejection: bool) -> Settlement:

@@ -96,7 +96,7 @@ async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provide
 async def emit_payment_change(work: Work, transition: Transition) -> None:
     row = transition.row
     if row["invoice_key"] and transition.before is None:
-        await work.record_owner(row["invoice_key"], row["salon_id"])
+        work.record_owner(row["invoice_key"], row["salon_id"])
     event_type = PAYMENT_EVENT_FOR_STATUS.get(row["status"])
     if not transition.status_changed or event_type is None:
         return

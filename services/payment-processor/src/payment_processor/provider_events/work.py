@@ -18,7 +18,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from paystream.events import Event, EventType
-from paystream.invoices import record_invoice_owner
+from paystream.invoices import InvoiceOwner
 
 # A connection, whether from a pool or not.
 DbConnection = asyncpg.Connection | PoolConnectionProxy
@@ -54,7 +54,8 @@ class Work:
     changes: list[dict[str, Any]] = field(default_factory=list)
     emitted: list[Event] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    owners_recorded: set[tuple[str, str | None]] = field(default_factory=set)
+    owners: list[InvoiceOwner] = field(default_factory=list)
+    """Invoices whose owner the event names; recorded with the batch's settlement."""
 
     def change(self, entity: str, entity_id: str, before: str | None, after: str) -> None:
         self.changes.append({"entity": entity, "id": entity_id, "from": before, "to": after})
@@ -62,12 +63,9 @@ class Work:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
-    async def record_owner(self, invoice_id: str, salon_id: str | None) -> None:
-        """Record who owns the invoice, once per (invoice, salon) in this transaction."""
-        if (invoice_id, salon_id) in self.owners_recorded:
-            return
-        self.owners_recorded.add((invoice_id, salon_id))
-        await record_invoice_owner(self.conn, self.event.merchant_id, invoice_id, salon_id)
+    def record_owner(self, invoice_id: str, salon_id: str | None) -> None:
+        """Note who owns the invoice (recorded in this transaction, before it commits)."""
+        self.owners.append(InvoiceOwner(self.event.merchant_id, invoice_id, salon_id))
 
     async def emit(
         self,
@@ -80,7 +78,7 @@ class Work:
         """Queue a domain event for `payment:events`; record who owns its invoice in this transaction."""
         merchant_id = self.event.merchant_id
         if invoice_id:
-            await self.record_owner(invoice_id, salon_id)
+            self.record_owner(invoice_id, salon_id)
         self.emitted.append(
             Event(
                 type=event_type,
