@@ -173,11 +173,14 @@ async def test_one_relay_leads_and_a_standby_takes_over_when_it_stops(
     await commit_events(db_pool, [before])
     await eventually(lambda: _contains(redis, before.id), timeout=5)
     assert first.is_leader and not second.is_leader, "exactly one relay publishes"
+    # Only the leader listens: a standby's process is not woken by every commit in the database.
+    assert not second._wake.is_set()
 
     stop_first, task_first = relay_factory[0]
     stop_first.set()
     await asyncio.wait_for(task_first, 10)
     await eventually(lambda: second.is_leader, timeout=5, message="standby takes over")
+    # Published within 5 s with a 60 s fallback poll: the new leader listens from its takeover on.
     after = payment_event(2)
     await commit_events(db_pool, [after])
     await eventually(lambda: _contains(redis, after.id), timeout=5, message="published by the new leader")

@@ -52,7 +52,7 @@ from paystream.web import POOL
 log = get_logger(__name__)
 
 GROUP = "payment-processor"
-BATCH_WRITERS = 2
+BATCH_WRITERS = 1
 MAX_BATCH = 100
 
 # The consumer of `provider:events:priority` (same group as the processor's main consumer).
