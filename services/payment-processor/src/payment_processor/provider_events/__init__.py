@@ -147,17 +147,8 @@ async def process(
     pool: asyncpg.Pool, envelope: Event, provider: str, event_id: str, group: str = GROUP
 ) -> None:
     """Handle one stored provider event exactly once, in a transaction of its own."""
-    async with pool.acquire() as conn, conn.transaction():
-        locked = await claim_and_lock(conn, group, [EventClaim(envelope.id, provider, event_id)])
-        if envelope.id not in locked:
-            return  # handled before (a redelivery)
-        found = locked[envelope.id]
-        if found is None:
-            raise PermanentError(f"no stored provider event {provider}:{event_id}")
-        if found.status != RECEIVED:
-            return  # settled already (a replayed envelope with a new id)
-        settlement = await run_handler(conn, found.event, isolate_rejection=True)
-        await finish(conn, [settlement])
+    claim = EventClaim(envelope.id, provider, event_id)
+    await _process_claims(pool, [claim], group, isolate_rejection=True)
 
 
 async def process_batch(
@@ -167,7 +158,8 @@ async def process_batch(
     (A batch of one takes the same path: without the savepoint that isolates a rejection, it is two
     round trips shorter, and a rejected event is rare.)"""
     try:
-        await _process_together(pool, [submission.item for submission in batch], group)
+        claims = [submission.item.claim for submission in batch]
+        await _process_claims(pool, claims, group, isolate_rejection=False)
     except DATABASE_UNAVAILABLE_ERRORS as exc:
         for submission in batch:
             submission.fail(exc)
@@ -188,13 +180,17 @@ async def process_batch(
             submission.resolve(None)
 
 
-async def _process_together(pool: asyncpg.Pool, batch: Sequence[ReceivedEvent], group: str) -> None:
-    claims = list({received.envelope.id: received.claim for received in batch}.values())
+async def _process_claims(
+    pool: asyncpg.Pool, claims: Sequence[EventClaim], group: str, *, isolate_rejection: bool
+) -> None:
+    """Claim the envelopes, lock the rows they name, run the handlers and settle the events, all in
+    one transaction. Without `isolate_rejection`, a rejected event fails the whole transaction."""
+    unique = list({claim.envelope_id: claim for claim in claims}.values())
     async with pool.acquire() as conn, conn.transaction():
-        locked = await claim_and_lock(conn, group, claims)
+        locked = await claim_and_lock(conn, group, unique)
         settlements: list[Settlement] = []
         handled: set[tuple[str, str]] = set()
-        for claim in claims:
+        for claim in unique:
             if claim.envelope_id not in locked:
                 continue  # handled before (a redelivery)
             found = locked[claim.envelope_id]
@@ -202,13 +198,13 @@ async def _process_together(pool: asyncpg.Pool, batch: Sequence[ReceivedEvent], 
                 raise PermanentError(f"no stored provider event {claim.provider}:{claim.event_id}")
             row_key = (claim.provider, claim.event_id)
             if found.status != RECEIVED or row_key in handled:
-                continue  # settled already, or named by two envelopes of this batch
+                continue  # settled already (a replayed envelope with a new id), or twice in this batch
             handled.add(row_key)
-            settlements.append(await run_handler(conn, found.event, isolate_rejection=False))
-        await finish(conn, settlements)
+            settlements.append(await run_handler(conn, found.event, isolate_rejection=isolate_rejection))
+        await _finish(conn, settlements)
 
 
-async def finish(conn: DbConnection, settlements: Sequence[Settlement]) -> None:
+async def _finish(conn: DbConnection, settlements: Sequence[Settlement]) -> None:
     """What the handled events leave besides their typed rows, one statement each for the batch:
     the invoices' owners, the events' outcomes and audit rows, and the domain events."""
     await record_invoice_owners(
