@@ -106,6 +106,29 @@ async def test_every_event_type_is_stored_with_one_outbox_entry_on_its_stream(
         assert entry["stream"] == expected, event_type
 
 
+async def test_the_payload_is_stored_byte_for_byte_as_the_provider_sent_it(
+    api: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool
+) -> None:
+    document = razorpay("payment.captured")
+    document["payload"]["payment"]["entity"]["notes"] = {
+        "name": "Zoë \u20b9 café 🎉",  # non-ASCII, escaped and raw
+        "quote": 'say "hi"\\ back\nslash',
+        "control": "tab\there",
+    }
+    # Indented, with a trailing newline and unicode escapes: none of it may be normalised away.
+    body = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    body = body.replace("Zoë".encode(), b"Zo\\u00eb")
+    headers = {
+        "Content-Type": "application/json",
+        "X-Razorpay-Signature": razorpay_signature(body, secret),
+        "x-razorpay-event-id": "evt_exact_bytes",
+    }
+    response = await api.post(URL, data=body, headers=headers)
+    assert response.status == 200, await response.text()
+    stored = await db_pool.fetchval("SELECT payload FROM provider_events WHERE event_id = 'evt_exact_bytes'")
+    assert stored.encode() == body
+
+
 async def test_a_wrong_signature_is_refused_and_nothing_is_stored(
     api: TestClient[web.Request, web.Application], db_pool: asyncpg.Pool
 ) -> None:

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from paystream.aio import backoff_delay
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from paystream.errors import ApiError, ServiceUnavailableError
+from paystream.gctuning import freeze_startup_heap
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS, create_redis
 from paystream.settings import CommonSettings
 from paystream.streaminfo import BUS_METRICS
@@ -182,6 +183,8 @@ def serve(app: web.Application, *, port: int, host: str = "0.0.0.0", shutdown_ti
 
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
+    # Last of the startup hooks, so after every cleanup context has built what it keeps.
+    app.on_startup.append(_freeze_startup_heap)
     web.run_app(
         app,
         host=host,
@@ -192,3 +195,7 @@ def serve(app: web.Application, *, port: int, host: str = "0.0.0.0", shutdown_ti
         handle_signals=True,
         loop=loop,
     )
+
+
+async def _freeze_startup_heap(_app: web.Application) -> None:
+    freeze_startup_heap()

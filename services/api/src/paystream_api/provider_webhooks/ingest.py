@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -49,14 +50,18 @@ RECEIVED = "received"
 REJECTED = "rejected"
 
 # One statement, so one round trip and one implicit transaction: the events, and the outbox rows of
-# those that are new. The outbox columns are those `paystream.outbox.enqueue` writes; the statement
-# trigger on `outbox` wakes the relays as usual.
+# those that are new. The outbox columns are those `paystream.outbox.enqueue` writes.
+# The batch arrives as one JSON array of arrays, built by orjson in C: binding a dozen parallel
+# arrays instead cost the API about 10 µs of encoding per event, this about 4 µs (and PostgreSQL
+# about 2 µs more to parse it, measured). `jsonb`, so that the document is parsed once and `->>` is
+# a lookup; the payload is a JSON string inside it, so it comes back exactly as the provider sent it.
 STORE_BATCH = """
 WITH incoming AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[], $8::text[], $9::text[], $10::text[], $11::uuid[], $12::bytea[])
-        AS i(provider, event_id, type, provider_account_id, account_id, merchant_id,
-             payload, status, reason, stream, envelope_id, envelope)
+    SELECT e->>0 AS provider, e->>1 AS event_id, e->>2 AS type, e->>3 AS provider_account_id,
+           e->>4 AS account_id, e->>5 AS merchant_id, e->>6 AS payload, e->>7 AS status,
+           e->>8 AS reason, e->>9 AS stream, (e->>10)::uuid AS envelope_id,
+           convert_to(e->>11, 'UTF8') AS envelope
+    FROM jsonb_array_elements($1::jsonb) AS e
 ), stored AS (
     INSERT INTO provider_events
         (provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason)
@@ -94,6 +99,24 @@ class IngestRecord:
     @property
     def key(self) -> tuple[str, str]:
         return (self.provider, self.event_id)
+
+    def row(self) -> tuple[str | None, ...]:
+        """The record as STORE_BATCH reads it: its columns, then its outbox entry's id and envelope."""
+        envelope = self.processing_event()
+        return (
+            self.provider,
+            self.event_id,
+            self.event_type,
+            self.provider_account_id,
+            self.account_id,
+            self.merchant_id,
+            self.payload,
+            self.status,
+            self.reason,
+            self.stream,
+            envelope.id,
+            envelope.encode().decode(),
+        )
 
     def processing_event(self) -> Event:
         """The outbox entry that asks the payment processor to handle this row."""
@@ -189,8 +212,12 @@ class IngestWriter:
         ordered = [pending[key] for key in sorted(pending)]
         INGEST_BATCH_SIZE.observe(len(batch))
         try:
-            with INGEST_STORE_SECONDS.time():
-                inserted = await self._store([item.record for item in ordered])
+            async with self._connection() as conn:
+                with INGEST_STORE_SECONDS.time():
+                    inserted = await self._store(conn, [item.record for item in ordered])
+                # Answered before the connection goes back to the pool, which costs one more round
+                # trip (the NOTIFY that wakes the relay) that no request needs to wait for.
+                _answer(ordered, inserted)
         except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.exceptions.CannotConnectNowError) as exc:  # type: ignore[misc]
             # TimeoutError is among these: a store that took too long.
             log.warning("provider_ingest.database_unavailable", error=str(exc), batch=len(batch))
@@ -208,32 +235,24 @@ class IngestWriter:
         except asyncio.CancelledError:
             _fail(ordered, ServiceUnavailableError("shutting down; retry shortly"))
             raise
-        for item in ordered:
-            is_new = item.record.key in inserted
-            for waiter in item.waiters:
-                if not waiter.done():
-                    waiter.set_result(is_new)
-                    is_new = False  # the other copies in this batch are duplicates of the first
 
-    async def _store(self, records: list[IngestRecord]) -> set[tuple[str, str]]:
-        envelopes = [record.processing_event() for record in records]
-        async with asyncio.timeout(STORE_TIMEOUT_S), self._pool.acquire() as conn:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        async with asyncio.timeout(STORE_TIMEOUT_S):
+            conn = await self._pool.acquire()
+        try:
             wake_relays_after_commit(conn)
-            rows = await conn.fetch(
-                STORE_BATCH,
-                [r.provider for r in records],
-                [r.event_id for r in records],
-                [r.event_type for r in records],
-                [r.provider_account_id for r in records],
-                [r.account_id for r in records],
-                [r.merchant_id for r in records],
-                [r.payload for r in records],
-                [r.status for r in records],
-                [r.reason for r in records],
-                [r.stream for r in records],
-                [envelope.id for envelope in envelopes],
-                [envelope.encode() for envelope in envelopes],
-            )
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
+    @staticmethod
+    async def _store(
+        conn: asyncpg.pool.PoolConnectionProxy, records: list[IngestRecord]
+    ) -> set[tuple[str, str]]:
+        async with asyncio.timeout(STORE_TIMEOUT_S):
+            # The pool's json codec encodes the list with orjson.
+            rows = await conn.fetch(STORE_BATCH, [record.row() for record in records])
         return {(row["provider"], row["event_id"]) for row in rows}
 
 
@@ -256,6 +275,15 @@ async def store_and_count(writer: IngestWriter, record: IngestRecord, outcomes: 
         outcomes.accepted.inc()
     else:
         outcomes.duplicate.inc()
+
+
+def _answer(items: list[_Pending], inserted: set[tuple[str, str]]) -> None:
+    for item in items:
+        is_new = item.record.key in inserted
+        for waiter in item.waiters:
+            if not waiter.done():
+                waiter.set_result(is_new)
+                is_new = False  # the other copies in this batch are duplicates of the first
 
 
 def _fail(items: list[_Pending], error: Exception) -> None:
