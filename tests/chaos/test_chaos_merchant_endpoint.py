@@ -61,6 +61,7 @@ async def test_merchant_endpoint_down_then_up_deliveries_complete_on_the_retry_s
     }
     up_at = time.time()
     await receiver.start()
+    listening_at = time.time()
     assert any(attempts >= 2 for attempts, _ in scheduled.values()), "some deliveries failed twice"
 
     await wait_until_drained(pool, scenario.redis, load, None, timeout=sum(TEST_RETRY_INTERVALS[:3]) + 10)
@@ -68,18 +69,22 @@ async def test_merchant_endpoint_down_then_up_deliveries_complete_on_the_retry_s
     final = {
         row["id"]: row for row in await pool.fetch("SELECT id, status, attempts FROM webhook_deliveries")
     }
-    late, early = [], []
+    late, early, on_schedule = [], [], 0
     for delivery_id, (attempts, due) in scheduled.items():
-        due_at = due.timestamp()
-        if abs(due_at - up_at) < 0.5:
-            continue  # due just as the endpoint came back: it may have caught either side
         assert final[delivery_id]["status"] == "success", final[delivery_id]
+        due_at = due.timestamp()
+        if due_at < listening_at + 0.5:
+            # Due before the endpoint was listening again (overdue in the snapshot: claimed, or
+            # about to be, by a scheduler that lags under load): that attempt may have failed too.
+            continue
+        on_schedule += 1
         assert final[delivery_id]["attempts"] == attempts + 1, (final[delivery_id], attempts)
         arrived = arrivals[delivery_id]
         if arrived < due_at - 0.3:
             early.append((delivery_id, round(arrived - due_at, 2)))
         elif arrived > due_at + LATENESS_S:
             late.append((delivery_id, round(arrived - due_at, 2)))
+    assert on_schedule, "some retries came due after the endpoint was back"
     assert not early, f"retries sent before they were due: {early[:5]}"
     assert not late, f"retries sent long after they were due: {late[:5]}"
     assert all(arrival < down_at or arrival >= up_at for arrival in arrivals.values())
