@@ -16,6 +16,7 @@ DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent / "results"
 class BenchParams:
     duration_s: float = 5.0
     warmup_s: float = 1.0
+    rounds: int = 3
     concurrency: int = 64
     clients: int = 1
     e2e_rate: float = 500.0
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.warmup_s,
         help="seconds of unmeasured load before each closed-loop run (default %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=defaults.rounds,
+        help="bare-baseline and ingest runs, alternated; the figures are their medians (default %(default)s)",
     )
     parser.add_argument(
         "--concurrency",
@@ -167,6 +174,7 @@ def parse_params(argv: Sequence[str] | None = None) -> BenchParams:
     return BenchParams(
         duration_s=args.duration,
         warmup_s=max(0.0, args.warmup),
+        rounds=args.rounds,
         concurrency=args.concurrency,
         clients=min(args.clients, args.concurrency),
         e2e_rate=args.e2e_rate,

@@ -62,6 +62,10 @@ def service_env(params: BenchParams, redis_url: str, database_url: str) -> dict[
             "RAZORPAY_WEBHOOK_SECRET": RAZORPAY_SECRET,
             "JWT_SECRET": JWT_SECRET,
             "SEED_TEST_DATA": "true",
+            # The ingest rounds keep the consumers stopped (SIGSTOP) for about a minute: a relay
+            # leader among them keeps its lock meanwhile rather than being cut off as hung
+            # (default 10 s) and replaced by the API's relay halfway through the rounds.
+            "OUTBOX_LEADER_IDLE_TIMEOUT_S": "300",
         }
     )
     return env

@@ -50,9 +50,15 @@ def start_relay(
     *,
     batch_size: int = 500,
     fallback_poll_s: float = 60.0,
+    takeover_delay_s: float = 0.0,
 ) -> OutboxRelay:
     relay = OutboxRelay(
-        pool, redis, OutboxSettings(batch_size=batch_size), listen_dsn=dsn, fallback_poll_s=fallback_poll_s
+        pool,
+        redis,
+        OutboxSettings(batch_size=batch_size),
+        listen_dsn=dsn,
+        fallback_poll_s=fallback_poll_s,
+        takeover_delay_s=takeover_delay_s,
     )
     stop = asyncio.Event()
     running.append((stop, asyncio.create_task(relay.run(stop))))
@@ -210,3 +216,23 @@ def test_inbox_must_outlive_the_outbox() -> None:
 
     with pytest.raises(SettingsError, match="INBOX_RETENTION_DAYS"):
         OutboxSettings(retention_days=7, inbox_retention_days=7)
+
+
+async def test_a_relay_of_last_resort_leads_only_after_seeing_no_leader_for_its_delay(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str, relay_factory: list
+) -> None:
+    last_resort = start_relay(db_pool, redis, clean_db, relay_factory, takeover_delay_s=2.0)
+    regular = start_relay(db_pool, redis, clean_db, relay_factory)
+    await eventually(lambda: regular.is_leader, timeout=5, message="the regular relay leads")
+    await asyncio.sleep(3.0)  # past the delay: the lock was never free, so it never took it
+    assert not last_resort.is_leader
+
+    stop_regular, task_regular = relay_factory[1]
+    stop_regular.set()
+    await asyncio.wait_for(task_regular, 10)
+    stopped_at = asyncio.get_running_loop().time()
+    await eventually(lambda: last_resort.is_leader, timeout=6, message="the last resort takes over")
+    assert asyncio.get_running_loop().time() - stopped_at >= 2.0
+    event = payment_event(3)
+    await commit_events(db_pool, [event])
+    await eventually(lambda: _contains(redis, event.id), timeout=5, message="published by the last resort")

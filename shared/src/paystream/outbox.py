@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,16 @@ class PendingRow:
     payload: bytes
 
 
+# Whether some session holds the leader lock (a bigint advisory key shows as its two halves).
+LEADER_LOCK_HELD = """SELECT EXISTS (SELECT 1 FROM pg_locks
+                                     WHERE locktype = 'advisory' AND granted
+                                       AND classid = $1 AND objid = $2 AND objsubid = 1)"""
+
+
+def _advisory_lock_ids(key: int) -> tuple[int, int]:
+    return key >> 32, key & 0xFFFFFFFF
+
+
 class OutboxRelay:
     """Publishes committed outbox rows to Redis Streams; one per process, safe with many replicas."""
 
@@ -91,6 +102,7 @@ class OutboxRelay:
         application_name: str = "outbox relay",
         fallback_poll_s: float = FALLBACK_POLL_SECONDS,
         linger_s: float = DEFAULT_LINGER_S,
+        takeover_delay_s: float = 0.0,
     ) -> None:
         self._pool = pool
         self._redis = redis
@@ -100,6 +112,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._fallback_poll_s = fallback_poll_s
         self._linger_s = linger_s
+        # How long the leader lock must be seen free before this relay takes it (0: at once). A
+        # relay of last resort (the API's: publishing costs the event loop that answers requests)
+        # so leaves the lead to the others while any of them is alive.
+        self._takeover_delay_s = takeover_delay_s
         self._is_leader = False
         self._leadership = asyncio.Event()
 
@@ -246,7 +262,17 @@ class OutboxRelay:
                 timeout_ms = self._settings.leader_idle_timeout_s * 1000
                 await conn.execute(f"SET idle_session_timeout = {timeout_ms}")
                 failures = 0
+                free_since: float | None = None
                 while not stop.is_set() and not conn.is_closed():
+                    if not self._is_leader and self._takeover_delay_s > 0:
+                        # Also a liveness probe, like the lock attempt below.
+                        if await conn.fetchval(LEADER_LOCK_HELD, *_advisory_lock_ids(RELAY_LEADER_KEY)):
+                            free_since = None
+                        elif free_since is None:
+                            free_since = time.monotonic()
+                        if free_since is None or time.monotonic() - free_since < self._takeover_delay_s:
+                            await wait_or_stop(stop, LEADER_PROBE_SECONDS)
+                            continue
                     # Also a liveness probe: a dead connection has lost the lock with it.
                     leads = await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_KEY)
                     if leads and self._is_leader:

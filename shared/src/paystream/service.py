@@ -17,8 +17,11 @@ from paystream.settings import CommonSettings
 from paystream.web import COMMON_SETTINGS, POOL, REDIS, SERVICE_NAME, CleanupContext, background, serve
 
 
-def outbox_relay() -> CleanupContext:
-    """Publish this process's (and any dead replica's) committed outbox rows for the app's life."""
+def outbox_relay(*, takeover_delay_s: float = 0.0) -> CleanupContext:
+    """Publish this process's (and any dead replica's) committed outbox rows for the app's life.
+
+    With `takeover_delay_s`, this process's relay leads only once it has seen no other relay lead
+    for that long: a relay of last resort."""
 
     async def run(app: web.Application, stop: asyncio.Event) -> None:
         settings = app[COMMON_SETTINGS]
@@ -28,6 +31,7 @@ def outbox_relay() -> CleanupContext:
             settings.outbox,
             listen_dsn=settings.database.url,
             application_name=f"{app.get(SERVICE_NAME, 'paystream')} outbox relay",
+            takeover_delay_s=takeover_delay_s,
         )
         await relay.run(stop)
 
