@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -26,7 +25,7 @@ from paystream.events import Stream
 from paystream.logging import get_logger
 from paystream_api.provider_webhooks.accounts import RAZORPAY, AccountDirectory, ProviderAccount
 from paystream_api.provider_webhooks.body import read_webhook_body
-from paystream_api.provider_webhooks.ingest import REJECTED, IngestRecord, store_and_count
+from paystream_api.provider_webhooks.ingest import RECEIVED, REJECTED, IngestRecord, store_and_count
 from paystream_api.provider_webhooks.keys import ACCOUNTS, INGEST_WRITER
 from paystream_api.provider_webhooks.metrics import outcome_counters
 
@@ -103,7 +102,7 @@ def build_record(
         # Without a usable event id, the body's hash de-duplicates the provider's retries.
         event_id = "sha256:" + hashlib.sha256(body).hexdigest()
     type_name = event_type[:200] if isinstance(event_type, str) and event_type else "unknown"
-    record = IngestRecord(
+    return IngestRecord(
         provider=RAZORPAY,
         event_id=event_id,
         event_type=type_name,
@@ -111,10 +110,10 @@ def build_record(
         provider_account_id=account.id,
         account_id=payload_account if isinstance(payload_account, str) else account.account_id,
         payload=body.decode(),
+        status=REJECTED if problems else RECEIVED,
+        reason="; ".join(problems) if problems else None,
+        stream=None if problems else stream_for(type_name),
     )
-    if problems:
-        return replace(record, status=REJECTED, reason="; ".join(problems))
-    return replace(record, stream=stream_for(type_name))
 
 
 async def razorpay_webhook(request: web.Request) -> web.Response:
