@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -97,6 +98,12 @@ def test_bench_records_every_figure_and_loses_nothing(tmp_path: Path) -> None:
     machine = record["machine"]
     assert machine["cores"] >= 1 and machine["redis"] and machine["postgresql"] and machine["python"]
     assert record["parameters"]["duration_s"] == 1 and record["parameters"]["concurrency"] == 8
+    # Ingest alternates with the bare baseline; its figures are the medians of the rounds.
+    rounds = record["scenarios"]["ingest"]["rounds"]
+    assert len(rounds) == record["parameters"]["rounds"] == 3
+    median_ratio = statistics.median(r["ingest_rps"] / r["baseline_http_rps"] for r in rounds)
+    assert abs(record["ingest_ratio"] - median_ratio) < 0.002, (record["ingest_ratio"], rounds)
+    assert record["baseline_http_rps"] == statistics.median(r["baseline_http_rps"] for r in rounds)
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "lost" in completed.stdout and "stopped every process" in completed.stdout
     assert marked_processes(marker) == []
