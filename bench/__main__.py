@@ -60,6 +60,7 @@ async def measure(params: BenchParams, platform: Platform, workdir: Path) -> int
         results.append(result)
         say(f"{_one_line(result)} [{time.monotonic() - scenario_started:.1f}s]")
     host["load_average_at_end"] = machine.load_average()
+    host["single_core_probe_ms_at_end"] = machine.single_core_probe_ms()
     record = report.build_record(
         results,
         machine=host,

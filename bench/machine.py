@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import sys
@@ -50,6 +51,18 @@ async def commit_latency_ms(pool: asyncpg.Pool, commits: int = 100) -> float | N
     return rounded(percentile(sorted(timings), 0.5), 3)
 
 
+def single_core_probe_ms(rounds: int = 100_000) -> float:
+    """Milliseconds one core takes to hash 100-byte strings `rounds` times: the machine's speed at
+    that moment. On a shared virtual machine it drifts (seen here: 107 ms, and 171 ms an hour later
+    with nothing else running), and every figure of the run moves with it; ratios much less so."""
+    started = time.perf_counter()
+    digest = hashlib.sha256
+    data = b"x" * 100
+    for _ in range(rounds):
+        digest(data).digest()
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
 async def describe(pool: asyncpg.Pool, redis: aioredis.Redis) -> dict[str, Any]:
     info = await redis.info("server")
     return {
@@ -68,4 +81,5 @@ async def describe(pool: asyncpg.Pool, redis: aioredis.Redis) -> dict[str, Any]:
         },
         "postgresql_commit_p50_ms": await commit_latency_ms(pool),
         "load_average_at_start": load_average(),
+        "single_core_probe_ms_at_start": single_core_probe_ms(),
     }
