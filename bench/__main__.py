@@ -51,6 +51,7 @@ async def measure(params: BenchParams, platform: Platform, workdir: Path) -> int
         f"{stores.postgres_origin}, API {platform.api_url}, notifier {platform.notifier_url}"
     )
     host = await machine.describe(platform.db(), platform.bus())
+    cpu_before = machine.cpu_times()
     ctx = BenchContext(params, platform, uuid_utils.uuid4().hex[:6], workdir)
     results: list[ScenarioResult] = []
     for name, runner in scenarios.selected(params):
@@ -61,6 +62,7 @@ async def measure(params: BenchParams, platform: Platform, workdir: Path) -> int
         say(f"{_one_line(result)} [{time.monotonic() - scenario_started:.1f}s]")
     host["load_average_at_end"] = machine.load_average()
     host["single_core_probe_ms_at_end"] = machine.single_core_probe_ms()
+    host["cpu_steal_share"] = machine.steal_share(cpu_before, machine.cpu_times())
     record = report.build_record(
         results,
         machine=host,

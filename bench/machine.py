@@ -51,6 +51,27 @@ async def commit_latency_ms(pool: asyncpg.Pool, commits: int = 100) -> float | N
     return rounded(percentile(sorted(timings), 0.5), 3)
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (/proc/stat, in ticks): user, nice, system, idle, iowait, irq,
+    softirq, steal; None where there is no /proc."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    return [int(value) for value in fields[1:9]]
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of the CPU time between two `cpu_times()` that the hypervisor gave to other
+    machines (steal): time this run's processes were ready to run and could not."""
+    if before is None or after is None:
+        return None
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent)
+    return round(spent[7] / total, 3) if total > 0 else None
+
+
 def single_core_probe_ms(rounds: int = 100_000) -> float:
     """Milliseconds one core takes to hash 100-byte strings `rounds` times: the machine's speed at
     that moment. On a shared virtual machine it drifts (seen here: 107 ms, and 171 ms an hour later

@@ -155,7 +155,8 @@ def format_table(record: dict[str, Any]) -> str:
         f"Redis {machine.get('redis')}, PostgreSQL {machine.get('postgresql')}, "
         f"load average {machine.get('load_average_at_start')} at start, {machine.get('load_average_at_end')} at end",
         f"single-core probe (100,000 SHA-256 of 100 bytes; lower is faster): "
-        f"{machine.get('single_core_probe_ms_at_start')} ms at start, {machine.get('single_core_probe_ms_at_end')} ms at end",
+        f"{machine.get('single_core_probe_ms_at_start')} ms at start, {machine.get('single_core_probe_ms_at_end')} ms at end; "
+        f"CPU time stolen by the hypervisor during the run: {machine.get('cpu_steal_share')}",
     ]
     return "\n".join(lines)
 

@@ -98,6 +98,7 @@ def test_bench_records_every_figure_and_loses_nothing(tmp_path: Path) -> None:
     machine = record["machine"]
     assert machine["cores"] >= 1 and machine["redis"] and machine["postgresql"] and machine["python"]
     assert machine["single_core_probe_ms_at_start"] > 0 and machine["single_core_probe_ms_at_end"] > 0
+    assert 0 <= machine["cpu_steal_share"] < 1
     assert record["parameters"]["duration_s"] == 1 and record["parameters"]["concurrency"] == 8
     # Ingest alternates with the bare baseline; its figures are the medians of the rounds.
     rounds = record["scenarios"]["ingest"]["rounds"]
