@@ -35,7 +35,7 @@ from bench.payloads import razorpay_event_id
 from bench.platform import RAZORPAY_SECRET
 from bench.scenarios import http_baseline
 from bench.stats import LatencySeries
-from paystream.outbox import RELAY_LEADER_KEY
+from paystream.outbox import LEADER_LOCK_HOLDER, RELAY_LEADER_KEY, advisory_lock_ids
 
 NAME = "ingest"
 
@@ -145,10 +145,8 @@ async def _relay_leader(ctx: BenchContext) -> str | None:
     """The application name of the session holding the outbox relay's leader lock."""
     async with ctx.platform.db().acquire() as conn:
         name: str | None = await conn.fetchval(
-            """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-               WHERE l.locktype = 'advisory' AND l.granted
-                 AND (l.classid::bigint << 32 | l.objid::bigint) = $1""",
-            RELAY_LEADER_KEY,
+            f"SELECT application_name FROM pg_stat_activity WHERE pid IN ({LEADER_LOCK_HOLDER})",
+            *advisory_lock_ids(RELAY_LEADER_KEY),
         )
     return name
 

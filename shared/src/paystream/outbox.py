@@ -79,13 +79,15 @@ class PendingRow:
     payload: bytes
 
 
-# Whether some session holds the leader lock (a bigint advisory key shows as its two halves).
-LEADER_LOCK_HELD = """SELECT EXISTS (SELECT 1 FROM pg_locks
-                                     WHERE locktype = 'advisory' AND granted
-                                       AND classid = $1 AND objid = $2 AND objsubid = 1)"""
+# The session holding the relay's leader lock (a bigint advisory key shows as its two halves).
+LEADER_LOCK_HOLDER = """SELECT pid FROM pg_locks
+                        WHERE locktype = 'advisory' AND granted
+                          AND classid = $1 AND objid = $2 AND objsubid = 1"""
+LEADER_LOCK_HELD = f"SELECT EXISTS ({LEADER_LOCK_HOLDER})"
 
 
-def _advisory_lock_ids(key: int) -> tuple[int, int]:
+def advisory_lock_ids(key: int) -> tuple[int, int]:
+    """`key` as pg_locks shows a bigint advisory lock: (classid, objid)."""
     return key >> 32, key & 0xFFFFFFFF
 
 
@@ -266,7 +268,7 @@ class OutboxRelay:
                 while not stop.is_set() and not conn.is_closed():
                     if not self._is_leader and self._takeover_delay_s > 0:
                         # Also a liveness probe, like the lock attempt below.
-                        if await conn.fetchval(LEADER_LOCK_HELD, *_advisory_lock_ids(RELAY_LEADER_KEY)):
+                        if await conn.fetchval(LEADER_LOCK_HELD, *advisory_lock_ids(RELAY_LEADER_KEY)):
                             free_since = None
                         elif free_since is None:
                             free_since = time.monotonic()
