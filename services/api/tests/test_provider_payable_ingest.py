@@ -174,3 +174,35 @@ async def test_an_unmasked_card_number_is_masked_before_it_is_stored(
     stored = orjson.loads(payload)
     assert stored["cardNumber"] == "************1111"
     assert stored["token"]["maskedCardNo"] == "************1111"
+
+
+async def test_a_verified_notification_holding_a_nul_is_stored_rejected_and_never_queued(
+    api: TestClient[web.Request, web.Application], token: str, db_pool: asyncpg.Pool
+) -> None:
+    note = signed("success", token, invoiceNo="INV-\x00-1", customerRefNo="SALON7\x00")
+    response = await api.post(URLS[0], data=orjson.dumps(note), headers={"Content-Type": "application/json"})
+    assert response.status == 200
+    assert await response.json() == {"Status": 200}
+    row = await db_pool.fetchrow("SELECT status, reason, event_id FROM provider_events")
+    assert row["status"] == "rejected"
+    assert "NUL" in row["reason"]
+    assert "\x00" not in row["event_id"]
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+@pytest.mark.parametrize(
+    ("status_code", "status_message", "expected"),
+    [(1, "FAILED", "payment.success"), (0, "SUCCESS", "payment.failed"), ("1", "", "payment.success")],
+)
+async def test_success_is_decided_by_the_signed_status_code_not_the_unsigned_message(
+    api: TestClient[web.Request, web.Application],
+    token: str,
+    db_pool: asyncpg.Pool,
+    status_code: int | str,
+    status_message: str,
+    expected: str,
+) -> None:
+    note = signed("success", token, statusCode=status_code, statusMessage=status_message)
+    response = await api.post(URLS[0], json=note)
+    assert response.status == 200
+    assert await db_pool.fetchval("SELECT type FROM provider_events") == expected

@@ -320,3 +320,70 @@ async def test_the_answer_is_503_when_the_event_cannot_be_stored(
     assert payload["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert "Traceback" not in await response.text()
     await assert_nothing_stored(db_pool)
+
+
+async def _raw_post(
+    api: TestClient[web.Request, web.Application], head: bytes, body: bytes
+) -> tuple[int, bytes]:
+    """POST with header bytes exactly as given (a client library would refuse or re-encode them)."""
+    reader, writer = await asyncio.open_connection(api.host, api.port)
+    try:
+        writer.write(
+            b"POST "
+            + URL.encode()
+            + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            + head
+            + b"Content-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        async with asyncio.timeout(10):
+            response = await reader.read()
+    finally:
+        writer.close()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    # (Control characters never get this far: aiohttp's parser refuses them; see test_http_errors.py.)
+    [b"evt_\xff\xfe", b"evt_caf\xc3\xa9", b"evt with space", b"e" * 201],
+    ids=["not-utf8", "non-ascii", "space", "too-long"],
+)
+async def test_a_malformed_event_id_header_is_400_and_never_stops_intake(
+    api: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool, event_id: bytes
+) -> None:
+    body, headers = razorpay_request(razorpay("payment.captured"), secret, None)
+    signed_head = b"X-Razorpay-Signature: " + headers["X-Razorpay-Signature"].encode() + b"\r\n"
+    # More requests than the ingest has writers: before the fix, each one killed a writer.
+    for _ in range(3):
+        status, answer = await _raw_post(
+            api, signed_head + b"x-razorpay-event-id: " + event_id + b"\r\n", body
+        )
+        assert status == 400
+        assert orjson.loads(answer)["error"]["field"] == "x-razorpay-event-id"
+    await assert_nothing_stored(db_pool)
+    good, good_headers = razorpay_request(razorpay("payment.captured"), secret, "evt_after_bad_ones")
+    async with asyncio.timeout(10):
+        response = await api.post(URL, data=good, headers=good_headers)
+    assert response.status == 200
+    assert [row["event_id"] for row in await stored_events(db_pool)] == ["evt_after_bad_ones"]
+
+
+async def test_a_signed_event_holding_a_nul_is_stored_rejected_and_never_queued(
+    api: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool
+) -> None:
+    document = razorpay("payment.captured")
+    document["payload"]["payment"]["entity"]["notes"] = {"salon_id": "7\x00", "k\x00": "v"}
+    body, headers = razorpay_request(document, secret, "evt_nul")
+    assert b"\\u0000" in body
+    response = await api.post(URL, data=body, headers=headers)
+    assert response.status == 200
+    rows = await stored_events(db_pool)
+    assert [(row["event_id"], row["status"]) for row in rows] == [("evt_nul", "rejected")]
+    assert "NUL" in rows[0]["reason"]
+    assert rows[0]["payload"] == body.decode()  # kept exactly as received, for operators
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 0

@@ -88,9 +88,9 @@ async def test_a_success_is_a_successful_payment_for_the_invoice_and_salon(pool:
 
 async def test_anything_else_is_a_failed_payment_with_its_code_and_message(pool: asyncpg.Pool) -> None:
     await deliver(pool, "failure")
-    # statusCode 1 with another message is not a success either.
+    # statusCode 0 is a failure whatever the (unsigned) message says.
     await deliver(
-        pool, "success", payableTransactionId="txn-odd", invoiceNo="INV-ODD", statusMessage="PENDING"
+        pool, "failure", payableTransactionId="txn-odd", invoiceNo="INV-ODD", statusMessage="SUCCESS"
     )
     events = await domain_events(pool)
     assert [e["type"] for e in events] == ["payment.failed", "payment.failed"]
@@ -99,6 +99,11 @@ async def test_anything_else_is_a_failed_payment_with_its_code_and_message(pool:
     assert failed["error_code"] == "0"
     assert failed["error_description"] == "FAILED"
     assert events[0]["invoice_id"] == "INV-2024-0043"
+
+
+async def test_status_code_1_is_a_success_whatever_the_unsigned_message_says(pool: asyncpg.Pool) -> None:
+    await deliver(pool, "success", statusMessage="PENDING")
+    assert [e["type"] for e in await domain_events(pool)] == ["payment.success"]
 
 
 async def test_a_late_failure_never_undoes_a_success(pool: asyncpg.Pool) -> None:

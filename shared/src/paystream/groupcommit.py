@@ -8,7 +8,18 @@ item and nothing waits for company; under heavy load batches grow by themselves,
 
 `commit(batch)` settles every submission it is given (`resolve()` or `fail()`); one it leaves
 unsettled fails with an error, and when `commit` raises, every unsettled submission fails with that
-exception, so no caller waits forever.
+exception, so no caller waits forever. The rules for waiters, the same for every writer built on this:
+
+- before `start()` and after `stop()`, `submit()` raises `RetryableError` at once (nothing queues
+  where no writer will take it);
+- past `max_queued` waiting items, `submit()` raises `CommitterOverloaded` (a `RetryableError`) at
+  once rather than queueing behind a store that is not keeping up;
+- on `stop(grace_s)`, what is queued is still committed for up to `grace_s`; then the writers are
+  cancelled and every submission not settled fails with `RetryableError`;
+- nothing a commit raises can stop a writer: the batch fails, the writer takes the next one.
+
+`split_and_retry()` is the usual answer to a failed batch: commit each submission on its own, so
+that one poisonous item fails alone.
 """
 
 from __future__ import annotations
@@ -51,11 +62,37 @@ class Submission(Generic[ItemT, ResultT]):
 CommitBatch = Callable[[Sequence[Submission[ItemT, ResultT]]], Awaitable[None]]
 
 
+class CommitterOverloaded(RetryableError):
+    """Too many items are waiting for a commit; try again shortly."""
+
+
+async def split_and_retry(
+    batch: Sequence[Submission[ItemT, ResultT]], commit: CommitBatch[ItemT, ResultT]
+) -> None:
+    """Commit each unsettled submission of a failed batch on its own: one that fails again fails
+    alone, with its own error."""
+    for submission in batch:
+        if submission.settled:
+            continue
+        try:
+            await commit([submission])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            submission.fail(exc)
+
+
 class GroupCommitter(Generic[ItemT, ResultT]):
     """Batches concurrent submissions for `commit`; `writers` batches may be in flight at once."""
 
     def __init__(
-        self, commit: CommitBatch[ItemT, ResultT], *, name: str, max_batch: int = 100, writers: int = 2
+        self,
+        commit: CommitBatch[ItemT, ResultT],
+        *,
+        name: str,
+        max_batch: int = 100,
+        writers: int = 2,
+        max_queued: int | None = None,
     ) -> None:
         if max_batch < 1 or writers < 1:
             raise ValueError("max_batch and writers must be at least 1")
@@ -63,6 +100,7 @@ class GroupCommitter(Generic[ItemT, ResultT]):
         self._name = name
         self._max_batch = max_batch
         self._writers = writers
+        self._max_queued = max_queued
         self._queue: list[Submission[ItemT, ResultT]] = []
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -76,14 +114,19 @@ class GroupCommitter(Generic[ItemT, ResultT]):
             for n in range(self._writers)
         ]
 
-    async def stop(self) -> None:
-        """Refuse new items, commit those already queued, then stop the writers. Safe to call twice."""
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Refuse new items, commit those already queued (for up to `grace_s`; None: as long as it
+        takes), then stop the writers; what is left unsettled fails. Safe to call twice."""
         self._closed = True
         self._ready.set()
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            for task in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for submission in self._drain():
             submission.fail(RetryableError(f"{self._name} stopped before committing"))
 
@@ -91,6 +134,8 @@ class GroupCommitter(Generic[ItemT, ResultT]):
         """Queue `item` for the next batch and wait until its batch has been committed."""
         if self._closed or not self._tasks:
             raise RetryableError(f"{self._name} is not running")
+        if self._max_queued is not None and len(self._queue) >= self._max_queued:
+            raise CommitterOverloaded(f"{self._name}: too many items waiting to be committed")
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         self._queue.append(Submission(item, future))
         self._ready.set()
@@ -99,6 +144,10 @@ class GroupCommitter(Generic[ItemT, ResultT]):
         finally:
             if not future.done():  # the caller gave up; the writer still settles it
                 future.add_done_callback(_consume_outcome)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
     def _drain(self, limit: int | None = None) -> list[Submission[ItemT, ResultT]]:
         count = len(self._queue) if limit is None else min(limit, len(self._queue))

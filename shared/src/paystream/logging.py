@@ -47,7 +47,22 @@ def redact_secrets(
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
-    return orjson.dumps(obj, default=default or str).decode()
+    try:
+        return orjson.dumps(obj, default=default or str).decode()
+    except orjson.JSONEncodeError:
+        # A string from outside that was not UTF-8 (a lone surrogate) must not cost the log line.
+        return orjson.dumps(_printable(obj), default=default or str).decode()
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every string made valid UTF-8 (undecodable bytes become U+FFFD)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_printable(str(key)): _printable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(item) for item in value]
+    return value
 
 
 def configure_logging(settings: LogSettings, *, service: str) -> None:

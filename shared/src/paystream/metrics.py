@@ -62,3 +62,9 @@ OUTBOX_OLDEST_UNPUBLISHED = Gauge(
 BUS_METRICS_UP = Gauge(
     "paystream_bus_metrics_up", "1 when the last scrape-time read of the source succeeded", ["source"]
 )
+
+# Supervised background loops (paystream.supervision): 1 while running, 0 while waiting to restart.
+BACKGROUND_TASK_UP = Gauge("paystream_background_task_up", "1 while the background task runs", ["task"])
+BACKGROUND_TASK_RESTARTS = Counter(
+    "paystream_background_task_restarts_total", "Restarts of a background task after it failed", ["task"]
+)

@@ -15,15 +15,19 @@ import redis.asyncio as aioredis
 import structlog
 import uuid_utils
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from paystream.aio import backoff_delay
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from paystream.errors import ApiError, ServiceUnavailableError
 from paystream.gctuning import freeze_startup_heap
+from paystream.inputs import is_token
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS, create_redis
 from paystream.settings import CommonSettings
 from paystream.streaminfo import BUS_METRICS
+from paystream.supervision import Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -31,11 +35,14 @@ COMMON_SETTINGS = web.AppKey("common_settings", CommonSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", aioredis.Redis)
 SERVICE_NAME = web.AppKey("service_name", str)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 BackgroundRunner = Callable[[web.Application, asyncio.Event], Coroutine[Any, Any, None]]
 
 STARTUP_DEADLINE_S = 120.0
+REQUEST_ID_HEADER = "X-Request-Id"
+MAX_REQUEST_ID_LENGTH = 128
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -75,39 +82,36 @@ async def stores(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
+def supervisor_of(app: web.Application) -> Supervisor:
+    """The app's task supervisor (created with the first background task, during start-up)."""
+    if SUPERVISOR not in app:
+        app[SUPERVISOR] = Supervisor()
+    return app[SUPERVISOR]
+
+
 def background(name: str, runner: BackgroundRunner, *, grace_s: float = 15.0) -> CleanupContext:
-    """A cleanup context running `runner(app, stop)` for the app's life; on shutdown it sets `stop`,
-    waits up to `grace_s` for the runner to drain, then cancels it."""
+    """A cleanup context running `runner(app, stop)` for the app's life under the app's supervisor
+    (restarted with backoff should it fail; `/health` is degraded meanwhile); on shutdown it sets
+    `stop`, waits up to `grace_s` for the runner to drain, then cancels it."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        task: asyncio.Task[None] = asyncio.create_task(runner(app, stop), name=name)
+        async def run(stop: asyncio.Event) -> None:
+            await runner(app, stop)
 
-        def report_crash(done: asyncio.Task[None]) -> None:
-            if not done.cancelled() and done.exception() is not None:
-                log.error("background.crashed", task=name, error=repr(done.exception()))
-
-        task.add_done_callback(report_crash)
+        supervised = supervisor_of(app).start(name, run, grace_s=grace_s)
         try:
             yield
         finally:
-            stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=grace_s)
-            except TimeoutError:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            except Exception:  # already reported by report_crash
-                pass
+            await supervised.finish()
 
     return context
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 with the state of PostgreSQL and Redis, 503 when either is down."""
+    """200 with the state of PostgreSQL, Redis and the background tasks; 503 (`degraded`) when a
+    store is down or a background task is waiting to be restarted."""
     app = request.app
-    checks = {"database": "ok", "redis": "ok"}
+    checks: dict[str, Any] = {"database": "ok", "redis": "ok"}
     try:
         async with asyncio.timeout(2):
             await app[POOL].fetchval("SELECT 1")
@@ -119,6 +123,10 @@ async def health(request: web.Request) -> web.Response:
     except REDIS_UNAVAILABLE_ERRORS:
         checks["redis"] = "down"
     healthy = all(state == "ok" for state in checks.values())
+    supervisor = app.get(SUPERVISOR)
+    if supervisor is not None:
+        checks["background"] = supervisor.report()
+        healthy = healthy and supervisor.healthy
     body = {"status": "ok" if healthy else "degraded", "service": app.get(SERVICE_NAME, ""), **checks}
     return json_response(body, status=200 if healthy else 503)
 
@@ -140,12 +148,14 @@ async def error_middleware(
 ) -> web.StreamResponse:
     """Every error leaves as JSON: domain errors with their status, PostgreSQL down as 503,
     anything unexpected as a 500 that names the request id and never the stack trace."""
-    request_id = request.headers.get("X-Request-Id") or uuid_utils.uuid4().hex
+    # A client's id is kept only when it is a plain token: it is echoed in headers and every log line.
+    offered = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = offered if is_token(offered, MAX_REQUEST_ID_LENGTH) else uuid_utils.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
     try:
         response = await handler(request)
     except ApiError as exc:
-        return json_response(exc.to_body(), status=exc.status, headers={"X-Request-Id": request_id})
+        return json_response(exc.to_body(), status=exc.status, headers={REQUEST_ID_HEADER: request_id})
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -153,7 +163,7 @@ async def error_middleware(
             exc.status, "BAD_REQUEST_ERROR"
         )
         body = {"error": {"code": code, "description": exc.reason, "field": None}}
-        return json_response(body, status=exc.status, headers={"X-Request-Id": request_id})
+        return json_response(body, status=exc.status, headers={REQUEST_ID_HEADER: request_id})
     except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.exceptions.CannotConnectNowError) as exc:  # type: ignore[misc]
         log.warning("request.database_unavailable", error=str(exc), path=request.path)
         unavailable = ServiceUnavailableError("the database is unavailable; retry shortly")
@@ -170,14 +180,16 @@ async def error_middleware(
                 "request_id": request_id,
             }
         }
-        return json_response(body, status=500, headers={"X-Request-Id": request_id})
+        return json_response(body, status=500, headers={REQUEST_ID_HEADER: request_id})
     finally:
         structlog.contextvars.unbind_contextvars("request_id")
-    response.headers.setdefault("X-Request-Id", request_id)
+    response.headers.setdefault(REQUEST_ID_HEADER, request_id)
     return response
 
 
-def serve(app: web.Application, *, port: int, host: str = "0.0.0.0", shutdown_timeout: float = 15.0) -> None:
+def serve(
+    app: web.Application, *, port: int, host: str = "127.0.0.1", shutdown_timeout: float = 15.0
+) -> None:
     """Run the app on uvloop until SIGTERM/SIGINT, then shut down gracefully (cleanup contexts drain)."""
     import uvloop
 
@@ -185,16 +197,74 @@ def serve(app: web.Application, *, port: int, host: str = "0.0.0.0", shutdown_ti
     asyncio.set_event_loop(loop)
     # Last of the startup hooks, so after every cleanup context has built what it keeps.
     app.on_startup.append(_freeze_startup_heap)
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        shutdown_timeout=shutdown_timeout,
-        access_log=None,
-        print=None,
-        handle_signals=True,
-        loop=loop,
-    )
+    main = loop.create_task(_run(app, host=host, port=port, shutdown_timeout=shutdown_timeout))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):  # SIGTERM / SIGINT
+        pass
+    finally:
+        main.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(main)  # cleanup contexts drain here
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def _run(app: web.Application, *, host: str, port: int, shutdown_timeout: float) -> None:
+    runner = JsonErrorAppRunner(app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()  # until a signal raises GracefulExit
+    finally:
+        await runner.cleanup()
+
+
+class _JsonErrorRequestHandler(RequestHandler):
+    """aiohttp answers requests it cannot parse (a malformed request line, an invalid or oversized
+    header) itself, before any middleware, in plain text that echoes part of the input. This
+    answers them in the platform's JSON error shape instead, and logs no byte of the input."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        log.warning("request.unparseable", status=status, error=type(exc).__name__ if exc else None)
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response has started; the connection is closed instead")
+        if status >= 500:
+            error = {"code": "SERVER_ERROR", "description": "internal error", "field": None}
+        else:
+            error = {
+                "code": "BAD_REQUEST_ERROR",
+                "description": "the request could not be parsed: a malformed request line or header, "
+                "or a header too large",
+                "field": None,
+            }
+        response = json_response({"error": error}, status=status)
+        response.force_close()
+        return response
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        handler = super().__call__()
+        handler.__class__ = _JsonErrorRequestHandler  # same layout: the subclass adds no slots
+        return handler
+
+
+class JsonErrorAppRunner(web.AppRunner):
+    """An AppRunner whose connections answer unparseable requests in JSON (see above)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        server.__class__ = _JsonErrorServer
+        return server
 
 
 async def _freeze_startup_heap(_app: web.Application) -> None:

@@ -9,9 +9,7 @@ and the stores.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +26,7 @@ from paystream.web import (
     background,
     error_middleware,
     stores,
+    supervisor_of,
 )
 from webhook_dispatcher.delivery import DeliverySender
 from webhook_dispatcher.handlers import build_registry
@@ -86,42 +85,20 @@ async def delivery_pipeline(app: web.Application) -> AsyncIterator[None]:
         pool, group=GROUP, settle_s=settings.delivery.ordering_settle_s, on_due=scheduler.wake
     )
     app[RECORDER], app[SCHEDULER], app[INTAKE] = recorder, scheduler, intake
-    recorder_stop, scheduler_stop, intake_stop = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    tasks = [
-        _supervised("webhook-recorder", recorder.run(recorder_stop)),
-        _supervised("webhook-scheduler", scheduler.run(scheduler_stop)),
-        _supervised("webhook-intake", intake.run(intake_stop)),
-    ]
+    supervisor = supervisor_of(app)
+    drain_s = settings.delivery.http_timeout_s + 5
+    recording = supervisor.start("webhook-recorder", recorder.run, grace_s=15)
+    scheduling = supervisor.start("webhook-scheduler", scheduler.run, grace_s=drain_s)
+    taking_in = supervisor.start("webhook-intake", intake.run, grace_s=drain_s)
     try:
         yield
     finally:
         # The consumer has drained by now. Stop claiming (in-flight attempts finish), finish the
         # intake's queue, then write every outcome.
-        scheduler_stop.set()
-        intake_stop.set()
-        await _finish(tasks[1:], timeout=settings.delivery.http_timeout_s + 5)
-        recorder_stop.set()
-        await _finish(tasks[:1], timeout=15)
-
-
-def _supervised(name: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    task = asyncio.create_task(coro, name=name)
-
-    def report_crash(done: asyncio.Task[None]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            log.error("background.crashed", task=name, error=repr(done.exception()))
-
-    task.add_done_callback(report_crash)
-    return task
-
-
-async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
-    _, pending = await asyncio.wait(tasks, timeout=timeout)
-    for task in pending:
-        task.cancel()
-    for task in pending:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        scheduling.request_stop()
+        taking_in.request_stop()
+        await asyncio.gather(scheduling.finish(), taking_in.finish())
+        await recording.finish()
 
 
 def _ordering_key(event: Event) -> str | None:

@@ -14,23 +14,25 @@ the next one, so a commit (a WAL flush, a round trip) is paid per batch rather t
 low load a batch is a single request and waits for nothing.
 
 Rows are inserted in key order so that two batches holding the same keys lock them in the same
-order and never deadlock. A batch that fails for a reason other than the database being
-unreachable is retried one record at a time, so one poisonous record cannot fail its neighbours.
-The queue is bounded: past `max_queued` waiting records a request is answered 503 at once.
+order and never deadlock. A batch that fails for any reason other than the database being
+unreachable (a constraint, an encoder refusing a value, a bug) is retried one record at a time, so one
+poisonous record fails alone, answered 503, and the writer carries on. The queue is bounded: past
+`max_queued` waiting records a request is answered 503 at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS
-from paystream.errors import ServiceUnavailableError
+from paystream.errors import RetryableError, ServiceUnavailableError
 from paystream.events import Event, EventType
+from paystream.groupcommit import CommitterOverloaded, GroupCommitter, Submission
 from paystream.logging import get_logger
 from paystream.outbox import wake_relays_after_commit
 from paystream_api.provider_webhooks.metrics import INGEST_BATCH_SIZE, INGEST_STORE_SECONDS, OutcomeCounters
@@ -131,14 +133,12 @@ class IngestRecord:
         )
 
 
-@dataclass(slots=True)
-class _Pending:
-    record: IngestRecord
-    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
-
-
 class IngestWriter:
-    """Stores records in batched transactions; `submit()` returns once its record is durable."""
+    """Stores records in batched transactions; `submit()` returns once its record is durable.
+
+    A `paystream.groupcommit.GroupCommitter` runs the batches (its rules for waiters on overload,
+    before start, on stop and on cancellation hold here); every way a record can fail to be stored
+    reaches the request as ServiceUnavailableError (503), so the provider retries."""
 
     def __init__(
         self,
@@ -149,96 +149,59 @@ class IngestWriter:
         max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         self._pool = pool
-        self._max_batch = max_batch
-        self._max_queued = max_queued
-        self._writer_count = writers
-        self._queue: asyncio.Queue[tuple[IngestRecord, asyncio.Future[bool]]] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._closed = False
+        self._committer: GroupCommitter[IngestRecord, bool] = GroupCommitter(
+            self._commit, name="provider-ingest", max_batch=max_batch, writers=writers, max_queued=max_queued
+        )
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._write_loop(), name=f"provider-ingest-{n}")
-            for n in range(self._writer_count)
-        ]
+        self._committer.start()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Refuse new records, store what is queued (within `grace_s`), then stop the writers."""
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace_s):
-                await self._queue.join()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        while not self._queue.empty():
-            _record, waiter = self._queue.get_nowait()
-            if not waiter.done():
-                waiter.set_exception(ServiceUnavailableError("shutting down; retry shortly"))
+        await self._committer.stop(grace_s)
 
     async def submit(self, record: IngestRecord) -> bool:
         """Store `record`; True when it is new, False when it was stored before (a duplicate).
         Raises ServiceUnavailableError (503) when it cannot be stored now."""
-        if self._closed:
-            raise ServiceUnavailableError("shutting down; retry shortly")
-        if self._queue.qsize() >= self._max_queued:
-            raise ServiceUnavailableError("too many webhooks waiting to be stored; retry shortly")
-        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((record, waiter))
         try:
-            # No timer per request: the writer bounds each batch's store with STORE_TIMEOUT_S and
-            # the queue is bounded, so a waiter is always settled within a bounded time.
-            return await waiter
-        finally:
-            if not waiter.done():  # abandoned (the request was cancelled): the writer settles it
-                waiter.add_done_callback(_retrieve)
+            # No timer per request: each batch's store is bounded by STORE_TIMEOUT_S and the queue
+            # by max_queued, so a waiter is always settled within a bounded time.
+            return await self._committer.submit(record)
+        except ServiceUnavailableError:
+            raise
+        except CommitterOverloaded:
+            raise ServiceUnavailableError("too many webhooks waiting to be stored; retry shortly") from None
+        except RetryableError:
+            raise ServiceUnavailableError("shutting down; retry shortly") from None
+        except Exception as exc:  # anything else a batch met: the record is not stored
+            raise ServiceUnavailableError("the event could not be stored; retry shortly") from exc
 
-    async def _write_loop(self) -> None:
-        while True:
-            first = await self._queue.get()
-            batch = [first]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._write(batch)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    async def _write(self, batch: list[tuple[IngestRecord, asyncio.Future[bool]]]) -> None:
-        pending: dict[tuple[str, str], _Pending] = {}
-        for record, waiter in batch:
-            pending.setdefault(record.key, _Pending(record)).waiters.append(waiter)
-        ordered = [pending[key] for key in sorted(pending)]
+    async def _commit(self, batch: Sequence[Submission[IngestRecord, bool]]) -> None:
+        by_key: dict[tuple[str, str], list[Submission[IngestRecord, bool]]] = {}
+        for submission in batch:
+            by_key.setdefault(submission.item.key, []).append(submission)
+        keys = sorted(by_key)  # one lock order for every batch: two batches never deadlock
         INGEST_BATCH_SIZE.observe(len(batch))
         try:
             async with self._connection() as conn:
                 with INGEST_STORE_SECONDS.time():
-                    inserted = await self._store(conn, [item.record for item in ordered])
+                    inserted = await self._store(conn, [by_key[key][0].item for key in keys])
                 # Answered before the connection goes back to the pool, which costs one more round
                 # trip (the NOTIFY that wakes the relay) that no request needs to wait for.
-                _answer(ordered, inserted)
+                _answer(by_key, inserted)
         except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.exceptions.CannotConnectNowError) as exc:  # type: ignore[misc]
             # TimeoutError is among these: a store that took too long.
             log.warning("provider_ingest.database_unavailable", error=str(exc), batch=len(batch))
-            _fail(ordered, ServiceUnavailableError("the database is unavailable; retry shortly"))
-            return
-        except asyncpg.PostgresError as exc:
-            if len(ordered) == 1:
-                log.error("provider_ingest.store_failed", error=str(exc), provider=ordered[0].record.provider)
-                _fail(ordered, ServiceUnavailableError("the event could not be stored; retry shortly"))
+            _fail(batch, ServiceUnavailableError("the database is unavailable; retry shortly"))
+        except Exception as exc:
+            if len(keys) > 1:
+                # Find the one that fails: store the others one key at a time.
+                log.warning("provider_ingest.batch_failed", error=repr(exc), batch=len(keys))
+                for key in keys:
+                    await self._commit(by_key[key])
                 return
-            # Find the one that fails: store the others one by one.
-            for item in ordered:
-                await self._write([(item.record, waiter) for waiter in item.waiters])
-            return
-        except asyncio.CancelledError:
-            _fail(ordered, ServiceUnavailableError("shutting down; retry shortly"))
-            raise
+            log.error("provider_ingest.store_failed", error=repr(exc), provider=batch[0].item.provider)
+            _fail(batch, ServiceUnavailableError("the event could not be stored; retry shortly"))
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
@@ -281,22 +244,16 @@ async def store_and_count(writer: IngestWriter, record: IngestRecord, outcomes: 
         outcomes.duplicate.inc()
 
 
-def _answer(items: list[_Pending], inserted: set[tuple[str, str]]) -> None:
-    for item in items:
-        is_new = item.record.key in inserted
-        for waiter in item.waiters:
-            if not waiter.done():
-                waiter.set_result(is_new)
-                is_new = False  # the other copies in this batch are duplicates of the first
+def _answer(
+    by_key: dict[tuple[str, str], list[Submission[IngestRecord, bool]]], inserted: set[tuple[str, str]]
+) -> None:
+    for key, submissions in by_key.items():
+        is_new = key in inserted
+        for submission in submissions:
+            submission.resolve(is_new)
+            is_new = False  # the other copies in this batch are duplicates of the first
 
 
-def _fail(items: list[_Pending], error: Exception) -> None:
-    for item in items:
-        for waiter in item.waiters:
-            if not waiter.done():
-                waiter.set_exception(error)
-
-
-def _retrieve(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.cancelled():
-        waiter.exception()  # mark an abandoned waiter's error as seen
+def _fail(batch: Sequence[Submission[IngestRecord, bool]], error: Exception) -> None:
+    for submission in batch:
+        submission.fail(error)

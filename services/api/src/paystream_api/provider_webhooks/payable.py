@@ -2,10 +2,11 @@
 
 The checkValue lives inside the JSON body, so the body is parsed first (400 when it is not a JSON
 object), then the checkValue is verified against the account named by `merchantKey` in constant time
-(401, nothing stored, on a mismatch or when either is missing). A verified notification missing what
-processing needs is stored `rejected` with the reason and answered 200. PAYable is answered
-`{"Status": 200}` only once the notification is durable, and 503 when it cannot be stored, so that
-PAYable retries.
+(401, nothing stored, on a mismatch or when either is missing). A verified notification missing
+what processing needs, or holding what cannot be stored (a NUL character), is stored `rejected` with
+the reason and answered 200. Success or failure is read from `statusCode`, which the checkValue
+covers, never from the unsigned `statusMessage`. PAYable is answered `{"Status": 200}` only once the
+notification is durable, and 503 when it cannot be stored, so that PAYable retries.
 
 A notification is identified by `payableOrderId:payableTransactionId:statusCode`: PAYable's retries
 of one notification de-duplicate, while a later status of the same transaction is a new event.
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from paystream.errors import AuthenticationError, BadRequestError
 from paystream.events import Stream
+from paystream.inputs import contains_nul
 from paystream.logging import get_logger
 from paystream_api.provider_webhooks.accounts import PAYABLE, AccountDirectory, ProviderAccount
 from paystream_api.provider_webhooks.body import read_webhook_body
@@ -43,7 +45,6 @@ REQUIRED_FIELDS = (
     "statusCode",
 )
 SUCCESS_STATUS_CODE = "1"
-SUCCESS_MESSAGE = "SUCCESS"
 OK_BODY = orjson.dumps({"Status": 200})
 OUTCOMES = outcome_counters(PAYABLE)
 # Twelve or more digits in a row (ignoring spaces and dashes) can only be an unmasked card number.
@@ -73,10 +74,9 @@ def sanitized(notification: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_success(notification: dict[str, Any]) -> bool:
-    return (
-        field_text(notification.get("statusCode")) == SUCCESS_STATUS_CODE
-        and str(notification.get("statusMessage") or "").upper() == SUCCESS_MESSAGE
-    )
+    """Success is decided by `statusCode` alone: the checkValue covers it, while `statusMessage` is
+    not signed (anyone on the path could change it) and is only kept as the provider's wording."""
+    return field_text(notification.get("statusCode")) == SUCCESS_STATUS_CODE
 
 
 async def verify_check_value(directory: AccountDirectory, notification: dict[str, Any]) -> ProviderAccount:
@@ -103,7 +103,11 @@ def build_record(account: ProviderAccount, notification: dict[str, Any]) -> Inge
     missing = [name for name in REQUIRED_FIELDS if field_text(notification.get(name)).strip() == ""]
     clean = sanitized(notification)
     payload = orjson.dumps(clean).decode()
-    if missing:
+    problems = ["missing required fields: " + ", ".join(missing)] if missing else []
+    if contains_nul(notification):
+        # PostgreSQL's jsonb and text cannot hold one; PAYable's retry of it cannot help.
+        problems.append("the notification contains a NUL character (\\u0000), which cannot be stored")
+    if problems:
         event_id = "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
     else:
         event_id = ":".join(
@@ -120,10 +124,8 @@ def build_record(account: ProviderAccount, notification: dict[str, Any]) -> Inge
         payload=payload,
         stream=Stream.PROVIDER_EVENTS,
     )
-    if missing:
-        return replace(
-            record, status=REJECTED, reason="missing required fields: " + ", ".join(missing), stream=None
-        )
+    if problems:
+        return replace(record, status=REJECTED, reason="; ".join(problems), stream=None)
     return record
 
 

@@ -2,9 +2,11 @@
 
 Order of work, cheapest refusal first: size (413), `X-Razorpay-Signature` = hex HMAC-SHA256 of the
 raw body with the account's webhook secret, compared in constant time BEFORE the body is parsed
-(401, nothing stored), then JSON (400). A signed event that lacks what processing needs (the event id
-header, `event`, `payload`) is stored as `rejected` with the reason and answered 200: retrying would
-not help, and operators can see it.
+(401, nothing stored), then JSON (400), then the `x-razorpay-event-id` header, which the signature
+does not cover (400 unless it is a plain id: printable ASCII, at most 200 characters). A signed
+event that lacks what processing needs (the event id header, `event`, `payload`) or holds what
+cannot be stored (a NUL character) is stored as `rejected` with the reason and answered 200:
+retrying would not help, and operators can see it.
 
 Dispute and downtime events are queued on `provider:events:priority`, which the payment processor
 serves ahead of `provider:events` under a backlog.
@@ -22,6 +24,7 @@ from aiohttp import web
 
 from paystream.errors import AuthenticationError, BadRequestError
 from paystream.events import Stream
+from paystream.inputs import contains_nul, header_token, is_text
 from paystream.logging import get_logger
 from paystream_api.provider_webhooks.accounts import RAZORPAY, AccountDirectory, ProviderAccount
 from paystream_api.provider_webhooks.body import read_webhook_body
@@ -80,7 +83,8 @@ def stream_for(event_type: str) -> Stream:
 def build_record(
     account: ProviderAccount, body: bytes, document: Any, event_id_header: str | None
 ) -> IngestRecord:
-    """What to store for a verified, parsed Razorpay event: `received`, or `rejected` with a reason."""
+    """What to store for a verified, parsed Razorpay event: `received`, or `rejected` with a reason.
+    `event_id_header` has passed the input layer already (printable ASCII, or None)."""
     fields: dict[str, Any] = document if isinstance(document, dict) else {}
     event_type = fields.get("event")
     payload_account = fields.get("account_id")
@@ -91,24 +95,27 @@ def build_record(
         problems.append("`event` is missing")
     if not isinstance(fields.get("payload"), dict):
         problems.append("`payload` is missing or not an object")
-    event_id = (event_id_header or "").strip()
+    if contains_nul(document):
+        # PostgreSQL's jsonb and text cannot hold one; retrying the same event cannot help.
+        problems.append("the event contains a NUL character (\\u0000), which cannot be stored")
+    event_id = event_id_header or ""
     if not event_id:
         problems.append(f"the {EVENT_ID_HEADER} header is missing")
-    elif len(event_id) > MAX_EVENT_ID_LENGTH:
-        problems.append(f"the {EVENT_ID_HEADER} header is longer than {MAX_EVENT_ID_LENGTH} characters")
     if account.account_id and isinstance(payload_account, str) and payload_account != account.account_id:
         problems.append("`account_id` names another account than the one whose secret signed the event")
-    if not event_id or len(event_id) > MAX_EVENT_ID_LENGTH:
-        # Without a usable event id, the body's hash de-duplicates the provider's retries.
+    if not event_id:
+        # Without an event id, the body's hash de-duplicates the provider's retries.
         event_id = "sha256:" + hashlib.sha256(body).hexdigest()
-    type_name = event_type[:200] if isinstance(event_type, str) and event_type else "unknown"
+    usable_type = isinstance(event_type, str) and event_type and is_text(event_type)
+    type_name = event_type[:200] if usable_type else "unknown"
+    usable_account = isinstance(payload_account, str) and is_text(payload_account)
     return IngestRecord(
         provider=RAZORPAY,
         event_id=event_id,
         event_type=type_name,
         merchant_id=account.merchant_id,
         provider_account_id=account.id,
-        account_id=payload_account if isinstance(payload_account, str) else account.account_id,
+        account_id=payload_account[:64] if usable_account else account.account_id,
         payload=body.decode(),
         status=REJECTED if problems else RECEIVED,
         reason="; ".join(problems) if problems else None,
@@ -133,6 +140,8 @@ async def razorpay_webhook(request: web.Request) -> web.Response:
     except orjson.JSONDecodeError:
         OUTCOMES.invalid.inc()
         raise BadRequestError("the body is not valid JSON") from None
-    record = build_record(account, body, document, request.headers.get(EVENT_ID_HEADER))
+    # Not covered by the signature: anything but a plain id is refused before anything is stored.
+    event_id = header_token(request.headers, EVENT_ID_HEADER, max_length=MAX_EVENT_ID_LENGTH)
+    record = build_record(account, body, document, event_id)
     await store_and_count(request.app[INGEST_WRITER], record, OUTCOMES)
     return web.Response(body=OK_BODY, content_type="application/json")

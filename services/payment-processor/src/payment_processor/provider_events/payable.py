@@ -1,7 +1,7 @@
 """PAYable IPG notifications: a transaction's outcome, and a saved card on tokenization.
 
-`statusCode` 1 with `statusMessage` SUCCESS is a successful transaction; anything else failed, with
-its code and message. A transaction ranks `failed` < `success`: a late failure notice never undoes a
+`statusCode` 1 is a successful transaction; anything else failed, with its code and message. The
+checkValue covers `statusCode` but not `statusMessage`, so the message never decides. A transaction ranks `failed` < `success`: a late failure notice never undoes a
 success. With `paymentType` 3 a success also saves the card token (masked data only) and emits
 `token.saved` when the token is new. The salon is `<digits>` of a `customerRefNo` of the form
 `SALON<digits>` (so `SALON42` is salon "42"); any other reference means no salon, never a default.
@@ -67,7 +67,8 @@ async def handle_notification(work: Work) -> None:
     invoice_no = text(note.get("invoiceNo"))
     if transaction_id is None or invoice_no is None:
         raise Rejected("payableTransactionId and invoiceNo are required")
-    success = _code(note.get("statusCode")) == "1" and _code(note.get("statusMessage")).upper() == "SUCCESS"
+    # The checkValue covers statusCode, not statusMessage: only the signed field decides.
+    success = _code(note.get("statusCode")) == "1"
     status = "success" if success else "failed"
     card_number = masked(note.get("cardNumber"))
     scheme = text(note.get("paymentScheme"))
