@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from paystream.testing import eventually
+from paystream.testing.rawhttp import raw_request
 from paystream.web import POOL
 from paystream_api.app import create_app
 from paystream_api.settings import ApiSettings
@@ -322,31 +323,6 @@ async def test_the_answer_is_503_when_the_event_cannot_be_stored(
     await assert_nothing_stored(db_pool)
 
 
-async def _raw_post(
-    api: TestClient[web.Request, web.Application], head: bytes, body: bytes
-) -> tuple[int, bytes]:
-    """POST with header bytes exactly as given (a client library would refuse or re-encode them)."""
-    reader, writer = await asyncio.open_connection(api.host, api.port)
-    try:
-        writer.write(
-            b"POST "
-            + URL.encode()
-            + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-            + head
-            + b"Content-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-            + body
-        )
-        await writer.drain()
-        async with asyncio.timeout(10):
-            response = await reader.read()
-    finally:
-        writer.close()
-    status_line, _, rest = response.partition(b"\r\n")
-    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
-
-
 @pytest.mark.parametrize(
     "event_id",
     # (Control characters never get this far: aiohttp's parser refuses them; see test_http_errors.py.)
@@ -357,14 +333,16 @@ async def test_a_malformed_event_id_header_is_400_and_never_stops_intake(
     api: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool, event_id: bytes
 ) -> None:
     body, headers = razorpay_request(razorpay("payment.captured"), secret, None)
-    signed_head = b"X-Razorpay-Signature: " + headers["X-Razorpay-Signature"].encode() + b"\r\n"
+    raw_headers = [
+        ("Content-Type", "application/json"),
+        ("X-Razorpay-Signature", headers["X-Razorpay-Signature"]),
+        ("x-razorpay-event-id", event_id),
+    ]
     # More requests than the ingest has writers: before the fix, each one killed a writer.
     for _ in range(3):
-        status, answer = await _raw_post(
-            api, signed_head + b"x-razorpay-event-id: " + event_id + b"\r\n", body
-        )
-        assert status == 400
-        assert orjson.loads(answer)["error"]["field"] == "x-razorpay-event-id"
+        response = await raw_request(api.host, api.port, "POST", URL, raw_headers, body)
+        assert response.status == 400
+        assert orjson.loads(response.body)["error"]["field"] == "x-razorpay-event-id"
     await assert_nothing_stored(db_pool)
     good, good_headers = razorpay_request(razorpay("payment.captured"), secret, "evt_after_bad_ones")
     async with asyncio.timeout(10):

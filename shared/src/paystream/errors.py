@@ -35,6 +35,11 @@ class ApiError(PaystreamError):
     def to_body(self) -> dict[str, dict[str, str | None]]:
         return {"error": {"code": self.code, "description": self.description, "field": self.field}}
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the body (`Retry-After`, say)."""
+        return {}
+
 
 class BadRequestError(ApiError):
     status = 400
@@ -68,3 +73,7 @@ class ValidationError(ApiError):
 class ServiceUnavailableError(ApiError):
     status = 503
     code = "SERVICE_UNAVAILABLE"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}

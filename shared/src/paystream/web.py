@@ -155,7 +155,8 @@ async def error_middleware(
     try:
         response = await handler(request)
     except ApiError as exc:
-        return json_response(exc.to_body(), status=exc.status, headers={REQUEST_ID_HEADER: request_id})
+        headers = {**exc.headers, REQUEST_ID_HEADER: request_id}
+        return json_response(exc.to_body(), status=exc.status, headers=headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

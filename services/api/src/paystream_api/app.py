@@ -10,6 +10,7 @@ from paystream.logging import get_logger
 from paystream.migrations import apply_migrations
 from paystream.service import outbox_relay
 from paystream.web import COMMON_SETTINGS, POOL, SERVICE_NAME, error_middleware, stores
+from paystream_api.auth import AUTH_THROTTLE, AuthThrottle
 from paystream_api.keys import SETTINGS
 from paystream_api.provider_webhooks import seed_test_provider_accounts
 from paystream_api.routes import setup_routes
@@ -45,6 +46,9 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[SERVICE_NAME] = "api"
     app[SETTINGS] = settings
     app[COMMON_SETTINGS] = settings.common
+    app[AUTH_THROTTLE] = AuthThrottle.per_minute(
+        per_address=settings.auth_failures_per_address, per_key=settings.auth_failures_per_key
+    )
     app.cleanup_ctx.append(stores)
     app.cleanup_ctx.append(migrate_and_seed)
     app.cleanup_ctx.append(outbox_relay(takeover_delay_s=RELAY_TAKEOVER_DELAY_S))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from paystream.settings import CommonSettings, Environ, env_bool, env_port, env_str
+from paystream.settings import CommonSettings, Environ, env_bool, env_int, env_port, env_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +18,9 @@ class ApiSettings:
     payable_merchant_key: str
     payable_merchant_token: str
     seed_test_data: bool
+    # Failed merchant authentications tolerated per minute (see paystream_api.auth).
+    auth_failures_per_address: int = 20
+    auth_failures_per_key: int = 100
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
@@ -30,4 +33,6 @@ class ApiSettings:
             payable_merchant_key=env_str(environ, "PAYABLE_MERCHANT_KEY", "PAYABLE_TEST_KEY"),
             payable_merchant_token=env_str(environ, "PAYABLE_MERCHANT_TOKEN", "PAYABLE_TEST_TOKEN"),
             seed_test_data=env_bool(environ, "SEED_TEST_DATA", True),
+            auth_failures_per_address=env_int(environ, "AUTH_FAILURES_PER_IP", 20, minimum=1),
+            auth_failures_per_key=env_int(environ, "AUTH_FAILURES_PER_KEY", 100, minimum=1),
         )
