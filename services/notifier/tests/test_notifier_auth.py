@@ -47,8 +47,9 @@ def refusal(client_errors: list[object]) -> dict[str, object]:
             "authentication token signature invalid",
         ),
         (make_token(MERCHANT_A, expires_in=-5), "TOKEN_EXPIRED", "authentication token expired"),
+        ("eyJ\u00e9.\x00.x", "TOKEN_MALFORMED", "authentication token malformed: not a valid JWT"),
     ],
-    ids=["missing", "malformed", "bad-signature-and-claims", "bad-signature", "expired"],
+    ids=["missing", "malformed", "bad-signature-and-claims", "bad-signature", "expired", "not-ascii"],
 )
 async def test_refused_handshakes_say_why(
     notifier_url: str, connect_client: ClientFactory, token: str | None, code: str, message: str

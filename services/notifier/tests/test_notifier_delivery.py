@@ -167,6 +167,10 @@ async def test_subscribe_validates_its_request(notifier_url: str, connect_client
         "ok": False,
         "error": "invoiceId is required",
     }
+    # Never sent to PostgreSQL (which refuses NUL): a clear refusal, and the socket keeps working.
+    for bad in ("ord_\x00", "ord_\x01", "ord_\udcff"):
+        assert await client.subscribe(bad) == {"ok": False, "error": "invoiceId is required"}
+    assert await client.subscribe("ord_unknown") == {"ok": False, "error": "invoice not found"}
 
 
 async def test_unsubscribe_stops_completed_events(

@@ -17,6 +17,8 @@ from paystream_api import validation
 CARD_FIELD = "card"
 _SEPARATORS = re.compile(r"[ -]")
 _DIGITS = re.compile(r"[0-9]+")
+_SMALL_NUMBER = re.compile(r"[0-9]{1,4}")
+CARD_FIELDS = frozenset({"number", "expiry_month", "expiry_year", "cvv", "holder_name"})
 MAX_YEARS_AHEAD = 25
 
 
@@ -96,14 +98,16 @@ def _number(value: Any) -> tuple[str, str]:
 
 
 def _small_int(value: Any, name: str) -> int:
-    """An integer, or a string of digits (card forms often send "07")."""
+    """An integer of at most four digits, or a string of one to four ASCII digits (card forms often
+    send "07"). Anything longer is refused before it is converted: `int()` of a few thousand digits
+    is an error of its own, and no month or year needs more than four."""
     if isinstance(value, bool):
         raise ValidationError(f"card.{name} must be a number", field=_field(name))
-    if isinstance(value, int):
+    if isinstance(value, int) and 0 <= value <= 9999:
         return value
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+    if isinstance(value, str) and _SMALL_NUMBER.fullmatch(value.strip()):
         return int(value.strip())
-    raise ValidationError(f"card.{name} must be a number", field=_field(name))
+    raise ValidationError(f"card.{name} must be a number of at most four digits", field=_field(name))
 
 
 def _expiry(month_value: Any, year_value: Any, today: date) -> None:
@@ -130,6 +134,7 @@ def validate_card(value: Any, today: date) -> CardSummary:
     """Check the `card` object of a payment; return the network and the last four digits."""
     if not isinstance(value, dict):
         raise ValidationError("card must be an object", field=CARD_FIELD)
+    validation.reject_unknown(value, CARD_FIELDS, prefix=f"{CARD_FIELD}.")
     network, last4 = _number(validation.require(value, "number", prefix="card."))
     _expiry(
         validation.require(value, "expiry_month", prefix="card."),

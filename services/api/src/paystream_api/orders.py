@@ -33,8 +33,12 @@ class NewOrder:
     notes: dict[str, str | int | float | bool]
 
 
+ORDER_FIELDS = frozenset({"amount", "currency", "receipt", "notes"})
+
+
 def parse_new_order(fields: Mapping[str, Any]) -> NewOrder:
     """Validate an order request (422 naming the first bad field)."""
+    validation.reject_unknown(fields, ORDER_FIELDS)
     return NewOrder(
         amount=validation.amount(validation.require(fields, "amount")),
         currency=validation.currency(fields.get("currency")),

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from paystream import outbox
+from paystream import inputs, outbox
 from paystream.errors import BadRequestError, NotFoundError, ValidationError
 from paystream.events import EventType, Stream
 from paystream.invoices import record_invoice_owner
@@ -58,9 +58,14 @@ class NewPayment:
     card: CardSummary | None
 
 
+PAYMENT_FIELDS = frozenset({"order_id", "amount", "currency", "method", "vpa", "card"})
+CAPTURE_FIELDS = frozenset({"amount"})
+
+
 def parse_new_payment(fields: Mapping[str, Any], today: datetime) -> NewPayment:
     """Validate a payment request (422 naming the first bad field). The card, if any, is reduced
     to its network and last four digits here."""
+    validation.reject_unknown(fields, PAYMENT_FIELDS)
     order_id = validation.text(
         validation.require(fields, "order_id"), "order_id", max_length=ORDER_REFERENCE_MAX_LENGTH
     )
@@ -195,11 +200,9 @@ async def get_payment(request: web.Request) -> web.Response:
 async def list_payments(request: web.Request) -> web.Response:
     merchant = await authenticate(request)
     query = request.rel_url.query
-    limit = validation.query_int(
-        query, "limit", default=LIST_DEFAULT_LIMIT, minimum=1, maximum=LIST_MAX_LIMIT
-    )
-    offset = validation.query_int(query, "offset", default=0, minimum=0, maximum=LIST_MAX_OFFSET)
-    status = query.get("status") or None
+    limit = inputs.query_int(query, "limit", default=LIST_DEFAULT_LIMIT, minimum=1, maximum=LIST_MAX_LIMIT)
+    offset = inputs.query_int(query, "offset", default=0, minimum=0, maximum=LIST_MAX_OFFSET)
+    status = inputs.query_text(query, "status")
     if status is not None:
         validation.choice(status, "status", PAYMENT_STATUSES)
     pool = request.app[POOL]
@@ -234,6 +237,7 @@ async def capture_payment(request: web.Request) -> web.Response:
     """Capture a successful payment once: 200 with `captured: true` and a `payment.captured` event."""
     merchant = await authenticate(request)
     body = await read_json_object(request, allow_empty=True)
+    validation.reject_unknown(body.fields, CAPTURE_FIELDS)
     requested_amount = body.fields.get("amount")
     if requested_amount is not None:
         validation.amount(requested_amount)

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from paystream import outbox
+from paystream import inputs, outbox
 from paystream.errors import BadRequestError, NotFoundError
 from paystream.events import EventType, Stream
 from paystream.logging import get_logger
@@ -38,7 +38,11 @@ class NewRefund:
     reason: str | None
 
 
+REFUND_FIELDS = frozenset({"amount", "reason"})
+
+
 def parse_new_refund(fields: Mapping[str, Any]) -> NewRefund:
+    validation.reject_unknown(fields, REFUND_FIELDS)
     return NewRefund(
         amount=validation.amount(validation.require(fields, "amount")),
         reason=validation.optional_text(fields.get("reason"), "reason", max_length=REASON_MAX_LENGTH),
@@ -124,10 +128,8 @@ async def get_refund(request: web.Request) -> web.Response:
 async def list_payment_refunds(request: web.Request) -> web.Response:
     merchant = await authenticate(request)
     query = request.rel_url.query
-    limit = validation.query_int(
-        query, "limit", default=LIST_DEFAULT_LIMIT, minimum=1, maximum=LIST_MAX_LIMIT
-    )
-    offset = validation.query_int(query, "offset", default=0, minimum=0, maximum=LIST_MAX_OFFSET)
+    limit = inputs.query_int(query, "limit", default=LIST_DEFAULT_LIMIT, minimum=1, maximum=LIST_MAX_LIMIT)
+    offset = inputs.query_int(query, "offset", default=0, minimum=0, maximum=LIST_MAX_OFFSET)
     pool = request.app[POOL]
     payment = await fetch_payment(pool, merchant.id, request.match_info["payment_id"])
     rows = await pool.fetch(

@@ -1,4 +1,4 @@
-"""Reading merchant API request bodies: at most 64 KB, JSON objects only.
+"""Reading merchant API request bodies: at most 64 KB, JSON objects only, no control characters.
 
 The app accepts up to 1 MB (provider webhooks need it); merchant endpoints refuse more than 64 KB
 themselves, first from `Content-Length` and again while reading, so a chunked body cannot slip past.
@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from paystream.errors import BadRequestError, PayloadTooLargeError
+from paystream.errors import BadRequestError, PayloadTooLargeError, ValidationError
+from paystream.inputs import first_unclean_string
 
 MAX_MERCHANT_BODY_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 16 * 1024
@@ -51,6 +52,10 @@ def parse_json_object(raw: bytes, *, allow_empty: bool = False) -> JsonBody:
         raise BadRequestError("the request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise BadRequestError("the request body must be a JSON object")
+    unclean = first_unclean_string(parsed)
+    if unclean is not None:
+        # Before any field is read: no key or value can carry a NUL to PostgreSQL or a log line.
+        raise ValidationError(f"{unclean} must not contain control characters", field=unclean)
     return JsonBody(fields=parsed, canonical=orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS))
 
 

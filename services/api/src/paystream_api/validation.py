@@ -49,6 +49,14 @@ def _type_name(value: Any) -> str:
     return "object"
 
 
+def reject_unknown(fields: Mapping[str, Any], known: frozenset[str], *, prefix: str = "") -> None:
+    """Unknown parameters are refused, never ignored (as Stripe does): a misspelt optional field
+    would otherwise change nothing and say nothing."""
+    unknown = sorted(name for name in fields if name not in known)
+    if unknown:
+        raise ValidationError(f"{prefix}{unknown[0]} is not a known parameter", field=f"{prefix}{unknown[0]}")
+
+
 def require(fields: Mapping[str, Any], name: str, *, prefix: str = "") -> Any:
     value = fields.get(name)
     if value is None:
@@ -101,7 +109,8 @@ def optional_text(value: Any, field: str, *, max_length: int) -> str | None:
 
 
 def notes(value: Any, field: str = "notes") -> dict[str, str | int | float | bool]:
-    """Free-form key/value notes: at most 15 keys, short scalar values."""
+    """Free-form key/value notes: at most 15 keys, short scalar values (control characters are
+    refused for the whole body by `request_body.parse_json_object`)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -128,17 +137,4 @@ def notes(value: Any, field: str = "notes") -> dict[str, str | int | float | boo
 def choice(value: Any, field: str, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValidationError(f"{field} must be one of: {', '.join(options)}", field=field)
-    return value
-
-
-def query_int(query: Mapping[str, str], name: str, *, default: int, minimum: int, maximum: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be an integer", field=name) from None
-    if not minimum <= value <= maximum:
-        raise ValidationError(f"{name} must be between {minimum} and {maximum}", field=name)
     return value

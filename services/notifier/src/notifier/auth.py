@@ -17,9 +17,12 @@ from typing import Any
 import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
+from paystream.inputs import is_text, is_token
+
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "merchant_id", "exp")
 MAX_ID_LENGTH = 128
+MAX_TOKEN_LENGTH = 4096
 
 
 class AuthFailure(StrEnum):
@@ -66,6 +69,8 @@ def authenticate(token: str | None, secret: str) -> Principal:
     """Verify the token and return its principal, or raise `AuthError` saying what is wrong."""
     if token is None:
         raise AuthError(AuthFailure.MISSING, "authentication token missing")
+    if not is_token(token, MAX_TOKEN_LENGTH):  # a JWT is printable ASCII: anything else is refused unread
+        raise AuthError(AuthFailure.MALFORMED, "authentication token malformed: not a valid JWT")
     try:
         claims = decode_token(token, secret)
     except jwt.ExpiredSignatureError:
@@ -106,7 +111,13 @@ def decode_token(token: str, secret: str) -> dict[str, Any]:
 def _identifier(claims: Mapping[str, Any], name: str) -> str:
     value = claims.get(name)
     # Room names are `<kind>:<merchant>:<id>`: a colon in an id could alias another tenant's room.
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH or ":" in value:
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_ID_LENGTH
+        or ":" in value
+        or not is_text(value)
+    ):
         raise AuthError(AuthFailure.MALFORMED, f"authentication token malformed: invalid {name}")
     return value
 

@@ -21,6 +21,7 @@ from notifier.auth import AuthError, authenticate, token_from_handshake
 from notifier.keys import HUB, SETTINGS
 from notifier.metrics import AUTH_REFUSED
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.inputs import is_text
 from paystream.invoices import invoice_visible_to
 from paystream.logging import get_logger
 from paystream.web import POOL
@@ -108,11 +109,11 @@ def _invoice_id(data: Any) -> str | None:
     value = data.get("invoiceId") if isinstance(data, Mapping) else None
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_INVOICE_ID_LENGTH:
         return None
-    return value
+    return value if is_text(value) else None
 
 
 def _optional_id(value: Any) -> str | None:
     """A client-supplied event id, or None; its validity is the catch-up's to judge."""
-    if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_ID_LENGTH:
+    if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_ID_LENGTH and is_text(value):
         return value
     return None

@@ -31,6 +31,8 @@ async def retry_delivery(request: web.Request) -> web.Response:
     """An immediate extra attempt of one delivery (whatever its status), made by a dispatcher."""
     merchant = await authenticate(request)
     delivery_id = request.match_info["id"]
+    if not store.is_delivery_id(delivery_id):  # nothing else can name one: no query for it
+        raise NotFoundError("no such webhook delivery", field="id")
     async with request.app[POOL].acquire() as conn, conn.transaction():
         found = await store.lock_delivery(conn, merchant.id, delivery_id)
         if found is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -38,8 +39,15 @@ def new_endpoint_id() -> str:
     return "we_" + uuid_utils.uuid7().hex
 
 
+DELIVERY_ID = re.compile(r"msg_[0-9a-f]{32}")
+
+
 def new_delivery_id() -> str:
     return "msg_" + uuid_utils.uuid7().hex
+
+
+def is_delivery_id(value: str) -> bool:
+    return DELIVERY_ID.fullmatch(value) is not None
 
 
 async def fetch_endpoint(conn: Connection, merchant_id: str) -> asyncpg.Record | None:

@@ -8,7 +8,9 @@ from typing import Any
 from multidict import MultiMapping
 
 from paystream.errors import ValidationError
+from paystream.inputs import query_int, query_text
 from paystream.netguard import UnsafeUrlError, parse_outbound_url, resolve_public_addresses
+from paystream_api.validation import reject_unknown
 from paystream_api.webhook_api.events import ALL_EVENTS, SUBSCRIBABLE_EVENT_TYPES
 
 MAX_LIMIT = 100
@@ -34,9 +36,7 @@ class LogQuery:
 
 
 async def parse_endpoint_config(body: dict[str, Any], *, allow_private_urls: bool) -> EndpointConfig:
-    unknown = sorted(set(body) - CONFIG_FIELDS)
-    if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0])
+    reject_unknown(body, CONFIG_FIELDS)
     url = body.get("url")
     if not isinstance(url, str) or not url:
         raise ValidationError("url is required and must be a string", field="url")
@@ -73,27 +73,12 @@ def parse_events(value: Any) -> list[str] | None:
 
 
 def parse_log_query(query: MultiMapping[str]) -> LogQuery:
-    status = query.get("status") or None
+    status = query_text(query, "status")
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValidationError("status must be pending, success or failed", field="status")
-    event = query.get("event") or None
-    if event is not None and len(event) > 100:
-        raise ValidationError("event is too long", field="event")
     return LogQuery(
-        limit=_int_param(query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-        offset=_int_param(query, "offset", 0, 0, 10_000_000),
+        limit=query_int(query, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT),
+        offset=query_int(query, "offset", default=0, minimum=0, maximum=10_000_000),
         status=status,
-        event=event,
+        event=query_text(query, "event", max_length=100),
     )
-
-
-def _int_param(query: MultiMapping[str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit():
-        raise ValidationError(f"{name} must be an integer", field=name)
-    value = int(raw)
-    if not minimum <= value <= maximum:
-        raise ValidationError(f"{name} must be between {minimum} and {maximum}", field=name)
-    return value
