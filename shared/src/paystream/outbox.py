@@ -292,6 +292,9 @@ class OutboxRelay:
             except LISTEN_FAILURES as exc:
                 failures += 1
                 log.warning("outbox.listen_failed", error=str(exc))
+            except Exception:  # a listener that died would leave this relay unable to ever lead
+                failures += 1
+                log.exception("outbox.listen_error")
             finally:
                 self._is_leader = False
                 self._leadership.clear()

@@ -221,6 +221,10 @@ class Scheduler:
                 failures += 1
                 log.warning("scheduler.listen_failed", error=str(exc))
                 await wait_or_stop(stop, backoff_delay(failures))
+            except Exception:  # a dead listener would leave manual retries waiting for the fallback
+                failures += 1
+                log.exception("scheduler.listen_error")
+                await wait_or_stop(stop, backoff_delay(failures))
             finally:
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
