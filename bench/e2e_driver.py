@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jwt
 import orjson
 import socketio  # type: ignore[import-untyped]
 import uvloop
@@ -32,6 +31,7 @@ import uvloop
 from bench.loadgen import unpin
 from bench.payloads import MERCHANT_ID, razorpay_captured, razorpay_order_id, signed_razorpay_headers
 from bench.stats import percentile
+from paystream.notifier_tokens import mint_notifier_token
 
 SUBSCRIBE = "subscribe:payment-events"
 COMPLETED = "payment:completed"
@@ -99,13 +99,13 @@ class Arrivals:
 
 
 def token(spec: E2eSpec, socket_index: int) -> str:
-    claims = {
-        "sub": f"bench-user-{socket_index}",
-        "merchant_id": MERCHANT_ID,
-        "salon_id": salon_of(socket_index, spec.sockets),
-        "exp": int(time.time()) + 3600,
-    }
-    return jwt.encode(claims, spec.jwt_secret, algorithm="HS256")
+    return mint_notifier_token(
+        spec.jwt_secret,
+        merchant_id=MERCHANT_ID,
+        subject=f"bench-user-{socket_index}",
+        salon_id=salon_of(socket_index, spec.sockets),
+        ttl_s=3600,
+    )
 
 
 async def connect_sockets(spec: E2eSpec, arrivals: Arrivals) -> list[socketio.AsyncClient]:

@@ -70,12 +70,19 @@ async def test_refused_handshakes_say_why(
         ({"merchant_id": "mer_a:salon"}, "authentication token malformed: invalid merchant_id"),
         ({"salon_id": ""}, "authentication token malformed: invalid salon_id"),
         ({"sub": None}, "authentication token malformed: missing sub"),
+        ({"aud": None}, "authentication token malformed: missing aud"),
+        ({"invoice_id": ""}, "authentication token malformed: invalid invoice_id"),
     ],
 )
 async def test_tokens_with_bad_claims_are_malformed(
     notifier_url: str, connect_client: ClientFactory, claims: dict[str, object], message: str
 ) -> None:
-    body: dict[str, object] = {"sub": "user_1", "merchant_id": MERCHANT_A, "exp": int(time.time()) + 60}
+    body: dict[str, object] = {
+        "sub": "user_1",
+        "merchant_id": MERCHANT_A,
+        "exp": int(time.time()) + 60,
+        "aud": "notifier",
+    }
     body.update(claims)
     body = {key: value for key, value in body.items() if value is not None}
     client = await connect_client(notifier_url, token=sign(body), expect_refusal=True)
@@ -84,9 +91,25 @@ async def test_tokens_with_bad_claims_are_malformed(
     assert error == {"message": message, "data": {"code": "TOKEN_MALFORMED"}}
 
 
+@pytest.mark.parametrize("audience", ["api", ["dashboard"], "notifier-x"])
+async def test_a_token_for_another_audience_is_refused(
+    notifier_url: str, connect_client: ClientFactory, audience: object
+) -> None:
+    client = await connect_client(
+        notifier_url, token=make_token(MERCHANT_A, aud=audience), expect_refusal=True
+    )
+
+    assert refusal(client.connect_errors) == {
+        "message": "authentication token is not for the notifier: aud must be notifier",
+        "data": {"code": "TOKEN_AUDIENCE_INVALID"},
+    }
+
+
 async def test_token_without_exp_is_refused(notifier_url: str, connect_client: ClientFactory) -> None:
     client = await connect_client(
-        notifier_url, token=sign({"sub": "u", "merchant_id": MERCHANT_A}), expect_refusal=True
+        notifier_url,
+        token=sign({"sub": "u", "merchant_id": MERCHANT_A, "aud": "notifier"}),
+        expect_refusal=True,
     )
 
     assert refusal(client.connect_errors)["message"] == "authentication token malformed: missing exp"

@@ -311,3 +311,28 @@ async def test_events_committed_through_the_outbox_reach_the_client(
     completed = await client.wait_for("payment:completed")
     assert completed[0]["eventId"] == event.id
     assert client.event_ids("payment:status-update") == [event.id]
+
+
+async def test_a_checkout_token_sees_only_its_own_invoice(
+    notifier_url: str, connect_client: ClientFactory, owners: OwnerRecorder, redis: aioredis.Redis
+) -> None:
+    await owners(MERCHANT_A, "ord_checkout")
+    await owners(MERCHANT_A, "ord_other")
+    checkout = await connect_client(notifier_url, token=make_token(MERCHANT_A, invoice_id="ord_checkout"))
+    merchant = await connect_client(notifier_url, token=make_token(MERCHANT_A))
+    # Another invoice of the same merchant, even one that exists, is refused.
+    assert await checkout.subscribe("ord_other") == {"ok": False, "error": "invoice not found"}
+    assert await checkout.subscribe("ord_checkout") == {"ok": True}
+
+    other = payment_event(invoice_id="ord_other", payment_id="pay_OTHER00000000000")
+    own = payment_event(invoice_id="ord_checkout", payment_id="pay_OWN0000000000000")
+    await publish(redis, other, own)
+    # Delivery is in order: once its own invoice's completion is here, anything else would be too.
+    await checkout.wait_for_id(own.id, name="payment:completed")
+    await merchant.wait_for_id(own.id)
+
+    # The merchant-wide stream (the merchant room) never reaches the payer's browser.
+    seen = {item.data.get("eventId") for item in checkout.received}
+    assert other.id not in seen
+    assert checkout.event_ids("payment:completed") == [own.id]
+    assert {other.id, own.id} <= set(merchant.event_ids("payment:status-update"))

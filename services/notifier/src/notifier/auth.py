@@ -1,8 +1,11 @@
 """Socket authentication: an HS256 JWT from the handshake, checked once at connect.
 
 The token comes from the Socket.IO handshake (`auth: {token}`) or, for clients that can set headers,
-`Authorization: Bearer <token>`. Claims: `sub` (user id), `merchant_id`, optional `salon_id`, and
-`exp`, all required but the salon. A refusal names its reason, so a frontend can tell an expired
+`Authorization: Bearer <token>`. Claims: `sub` (user id), `merchant_id`, `exp`, `aud` (must be
+`notifier`: a token minted for anything else is refused), optional `iat`, optional `salon_id`, and
+optional `invoice_id`. A token with `invoice_id` is a checkout's: it joins no merchant or salon room
+and may subscribe to that one invoice only (the API mints these for payers' browsers, which must never
+see the merchant's other payments). A refusal names its reason, so a frontend can tell an expired
 session (refresh the token) from a broken integration.
 """
 
@@ -18,9 +21,9 @@ import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
 from paystream.inputs import is_text, is_token
+from paystream.notifier_tokens import ALGORITHM, AUDIENCE
 
-ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ("sub", "merchant_id", "exp")
+REQUIRED_CLAIMS = ("sub", "merchant_id", "exp", "aud")
 MAX_ID_LENGTH = 128
 MAX_TOKEN_LENGTH = 4096
 
@@ -30,6 +33,7 @@ class AuthFailure(StrEnum):
     MALFORMED = "TOKEN_MALFORMED"
     BAD_SIGNATURE = "TOKEN_SIGNATURE_INVALID"
     EXPIRED = "TOKEN_EXPIRED"
+    WRONG_AUDIENCE = "TOKEN_AUDIENCE_INVALID"
 
 
 class AuthError(Exception):
@@ -49,6 +53,8 @@ class Principal:
     merchant_id: str
     salon_id: str | None
     expires_at: float
+    invoice_id: str | None = None
+    """Set for a checkout's token: the one invoice it may watch."""
 
 
 def token_from_handshake(auth: Any, environ: Mapping[str, Any]) -> str | None:
@@ -82,6 +88,11 @@ def authenticate(token: str | None, secret: str) -> Principal:
             AuthFailure.BAD_SIGNATURE,
             f"authentication token signature invalid: algorithm must be {ALGORITHM}",
         ) from None
+    except jwt.InvalidAudienceError:
+        raise AuthError(
+            AuthFailure.WRONG_AUDIENCE,
+            f"authentication token is not for the notifier: aud must be {AUDIENCE}",
+        ) from None
     except jwt.MissingRequiredClaimError as exc:
         raise AuthError(
             AuthFailure.MALFORMED, f"authentication token malformed: missing {exc.claim}"
@@ -93,6 +104,7 @@ def authenticate(token: str | None, secret: str) -> Principal:
         merchant_id=_identifier(claims, "merchant_id"),
         salon_id=_identifier(claims, "salon_id") if claims.get("salon_id") is not None else None,
         expires_at=float(claims["exp"]),
+        invoice_id=_invoice_claim(claims),
     )
 
 
@@ -103,7 +115,11 @@ def decode_token(token: str, secret: str) -> dict[str, Any]:
         # must not turn every handshake into a warning.
         warnings.simplefilter("ignore", InsecureKeyLengthWarning)
         claims: dict[str, Any] = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": list(REQUIRED_CLAIMS)}
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            options={"require": list(REQUIRED_CLAIMS)},
         )
     return claims
 
@@ -119,6 +135,16 @@ def _identifier(claims: Mapping[str, Any], name: str) -> str:
         or not is_text(value)
     ):
         raise AuthError(AuthFailure.MALFORMED, f"authentication token malformed: invalid {name}")
+    return value
+
+
+def _invoice_claim(claims: Mapping[str, Any]) -> str | None:
+    value = claims.get("invoice_id")
+    if value is None:
+        return None
+    # Invoice ids may hold a colon (room names put them last), but must be text.
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH or not is_text(value):
+        raise AuthError(AuthFailure.MALFORMED, "authentication token malformed: invalid invoice_id")
     return value
 
 

@@ -78,6 +78,9 @@ def register(sio: socketio.AsyncServer, app: web.Application) -> None:
         if invoice_id is None:
             return {"ok": False, "error": "invoiceId is required"}
         principal = session.principal
+        if principal.invoice_id is not None and invoice_id != principal.invoice_id:
+            log.info("subscribe.refused", sid=sid, merchant_id=principal.merchant_id, scope="invoice")
+            return {"ok": False, "error": INVOICE_NOT_FOUND}
         try:
             visible = await invoice_visible_to(
                 app[POOL], principal.merchant_id, invoice_id, principal.salon_id

@@ -6,7 +6,8 @@ both have invoice `ord_test_001`. Server-side, salon and payment rooms are there
 merchant (`salon:<merchant>:<salon>`, `payment:<merchant>:<invoice>`), and the auth layer refuses ids
 containing a colon, so one tenant's room name can never spell another's.
 
-Every socket joins its merchant room; a token with a salon also joins the salon room. A salon-scoped
+Every socket joins its merchant room (but a checkout's, scoped to one invoice, which joins nothing
+until it subscribes to that invoice); a token with a salon also joins the salon room. A salon-scoped
 socket is not a merchant-wide viewer: through the merchant room it receives only its own salon's
 events, so salons of one merchant stay isolated from one another.
 """
@@ -33,6 +34,8 @@ def payment_room(merchant_id: str, invoice_id: str) -> str:
 
 
 def rooms_on_connect(principal: Principal) -> frozenset[str]:
+    if principal.invoice_id is not None:
+        return frozenset()  # a checkout's token: only the payment room of its invoice, on subscribe
     rooms = {merchant_room(principal.merchant_id)}
     if principal.salon_id is not None:
         rooms.add(salon_room(principal.merchant_id, principal.salon_id))

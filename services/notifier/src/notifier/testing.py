@@ -48,7 +48,12 @@ def make_token(
     algorithm: str = "HS256",
     **claims: Any,
 ) -> str:
-    body: dict[str, Any] = {"sub": sub, "merchant_id": merchant_id, "exp": int(time.time() + expires_in)}
+    body: dict[str, Any] = {
+        "sub": sub,
+        "merchant_id": merchant_id,
+        "exp": int(time.time() + expires_in),
+        "aud": "notifier",
+    }
     if salon_id is not None:
         body["salon_id"] = salon_id
     body.update(claims)
