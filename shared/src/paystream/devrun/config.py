@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from paystream.errors import SettingsError
+from paystream.netguard import LOOPBACK_NETS
 from paystream.settings import Environ, env_float, env_port, env_str
 
 # Service name (its output prefix) -> the package run as `python -m <package>`.
@@ -40,7 +41,8 @@ DEV_DEFAULTS: Mapping[str, str] = {
     "TEST_PROCESSING_DELAY": "1000",
     "TEST_PAYMENT_SUCCESS": "true",
     "WEBHOOK_RETRY_INTERVALS_TEST": "true",
-    "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+    # Webhook receivers on this machine, and no other private address (no metadata endpoint).
+    "WEBHOOK_ALLOWED_PRIVATE_NETS": LOOPBACK_NETS,
     "RAZORPAY_WEBHOOK_SECRET": "rzp_webhook_secret_test",
     "PAYABLE_MERCHANT_KEY": "PAYABLE_TEST_KEY",
     "PAYABLE_MERCHANT_TOKEN": "PAYABLE_TEST_TOKEN",
