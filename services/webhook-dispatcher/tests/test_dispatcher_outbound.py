@@ -5,9 +5,10 @@ never connects to a metadata endpoint or a private network."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
+import psutil
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -21,7 +22,7 @@ from dispatcher_testkit import (
 )
 
 from paystream.events import EventType
-from paystream.testing import eventually
+from paystream.testing import ServiceProcess, eventually
 from paystream.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 from webhook_dispatcher.delivery import DeliverySender
 from webhook_dispatcher.keys import HTTP_SESSION, SETTINGS
@@ -121,3 +122,20 @@ async def test_metadata_and_private_networks_are_refused_in_dev_mode(
         "pay_OUTBOUNDSENTINEL"
     ]
 
+
+def test_a_dispatcher_process_listens_on_loopback_and_warns_of_the_deprecated_switch(
+    dispatcher_env: dict[str, str], spawn_service: Callable[..., ServiceProcess]
+) -> None:
+    env = {name: value for name, value in dispatcher_env.items() if name != "WEBHOOK_ALLOWED_PRIVATE_NETS"}
+    assert not any(name.endswith("_HOST") for name in env)
+    dispatcher = spawn_service("webhook_dispatcher", {**env, "WEBHOOK_ALLOW_PRIVATE_URLS": "true"})
+
+    port = int(env["DISPATCHER_PORT"])
+    listening = {
+        conn.laddr.ip
+        for conn in psutil.Process(dispatcher.pid).net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+    }
+    assert listening == {"127.0.0.1"}
+    log = dispatcher.log_text()
+    assert "settings.notice" in log and "WEBHOOK_ALLOW_PRIVATE_URLS=true is deprecated" in log

@@ -17,6 +17,10 @@ from paystream.netguard import LOOPBACK_NETS, PUBLIC_ONLY, OutboundPolicy
 
 Environ = Mapping[str, str]
 
+# Services listen on loopback unless told otherwise: exposing one is a deployment's decision (the
+# container image sets `*_HOST=0.0.0.0`), never an accident of running it by hand.
+DEFAULT_BIND_HOST = "127.0.0.1"
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -71,6 +75,11 @@ def env_bool(environ: Environ, name: str, default: bool) -> bool:
 
 def env_port(environ: Environ, name: str, default: int) -> int:
     return env_int(environ, name, default, minimum=0, maximum=65535)
+
+
+def env_bind_host(environ: Environ, name: str) -> str:
+    """The address a service listens on: `name`, else loopback (see `DEFAULT_BIND_HOST`)."""
+    return env_str(environ, name, DEFAULT_BIND_HOST)
 
 
 def env_url(environ: Environ, name: str, schemes: tuple[str, ...], default: str | None = None) -> str:

@@ -22,7 +22,7 @@ from paystream.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from paystream.errors import ApiError, ServiceUnavailableError
 from paystream.gctuning import freeze_startup_heap
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS, create_redis
-from paystream.settings import CommonSettings
+from paystream.settings import DEFAULT_BIND_HOST, CommonSettings
 from paystream.streaminfo import BUS_METRICS
 
 log = structlog.get_logger(__name__)
@@ -177,7 +177,9 @@ async def error_middleware(
     return response
 
 
-def serve(app: web.Application, *, port: int, host: str = "0.0.0.0", shutdown_timeout: float = 15.0) -> None:
+def serve(
+    app: web.Application, *, port: int, host: str = DEFAULT_BIND_HOST, shutdown_timeout: float = 15.0
+) -> None:
     """Run the app on uvloop until SIGTERM/SIGINT, then shut down gracefully (cleanup contexts drain)."""
     import uvloop
 

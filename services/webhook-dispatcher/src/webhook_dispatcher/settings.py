@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from paystream.errors import SettingsError
 from paystream.netguard import PUBLIC_ONLY, OutboundPolicy
-from paystream.settings import CommonSettings, Environ, env_float, env_int, env_port, env_str
+from paystream.settings import CommonSettings, Environ, env_bind_host, env_float, env_int, env_port
 
 # Seconds to wait after attempt n fails before attempt n + 1 (the first attempt goes out at once).
 PRODUCTION_RETRY_INTERVALS: tuple[float, ...] = (0, 60, 300, 1800, 7200)
@@ -79,7 +79,7 @@ class DispatcherSettings:
             common=common,
             delivery=delivery,
             port=env_port(environ, "DISPATCHER_PORT", 8082),
-            host=env_str(environ, "DISPATCHER_HOST", "0.0.0.0"),
+            host=env_bind_host(environ, "DISPATCHER_HOST"),
             concurrency=env_int(environ, "DISPATCHER_CONCURRENCY", 1024, minimum=1, maximum=20_000),
             handler_timeout_s=env_float(environ, "DISPATCHER_HANDLER_TIMEOUT_S", 30.0, minimum=1.0),
             reclaim_idle_ms=env_int(environ, "DISPATCHER_RECLAIM_IDLE_MS", 60_000, minimum=1000),
