@@ -25,10 +25,15 @@ RUN useradd --system --user-group --uid 10001 --home-dir /app --no-create-home p
 WORKDIR /app
 COPY --from=build /app/.venv /app/.venv
 COPY infra/migrations/ infra/migrations/
+# The services listen on loopback unless told otherwise; in a container that would be unreachable.
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    MIGRATIONS_DIR=/app/infra/migrations
+    MIGRATIONS_DIR=/app/infra/migrations \
+    API_HOST=0.0.0.0 \
+    NOTIFIER_HOST=0.0.0.0 \
+    PROCESSOR_HOST=0.0.0.0 \
+    DISPATCHER_HOST=0.0.0.0
 USER 10001:10001
 EXPOSE 8000 8080 8081 8082
 CMD ["python", "-m", "paystream_api"]

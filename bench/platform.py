@@ -27,6 +27,7 @@ from paystream.db import create_pool
 from paystream.devrun.config import SERVICE_MODULES, service_environment
 from paystream.embedded import free_port
 from paystream.migrations import apply_migrations
+from paystream.netguard import LOOPBACK_NETS
 from paystream.redis import create_redis
 from paystream.settings import DatabaseSettings, RedisSettings
 
@@ -58,7 +59,7 @@ def service_env(params: BenchParams, redis_url: str, database_url: str) -> dict[
             "TEST_PROCESSING_DELAY": str(params.processing_delay_ms),
             "TEST_PAYMENT_SUCCESS": "true",
             "WEBHOOK_RETRY_INTERVALS_TEST": "true",
-            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+            "WEBHOOK_ALLOWED_PRIVATE_NETS": LOOPBACK_NETS,
             "RAZORPAY_WEBHOOK_SECRET": RAZORPAY_SECRET,
             "JWT_SECRET": JWT_SECRET,
             "SEED_TEST_DATA": "true",

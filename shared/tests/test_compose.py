@@ -16,6 +16,7 @@ import pytest
 
 from paystream.devrun.config import (
     DEV_DEFAULTS,
+    HOST_DEFAULTS,
     MIGRATIONS_MODULE,
     PORT_DEFAULTS,
     SERVICE_MODULES,
@@ -191,6 +192,9 @@ def test_compose_services_get_exactly_the_devrun_variables(compose: dict[str, An
         assert set(environment) == service_variable_names(), name
         for variable, port in PORT_DEFAULTS.items():
             assert environment[variable] == str(port), variable
+        # `make run` listens on loopback; a container has to listen on all its interfaces.
+        for variable in HOST_DEFAULTS:
+            assert environment[variable] == "0.0.0.0", variable
         for variable, default in DEV_DEFAULTS.items():
             match = _INTERPOLATION.match(environment[variable])
             assert match is not None, (
@@ -254,7 +258,20 @@ def test_k8s_deploys_the_devrun_services_with_the_devrun_variables(k8s: list[dic
 
     (job_container,) = by_kind["Job"]["paystream-migrate"]["spec"]["template"]["spec"]["containers"]
     assert job_container["command"] == ["python", "-m", MIGRATIONS_MODULE]
-    names = set(by_kind["ConfigMap"]["paystream-config"]["data"])
+    config = by_kind["ConfigMap"]["paystream-config"]["data"]
+    names = set(config)
     secret_names = set(by_kind["Secret"]["paystream-secrets"]["stringData"])
     assert not names & secret_names
     assert names | secret_names == service_variable_names()
+    assert {variable: config[variable] for variable in HOST_DEFAULTS} == dict.fromkeys(
+        HOST_DEFAULTS, "0.0.0.0"
+    )
+    # Production refuses every private webhook address unless an operator lists a network.
+    assert config["WEBHOOK_ALLOWED_PRIVATE_NETS"] == ""
+
+
+def test_the_image_listens_on_all_interfaces() -> None:
+    # The services default to loopback; the image is what runs them in containers.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for variable in HOST_DEFAULTS:
+        assert re.search(rf"^\s+{variable}=0\.0\.0\.0\b", dockerfile, re.MULTILINE), variable

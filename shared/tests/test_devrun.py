@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import inspect
 import os
 import re
 import signal
@@ -12,6 +14,7 @@ import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -22,6 +25,7 @@ import redis.asyncio as aioredis
 from paystream.devrun.__main__ import banner
 from paystream.devrun.config import (
     DEV_DEFAULTS,
+    HOST_DEFAULTS,
     DevRunSettings,
     SeedMerchant,
     default_services,
@@ -32,7 +36,9 @@ from paystream.devrun.servers import StoreUrls
 from paystream.devrun.supervisor import Backoff
 from paystream.embedded import free_port
 from paystream.errors import SettingsError
+from paystream.settings import CommonSettings
 from paystream.testing.polling import eventually
+from paystream.web import serve
 
 # A service stand-in: reports its environment, starts a grandchild in its process group, and on SIGTERM
 # stops it and exits, except "stubborn", which ignores SIGTERM so that devrun has to SIGKILL it.
@@ -83,6 +89,56 @@ def test_service_environment_fills_defaults_and_keeps_what_is_set() -> None:
 def test_service_environment_rejects_a_bad_port() -> None:
     with pytest.raises(SettingsError, match="PROCESSOR_PORT"):
         service_environment({"PROCESSOR_PORT": "eighty"}, "redis://r", "postgresql://p")
+
+
+# Each service's host variable, and the settings class that reads it.
+SERVICE_SETTINGS = {
+    "API_HOST": ("paystream_api.settings", "ApiSettings"),
+    "PROCESSOR_HOST": ("payment_processor.settings", "ProcessorSettings"),
+    "DISPATCHER_HOST": ("webhook_dispatcher.settings", "DispatcherSettings"),
+    "NOTIFIER_HOST": ("notifier.settings", "NotifierSettings"),
+}
+
+
+def _settings_class(variable: str) -> Any:
+    module, name = SERVICE_SETTINGS[variable]
+    return getattr(importlib.import_module(module), name)
+
+
+def test_make_run_listens_on_loopback_and_sends_webhooks_to_loopback_only() -> None:
+    env = service_environment({}, "redis://127.0.0.1:1/0", "postgresql://postgres@127.0.0.1:2/x")
+
+    assert set(HOST_DEFAULTS) == set(SERVICE_SETTINGS)
+    assert {variable: env[variable] for variable in SERVICE_SETTINGS} == dict.fromkeys(
+        SERVICE_SETTINGS, "127.0.0.1"
+    )
+    for variable in SERVICE_SETTINGS:
+        assert _settings_class(variable).from_env(env).host == "127.0.0.1", variable
+    policy = CommonSettings.from_env(env).outbound.policy
+    for address in ("127.0.0.1", "::1"):
+        assert policy.refusal(address) is None, address
+    for address in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "10.0.0.1", "192.168.1.1"):
+        assert policy.refusal(address) is not None, address
+
+
+def test_a_host_set_for_make_run_is_kept() -> None:
+    env = service_environment({"API_HOST": "0.0.0.0"}, "redis://r", "postgresql://p")
+    assert env["API_HOST"] == "0.0.0.0" and env["NOTIFIER_HOST"] == "127.0.0.1"
+
+
+def test_services_listen_on_loopback_unless_told_otherwise() -> None:
+    # Production settings (no TEST_MODE): binding every interface is the deployment's explicit choice.
+    environ = {
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:2/x",
+        "JWT_SECRET": "a-production-length-secret-0123456789abcdef",
+        "FRONTEND_ORIGINS": "https://pos.example.com",
+    }
+    for variable in SERVICE_SETTINGS:
+        settings_class = _settings_class(variable)
+        assert settings_class.from_env(environ).host == "127.0.0.1", variable
+        assert settings_class.from_env({**environ, variable: "0.0.0.0"}).host == "0.0.0.0", variable
+    assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
 
 
 def test_default_services_run_each_package_with_this_interpreter() -> None:

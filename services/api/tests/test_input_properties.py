@@ -175,7 +175,6 @@ async def client(redis_url: str, database_url: str) -> AsyncIterator[TestClient[
         "DATABASE_URL": database_url,
         "JWT_SECRET": "test-jwt-secret",
         "TEST_MODE": "true",
-        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
         "WEBHOOK_ALLOWED_PRIVATE_NETS": "127.0.0.0/8",
     }
     app = create_app(ApiSettings.from_env(env))

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from paystream.testing import ServiceProcess, eventually
+from paystream.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 from paystream_api.app import create_app
 from paystream_api.auth import hash_secret
 from paystream_api.settings import ApiSettings
@@ -52,8 +53,8 @@ async def api(service_env: dict[str, str]) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def strict_api(service_env: dict[str, str]) -> AsyncIterator[Client]:
-    """The API as production runs it: private webhook URLs refused."""
-    app = create_app(ApiSettings.from_env({**service_env, "WEBHOOK_ALLOW_PRIVATE_URLS": "false"}))
+    """The API as production runs it: no private network listed, so private webhook URLs refused."""
+    app = create_app(ApiSettings.from_env({**service_env, "WEBHOOK_ALLOWED_PRIVATE_NETS": ""}))
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -203,23 +204,23 @@ async def test_config_defaults_to_no_url_and_the_seeded_secret(api: Client) -> N
 
 
 async def test_put_config_saves_and_replaces(api: Client) -> None:
-    config = await configure(api, "https://merchant.example/hooks")
-    assert config["url"] == "https://merchant.example/hooks"
+    config = await configure(api, "https://93.184.216.34/hooks")
+    assert config["url"] == "https://93.184.216.34/hooks"
     assert config["events"] == ["*"]
     assert config["enabled"] is True
     assert config["secret"] == "whsec_test_abc123"
 
     config = await configure(
-        api, "https://merchant.example/v2", events=["payment.success", "refund.processed", "payment.success"]
+        api, "https://93.184.216.34/v2", events=["payment.success", "refund.processed", "payment.success"]
     )
     assert config["events"] == ["payment.success", "refund.processed"]
     fetched = await (await api.get("/api/v1/webhooks/config", headers=AUTH)).json()
     assert fetched == config
 
-    disabled = await configure(api, "https://merchant.example/v2", enabled=False, events=["*"])
+    disabled = await configure(api, "https://93.184.216.34/v2", enabled=False, events=["*"])
     assert disabled["enabled"] is False and disabled["events"] == ["*"]
     assert disabled["disabled_reason"] == "disabled by the merchant"
-    enabled = await configure(api, "https://merchant.example/v2")
+    enabled = await configure(api, "https://93.184.216.34/v2")
     assert enabled["enabled"] is True and enabled["disabled_reason"] is None
 
 
@@ -231,14 +232,14 @@ async def test_put_config_saves_and_replaces(api: Client) -> None:
         ({"url": "ftp://merchant.example/hooks"}, "url"),
         ({"url": "javascript:alert(1)"}, "url"),
         ({"url": "https://"}, "url"),
-        ({"url": "https://merchant.example/" + "a" * 2100}, "url"),
-        ({"url": "https://merchant.example/h", "events": []}, "events"),
-        ({"url": "https://merchant.example/h", "events": "payment.success"}, "events"),
-        ({"url": "https://merchant.example/h", "events": ["payment.exploded"]}, "events"),
-        ({"url": "https://merchant.example/h", "events": ["*", "payment.success"]}, "events"),
-        ({"url": "https://merchant.example/h", "events": ["provider_event.received"]}, "events"),
-        ({"url": "https://merchant.example/h", "enabled": "yes"}, "enabled"),
-        ({"url": "https://merchant.example/h", "secret": "whsec_mine"}, "secret"),
+        ({"url": "https://93.184.216.34/" + "a" * 2100}, "url"),
+        ({"url": "https://93.184.216.34/h", "events": []}, "events"),
+        ({"url": "https://93.184.216.34/h", "events": "payment.success"}, "events"),
+        ({"url": "https://93.184.216.34/h", "events": ["payment.exploded"]}, "events"),
+        ({"url": "https://93.184.216.34/h", "events": ["*", "payment.success"]}, "events"),
+        ({"url": "https://93.184.216.34/h", "events": ["provider_event.received"]}, "events"),
+        ({"url": "https://93.184.216.34/h", "enabled": "yes"}, "enabled"),
+        ({"url": "https://93.184.216.34/h", "secret": "whsec_mine"}, "secret"),
     ],
 )
 async def test_put_config_rejects_bad_input(api: Client, body: dict[str, Any], field: str) -> None:
@@ -252,7 +253,7 @@ async def test_put_config_rejects_malformed_bodies(api: Client) -> None:
         response = await api.put("/api/v1/webhooks/config", data=raw, headers=AUTH)
         assert response.status == 400
         assert_error(await response.json(), "BAD_REQUEST_ERROR")
-    huge = orjson.dumps({"url": "https://merchant.example/h", "pad": "x" * 70_000})
+    huge = orjson.dumps({"url": "https://93.184.216.34/h", "pad": "x" * 70_000})
     response = await api.put("/api/v1/webhooks/config", data=huge, headers=AUTH)
     assert response.status == 413
 
@@ -278,13 +279,30 @@ async def test_private_urls_are_refused_unless_allowed(strict_api: Client, url: 
     assert_error(await response.json(), "VALIDATION_ERROR", "url")
 
 
+@pytest.mark.parametrize("case", DEV_MODE_URL_CASES, ids=lambda case: case.why)
+async def test_dev_mode_judges_each_url_as_the_dispatcher_does(api: Client, case: UrlCase) -> None:
+    """The `api` fixture runs as `make run` does (loopback listed); the dispatcher's tests hold its
+    attempts to the same table."""
+    before = await configure(api, "http://127.0.0.1:9/before")
+    url = case.url(9)
+    response = await api.put("/api/v1/webhooks/config", json={"url": url}, headers=AUTH)
+    if case.permitted:
+        assert response.status == 200, await response.text()
+        assert (await response.json())["url"] == url
+    else:
+        assert response.status == 422, await response.text()
+        assert_error(await response.json(), "VALIDATION_ERROR", "url")
+        after = await (await api.get("/api/v1/webhooks/config", headers=AUTH)).json()
+        assert after["url"] == before["url"]
+
+
 async def test_public_address_is_accepted_when_private_ones_are_refused(strict_api: Client) -> None:
     config = await configure(strict_api, "https://93.184.216.34/hooks")
     assert config["url"] == "https://93.184.216.34/hooks"
 
 
 async def test_rotate_secret_keeps_the_old_one_live_for_24_hours(api: Client, db_pool: asyncpg.Pool) -> None:
-    await configure(api, "https://merchant.example/hooks")
+    await configure(api, "https://93.184.216.34/hooks")
     response = await api.post("/api/v1/webhooks/config/rotate-secret", headers=AUTH)
     assert response.status == 200
     config = await response.json()
@@ -293,7 +311,7 @@ async def test_rotate_secret_keeps_the_old_one_live_for_24_hours(api: Client, db
     assert len(base64.b64decode(new_secret.removeprefix("whsec_"), validate=True)) == 32
     expires = datetime.fromisoformat(config["previous_secret_expires_at"].replace("Z", "+00:00"))
     assert abs((expires - datetime.now(UTC)) - timedelta(hours=24)) < timedelta(minutes=1)
-    assert config["url"] == "https://merchant.example/hooks"
+    assert config["url"] == "https://93.184.216.34/hooks"
     previous = await db_pool.fetchrow(
         "SELECT secret FROM webhook_previous_secrets WHERE merchant_id = $1", TEST_MERCHANT
     )
@@ -311,11 +329,11 @@ async def test_rotate_secret_keeps_the_old_one_live_for_24_hours(api: Client, db
 async def test_disabling_the_endpoint_fails_deliveries_still_waiting(
     api: Client, db_pool: asyncpg.Pool
 ) -> None:
-    await configure(api, "https://merchant.example/hooks")
+    await configure(api, "https://93.184.216.34/hooks")
     waiting = await insert_delivery(db_pool, TEST_MERCHANT, status="pending")
     in_flight = await insert_delivery(db_pool, TEST_MERCHANT, status="pending", leased=True)
 
-    await configure(api, "https://merchant.example/hooks", enabled=False)
+    await configure(api, "https://93.184.216.34/hooks", enabled=False)
 
     rows = {
         r["id"]: r for r in await db_pool.fetch("SELECT id, status, due_at, error FROM webhook_deliveries")
@@ -332,8 +350,8 @@ async def test_disabling_the_endpoint_fails_deliveries_still_waiting(
 async def test_logs_are_newest_first_paginated_and_filtered(
     api: Client, db_pool: asyncpg.Pool, other_merchant: str
 ) -> None:
-    await configure(api, "https://merchant.example/hooks")
-    await configure(api, "https://other.example/hooks", headers=OTHER_AUTH)
+    await configure(api, "https://93.184.216.34/hooks")
+    await configure(api, "https://93.184.216.35/hooks", headers=OTHER_AUTH)
     base = datetime.now(UTC) - timedelta(minutes=10)
     ids = [
         await insert_delivery(
@@ -412,7 +430,7 @@ async def test_log_query_is_validated(api: Client, query: str, field: str) -> No
 
 
 async def test_manual_retry_makes_the_delivery_due_now(api: Client, db_pool: asyncpg.Pool) -> None:
-    await configure(api, "https://merchant.example/hooks")
+    await configure(api, "https://93.184.216.34/hooks")
     delivery_id = await insert_delivery(db_pool, TEST_MERCHANT, status="failed")
 
     response = await api.post(f"/api/v1/webhooks/{delivery_id}/retry", headers=AUTH)
@@ -430,8 +448,8 @@ async def test_manual_retry_makes_the_delivery_due_now(api: Client, db_pool: asy
 
 
 async def test_manual_retry_refusals(api: Client, db_pool: asyncpg.Pool, other_merchant: str) -> None:
-    await configure(api, "https://merchant.example/hooks")
-    await configure(api, "https://other.example/hooks", headers=OTHER_AUTH)
+    await configure(api, "https://93.184.216.34/hooks")
+    await configure(api, "https://93.184.216.35/hooks", headers=OTHER_AUTH)
     theirs = await insert_delivery(db_pool, other_merchant, status="failed")
     in_flight = await insert_delivery(db_pool, TEST_MERCHANT, status="pending", leased=True)
 
@@ -444,7 +462,7 @@ async def test_manual_retry_refusals(api: Client, db_pool: asyncpg.Pool, other_m
     assert_error(await busy.json(), "WEBHOOK_ATTEMPT_IN_PROGRESS")
 
     mine = await insert_delivery(db_pool, TEST_MERCHANT, status="failed")
-    await configure(api, "https://merchant.example/hooks", enabled=False)
+    await configure(api, "https://93.184.216.34/hooks", enabled=False)
     disabled = await api.post(f"/api/v1/webhooks/{mine}/retry", headers=AUTH)
     assert disabled.status == 400
     assert_error(await disabled.json(), "WEBHOOK_ENDPOINT_DISABLED")
@@ -454,7 +472,7 @@ async def test_test_send_needs_an_enabled_endpoint(api: Client) -> None:
     response = await api.post("/api/v1/webhooks/test", headers=AUTH)
     assert response.status == 400
     assert_error(await response.json(), "WEBHOOK_NOT_CONFIGURED")
-    await configure(api, "https://merchant.example/hooks", enabled=False)
+    await configure(api, "https://93.184.216.34/hooks", enabled=False)
     response = await api.post("/api/v1/webhooks/test", headers=AUTH)
     assert response.status == 400
     assert_error(await response.json(), "WEBHOOK_ENDPOINT_DISABLED")

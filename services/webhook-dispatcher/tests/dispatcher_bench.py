@@ -26,6 +26,7 @@ from aiohttp import web
 from paystream.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from paystream.events import STREAM_FIELD, Event, EventType, Stream
 from paystream.migrations import apply_migrations
+from paystream.netguard import LOOPBACK_NETS
 from paystream.testing import ServiceProcess
 
 
@@ -102,7 +103,7 @@ async def bench(args: argparse.Namespace, redis_url: str, database_url: str, log
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
         "DISPATCHER_PORT": str(free_port()),
-        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        "WEBHOOK_ALLOWED_PRIVATE_NETS": LOOPBACK_NETS,
         "LOG_LEVEL": "WARNING",
     }
     dispatcher = ServiceProcess(

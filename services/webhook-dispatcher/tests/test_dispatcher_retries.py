@@ -239,7 +239,7 @@ async def test_private_addresses_are_refused_at_connect_time(
     receiver = await make_receiver([])
     by_address = await make_merchant(receiver.url)
     by_name = await make_merchant(receiver.url.replace("127.0.0.1", "localhost"))
-    await start_dispatcher(WEBHOOK_ALLOW_PRIVATE_URLS="false")
+    await start_dispatcher(WEBHOOK_ALLOWED_PRIVATE_NETS="")
 
     await publish(
         redis, payment_event(EventType.PAYMENT_CREATED, by_address.id, "pay_PRIVATE00000001", "created")

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from paystream.consumer import ConsumerConfig, Handler, StreamConsumer
 from paystream.errors import SettingsError
-from paystream.logging import configure_logging
+from paystream.logging import configure_logging, get_logger
 from paystream.outbox import OutboxRelay
 from paystream.settings import CommonSettings
 from paystream.web import COMMON_SETTINGS, POOL, REDIS, SERVICE_NAME, CleanupContext, background, serve
@@ -81,4 +81,6 @@ def run_service(
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.common.log, service=name)
+    for notice in settings.common.notices:
+        get_logger(__name__).warning("settings.notice", notice=notice)
     serve(build_app(settings), port=settings.port, host=settings.host, shutdown_timeout=shutdown_timeout)

@@ -13,8 +13,13 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from paystream.errors import SettingsError
+from paystream.netguard import LOOPBACK_NETS, PUBLIC_ONLY, OutboundPolicy
 
 Environ = Mapping[str, str]
+
+# Services listen on loopback unless told otherwise: exposing one is a deployment's decision (the
+# container image sets `*_HOST=0.0.0.0`), never an accident of running it by hand.
+DEFAULT_BIND_HOST = "127.0.0.1"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -70,6 +75,11 @@ def env_bool(environ: Environ, name: str, default: bool) -> bool:
 
 def env_port(environ: Environ, name: str, default: int) -> int:
     return env_int(environ, name, default, minimum=0, maximum=65535)
+
+
+def env_bind_host(environ: Environ, name: str) -> str:
+    """The address a service listens on: `name`, else loopback (see `DEFAULT_BIND_HOST`)."""
+    return env_str(environ, name, DEFAULT_BIND_HOST)
 
 
 def env_url(environ: Environ, name: str, schemes: tuple[str, ...], default: str | None = None) -> str:
@@ -161,7 +171,6 @@ class TestModeSettings:
     processing_delay_ms: int = 1000
     payment_success: bool = True
     webhook_retry_intervals_test: bool = False
-    webhook_allow_private_urls: bool = False
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> TestModeSettings:
@@ -170,19 +179,67 @@ class TestModeSettings:
             processing_delay_ms=env_int(environ, "TEST_PROCESSING_DELAY", 1000, maximum=600_000),
             payment_success=env_bool(environ, "TEST_PAYMENT_SUCCESS", True),
             webhook_retry_intervals_test=env_bool(environ, "WEBHOOK_RETRY_INTERVALS_TEST", False),
-            webhook_allow_private_urls=env_bool(environ, "WEBHOOK_ALLOW_PRIVATE_URLS", False),
         )
+
+
+ALLOWED_PRIVATE_NETS_VARIABLE = "WEBHOOK_ALLOWED_PRIVATE_NETS"
+DEPRECATED_ALLOW_PRIVATE_VARIABLE = "WEBHOOK_ALLOW_PRIVATE_URLS"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSettings:
+    """Which private networks merchant webhook URLs may reach (`paystream.netguard` enforces it)."""
+
+    policy: OutboundPolicy = PUBLIC_ONLY
+    # Start-up warnings about how the policy was configured (a deprecated variable, say).
+    notices: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> OutboundSettings:
+        raw = environ.get(ALLOWED_PRIVATE_NETS_VARIABLE)
+        notices: list[str] = []
+        legacy = environ.get(DEPRECATED_ALLOW_PRIVATE_VARIABLE)
+        if legacy is not None:
+            # Kept so that an old environment keeps starting; it never opens more than loopback.
+            legacy_on = env_bool(environ, DEPRECATED_ALLOW_PRIVATE_VARIABLE, False)
+            if raw is not None:
+                notices.append(
+                    f"{DEPRECATED_ALLOW_PRIVATE_VARIABLE} is deprecated and ignored: "
+                    f"{ALLOWED_PRIVATE_NETS_VARIABLE} is set"
+                )
+            elif legacy_on:
+                raw = LOOPBACK_NETS
+                notices.append(
+                    f"{DEPRECATED_ALLOW_PRIVATE_VARIABLE}=true is deprecated and now allows "
+                    f"loopback only: set {ALLOWED_PRIVATE_NETS_VARIABLE}={LOOPBACK_NETS} instead"
+                )
+            else:
+                notices.append(
+                    f"{DEPRECATED_ALLOW_PRIVATE_VARIABLE} is deprecated: remove it "
+                    f"(public addresses only is the default)"
+                )
+        try:
+            policy = OutboundPolicy.from_cidr_list(raw or "")
+        except ValueError as exc:
+            raise SettingsError(f"{ALLOWED_PRIVATE_NETS_VARIABLE}: {exc}") from None
+        return cls(policy=policy, notices=tuple(notices))
 
 
 @dataclass(frozen=True, slots=True)
 class CommonSettings:
-    """What every service needs: its stores, its logs and the test-mode knobs."""
+    """What every service needs: its stores, its logs, its outbound policy and the test-mode knobs."""
 
     redis: RedisSettings
     database: DatabaseSettings
     log: LogSettings
     outbox: OutboxSettings
     test_mode: TestModeSettings
+    outbound: OutboundSettings
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        """Warnings for the service to log once logging is set up."""
+        return self.outbound.notices
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> CommonSettings:
@@ -192,4 +249,5 @@ class CommonSettings:
             log=LogSettings.from_env(environ),
             outbox=OutboxSettings.from_env(environ),
             test_mode=TestModeSettings.from_env(environ),
+            outbound=OutboundSettings.from_env(environ),
         )

@@ -25,7 +25,7 @@ from paystream.errors import ApiError, ServiceUnavailableError
 from paystream.gctuning import freeze_startup_heap
 from paystream.inputs import is_token
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS, create_redis
-from paystream.settings import CommonSettings
+from paystream.settings import DEFAULT_BIND_HOST, CommonSettings
 from paystream.streaminfo import BUS_METRICS
 from paystream.supervision import Supervisor
 
@@ -189,7 +189,7 @@ async def error_middleware(
 
 
 def serve(
-    app: web.Application, *, port: int, host: str = "127.0.0.1", shutdown_timeout: float = 15.0
+    app: web.Application, *, port: int, host: str = DEFAULT_BIND_HOST, shutdown_timeout: float = 15.0
 ) -> None:
     """Run the app on uvloop until SIGTERM/SIGINT, then shut down gracefully (cleanup contexts drain)."""
     import uvloop

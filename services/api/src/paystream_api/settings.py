@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from paystream.settings import CommonSettings, Environ, env_bool, env_int, env_port, env_str
+from paystream.settings import CommonSettings, Environ, env_bind_host, env_bool, env_int, env_port, env_str
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class ApiSettings:
         return cls(
             common=CommonSettings.from_env(environ),
             port=env_port(environ, "API_PORT", 8000),
-            host=env_str(environ, "API_HOST", "0.0.0.0"),
+            host=env_bind_host(environ, "API_HOST"),
             jwt_secret=env_str(environ, "JWT_SECRET"),
             razorpay_webhook_secret=env_str(environ, "RAZORPAY_WEBHOOK_SECRET", "rzp_webhook_secret_test"),
             payable_merchant_key=env_str(environ, "PAYABLE_MERCHANT_KEY", "PAYABLE_TEST_KEY"),

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from paystream.errors import SettingsError
-from paystream.settings import CommonSettings, Environ, env_int, env_port, env_str
+from paystream.settings import CommonSettings, Environ, env_bind_host, env_int, env_port, env_str
 
 # RFC 7518 section 3.2: an HS256 key is at least 256 bits. Test mode accepts shorter secrets.
 MIN_SECRET_BYTES = 32
@@ -59,7 +59,7 @@ class NotifierSettings:
         return cls(
             common=common,
             port=env_port(environ, "NOTIFIER_PORT", 8080),
-            host=env_str(environ, "NOTIFIER_HOST", "0.0.0.0"),
+            host=env_bind_host(environ, "NOTIFIER_HOST"),
             jwt_secret=jwt_secret,
             frontend_origins=parse_origins(
                 environ.get("FRONTEND_ORIGINS"), test_mode=common.test_mode.enabled

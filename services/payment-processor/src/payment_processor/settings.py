@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from paystream.errors import SettingsError
-from paystream.settings import CommonSettings, Environ, env_float, env_int, env_port, env_str
+from paystream.settings import CommonSettings, Environ, env_bind_host, env_float, env_int, env_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class ProcessorSettings:
         settings = cls(
             common=CommonSettings.from_env(environ),
             port=env_port(environ, "PROCESSOR_PORT", 8081),
-            host=env_str(environ, "PROCESSOR_HOST", "0.0.0.0"),
+            host=env_bind_host(environ, "PROCESSOR_HOST"),
             concurrency=env_int(environ, "PROCESSOR_CONCURRENCY", 256, minimum=1, maximum=10_000),
             settlement=SettlementSettings.from_env(environ),
             handler_timeout_s=env_float(environ, "PROCESSOR_HANDLER_TIMEOUT_S", 30.0, minimum=1.0),

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from paystream.metrics import WEBHOOK_DELIVERY_ATTEMPTS, WEBHOOK_DELIVERY_LATENCY
-from paystream.netguard import UnsafeUrlError, is_public_address, literal_address, parse_outbound_url
+from paystream.netguard import OutboundUrl, UnsafeUrlError, parse_outbound_url
 from webhook_dispatcher.models import AttemptOutcome, DeliveryStatus, DueDelivery
 from webhook_dispatcher.resolver import BlockedAddressError
 from webhook_dispatcher.schedule import RetrySchedule, parse_retry_after
@@ -49,10 +49,11 @@ class DeliverySender:
         error: str | None = None
         outcome = "http_error"
         try:
-            self._check_url(delivery.url)
+            target = self._check_url(delivery.url)
             headers = signed_headers(delivery.id, int(time.time()), delivery.payload, delivery.secrets)
+            # The parsed URL itself is sent, so the host that was checked is the host connected to.
             async with self._session.post(
-                delivery.url,
+                target.url,
                 data=delivery.payload,
                 headers=headers,
                 allow_redirects=False,
@@ -83,14 +84,12 @@ class DeliverySender:
             delivery, attempted_at, round(duration_s * 1000), status, body_text, retry_after, error
         )
 
-    def _check_url(self, url: str) -> None:
+    def _check_url(self, url: str) -> OutboundUrl:
         target = parse_outbound_url(url)
-        if self._settings.allow_private_urls:
-            return
         # aiohttp does not resolve IP literals, so its (guarded) resolver never sees them.
-        literal = literal_address(target.host)
-        if literal is not None and not is_public_address(literal):
-            raise UnsafeUrlError(f"{literal} is not a public address")
+        if target.address is not None:
+            self._settings.outbound_policy.check_address(target.address)
+        return target
 
     def _classify(
         self,

@@ -1,4 +1,4 @@
-"""The HTTP client's resolver: it hands aiohttp only addresses that passed the outbound URL policy.
+"""The HTTP client's resolver: it hands aiohttp only addresses that pass the outbound policy.
 
 aiohttp connects to exactly the addresses its resolver returns, so checking them here (rather than
 resolving once to check and again to connect) leaves no room for DNS rebinding. IP-literal hosts
@@ -12,7 +12,7 @@ import socket
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from paystream.netguard import is_public_address
+from paystream.netguard import OutboundPolicy
 
 
 class BlockedAddressError(OSError):
@@ -20,21 +20,20 @@ class BlockedAddressError(OSError):
 
 
 class GuardedResolver(AbstractResolver):
-    def __init__(self, *, allow_private: bool) -> None:
+    def __init__(self, policy: OutboundPolicy) -> None:
         self._inner = ThreadedResolver()
-        self._allow_private = allow_private
+        self._policy = policy
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        if self._allow_private:
-            return results
+        # One refused address refuses the host, as at configuration time: connecting to the
+        # permitted ones only would make delivery depend on which answer came first.
         for result in results:
-            if not is_public_address(result["host"]):
-                raise BlockedAddressError(
-                    f"{host} resolves to {result['host']}, which is not a public address"
-                )
+            reason = self._policy.refusal(result["host"])
+            if reason is not None:
+                raise BlockedAddressError(f"{host} resolves to {result['host']}, which is {reason}")
         return results
 
     async def close(self) -> None:

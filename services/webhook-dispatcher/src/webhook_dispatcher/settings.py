@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 
 from paystream.errors import SettingsError
-from paystream.settings import CommonSettings, Environ, env_float, env_int, env_port, env_str
+from paystream.netguard import PUBLIC_ONLY, OutboundPolicy
+from paystream.settings import CommonSettings, Environ, env_bind_host, env_float, env_int, env_port
 
 # Seconds to wait after attempt n fails before attempt n + 1 (the first attempt goes out at once).
 PRODUCTION_RETRY_INTERVALS: tuple[float, ...] = (0, 60, 300, 1800, 7200)
@@ -29,7 +30,8 @@ class DeliverySettings:
     response_body_limit: int = 4096
     # How long a payment's later event waits for an earlier one that may still be in another replica.
     ordering_settle_s: float = 1.0
-    allow_private_urls: bool = False
+    # Which addresses attempts may connect to (the API checks the URLs against the same policy).
+    outbound_policy: OutboundPolicy = PUBLIC_ONLY
 
     @property
     def max_attempts(self) -> int:
@@ -49,7 +51,7 @@ class DeliverySettings:
             ),
             claim_batch=env_int(environ, "WEBHOOK_CLAIM_BATCH", 256, minimum=1, maximum=5000),
             ordering_settle_s=env_int(environ, "WEBHOOK_ORDERING_SETTLE_MS", 1000, maximum=60_000) / 1000,
-            allow_private_urls=common.test_mode.webhook_allow_private_urls,
+            outbound_policy=common.outbound.policy,
         )
         # An attempt must finish and be recorded well inside its lease, or a second dispatcher could
         # claim the row and send the same attempt again while the first is still running.
@@ -77,7 +79,7 @@ class DispatcherSettings:
             common=common,
             delivery=delivery,
             port=env_port(environ, "DISPATCHER_PORT", 8082),
-            host=env_str(environ, "DISPATCHER_HOST", "0.0.0.0"),
+            host=env_bind_host(environ, "DISPATCHER_HOST"),
             concurrency=env_int(environ, "DISPATCHER_CONCURRENCY", 1024, minimum=1, maximum=20_000),
             handler_timeout_s=env_float(environ, "DISPATCHER_HANDLER_TIMEOUT_S", 30.0, minimum=1.0),
             reclaim_idle_ms=env_int(environ, "DISPATCHER_RECLAIM_IDLE_MS", 60_000, minimum=1000),

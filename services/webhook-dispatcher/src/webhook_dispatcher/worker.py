@@ -52,7 +52,7 @@ async def http_client(app: web.Application) -> AsyncIterator[None]:
         limit_per_host=0,
         ttl_dns_cache=30,
         keepalive_timeout=30,
-        resolver=GuardedResolver(allow_private=delivery.allow_private_urls),
+        resolver=GuardedResolver(delivery.outbound_policy),
     )
     session = aiohttp.ClientSession(
         connector=connector,

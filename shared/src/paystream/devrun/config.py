@@ -15,7 +15,8 @@ from pathlib import Path
 import orjson
 
 from paystream.errors import SettingsError
-from paystream.settings import Environ, env_float, env_port, env_str
+from paystream.netguard import LOOPBACK_NETS
+from paystream.settings import DEFAULT_BIND_HOST, Environ, env_float, env_port, env_str
 
 # Service name (its output prefix) -> the package run as `python -m <package>`.
 SERVICE_MODULES: Mapping[str, str] = {
@@ -33,6 +34,14 @@ PORT_DEFAULTS: Mapping[str, int] = {
     "PROCESSOR_PORT": 8081,
     "DISPATCHER_PORT": 8082,
 }
+# `make run` listens on loopback only: it runs with the published test credentials below. The
+# container deployments (docker-compose.yml, infra/k8s/) set these to 0.0.0.0, as containers need.
+HOST_DEFAULTS: Mapping[str, str] = {
+    "API_HOST": DEFAULT_BIND_HOST,
+    "NOTIFIER_HOST": DEFAULT_BIND_HOST,
+    "PROCESSOR_HOST": DEFAULT_BIND_HOST,
+    "DISPATCHER_HOST": DEFAULT_BIND_HOST,
+}
 # Local-run defaults; a variable already set in the environment wins.
 DEV_DEFAULTS: Mapping[str, str] = {
     "JWT_SECRET": "dev-jwt-secret-change-me",
@@ -40,7 +49,8 @@ DEV_DEFAULTS: Mapping[str, str] = {
     "TEST_PROCESSING_DELAY": "1000",
     "TEST_PAYMENT_SUCCESS": "true",
     "WEBHOOK_RETRY_INTERVALS_TEST": "true",
-    "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+    # Webhook receivers on this machine, and no other private address (no metadata endpoint).
+    "WEBHOOK_ALLOWED_PRIVATE_NETS": LOOPBACK_NETS,
     "RAZORPAY_WEBHOOK_SECRET": "rzp_webhook_secret_test",
     "PAYABLE_MERCHANT_KEY": "PAYABLE_TEST_KEY",
     "PAYABLE_MERCHANT_TOKEN": "PAYABLE_TEST_TOKEN",
@@ -53,7 +63,7 @@ COMMANDS_VARIABLE = "PAYSTREAM_DEVRUN_COMMANDS"
 
 def service_variable_names() -> frozenset[str]:
     """Every variable devrun hands the services; compose and k8s must set exactly these."""
-    return frozenset({*STORE_VARIABLES, *PORT_DEFAULTS, *DEV_DEFAULTS})
+    return frozenset({*STORE_VARIABLES, *PORT_DEFAULTS, *HOST_DEFAULTS, *DEV_DEFAULTS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +137,7 @@ def service_environment(environ: Environ, redis_url: str, database_url: str) -> 
     env = dict(environ)
     for name, port in PORT_DEFAULTS.items():
         env[name] = str(env_port(environ, name, port))
-    for name, value in DEV_DEFAULTS.items():
+    for name, value in {**HOST_DEFAULTS, **DEV_DEFAULTS}.items():
         if not env.get(name):
             env[name] = value
     env["REDIS_URL"] = redis_url

@@ -25,6 +25,7 @@ import uuid_utils
 from paystream.db import connect, create_pool
 from paystream.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from paystream.migrations import apply_migrations
+from paystream.netguard import LOOPBACK_NETS
 from paystream.redis import create_redis
 from paystream.settings import DatabaseSettings, RedisSettings
 from paystream.testing.processes import ServiceProcess
@@ -136,7 +137,7 @@ def service_env(redis_url: str, clean_db: str) -> dict[str, str]:
         "TEST_PROCESSING_DELAY": "100",
         "TEST_PAYMENT_SUCCESS": "true",
         "WEBHOOK_RETRY_INTERVALS_TEST": "true",
-        "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        "WEBHOOK_ALLOWED_PRIVATE_NETS": LOOPBACK_NETS,
         "RAZORPAY_WEBHOOK_SECRET": "rzp_test_webhook_secret",
         "PAYABLE_MERCHANT_KEY": "PAYABLE_TEST_KEY",
         "PAYABLE_MERCHANT_TOKEN": "PAYABLE_TEST_TOKEN",

@@ -27,8 +27,8 @@ async def get_config(request: web.Request) -> web.Response:
 async def put_config(request: web.Request) -> web.Response:
     merchant = await authenticate(request)
     body = (await read_json_object(request)).fields
-    allow_private = request.app[SETTINGS].common.test_mode.webhook_allow_private_urls
-    config = await parse_endpoint_config(body, allow_private_urls=allow_private)
+    policy = request.app[SETTINGS].common.outbound.policy
+    config = await parse_endpoint_config(body, policy=policy)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         endpoint = await store.save_endpoint(conn, merchant.id, config)
         secret, previous_expires_at = await store.fetch_secrets(conn, merchant.id)

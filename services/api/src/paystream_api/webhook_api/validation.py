@@ -9,7 +9,7 @@ from multidict import MultiMapping
 
 from paystream.errors import ValidationError
 from paystream.inputs import query_int, query_text
-from paystream.netguard import UnsafeUrlError, parse_outbound_url, resolve_public_addresses
+from paystream.netguard import OutboundPolicy, UnsafeUrlError, check_outbound_url
 from paystream_api.validation import reject_unknown
 from paystream_api.webhook_api.events import ALL_EVENTS, SUBSCRIBABLE_EVENT_TYPES
 
@@ -35,24 +35,23 @@ class LogQuery:
     event: str | None
 
 
-async def parse_endpoint_config(body: dict[str, Any], *, allow_private_urls: bool) -> EndpointConfig:
+async def parse_endpoint_config(body: dict[str, Any], *, policy: OutboundPolicy) -> EndpointConfig:
     reject_unknown(body, CONFIG_FIELDS)
     url = body.get("url")
     if not isinstance(url, str) or not url:
         raise ValidationError("url is required and must be a string", field="url")
-    await check_url(url, allow_private_urls=allow_private_urls)
+    await check_url(url, policy)
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ValidationError("enabled must be true or false", field="enabled")
     return EndpointConfig(url=url, events=parse_events(body.get("events")), enabled=enabled)
 
 
-async def check_url(url: str, *, allow_private_urls: bool) -> None:
-    """http(s) only; unless private URLs are allowed, every address the host resolves to must be public."""
+async def check_url(url: str, policy: OutboundPolicy) -> None:
+    """http(s) only, read as the dispatcher will send it; every address the host resolves to must
+    pass the outbound policy that the dispatcher also enforces when it connects."""
     try:
-        target = parse_outbound_url(url)
-        if not allow_private_urls:
-            await resolve_public_addresses(target.host, target.port)
+        await check_outbound_url(url, policy)
     except UnsafeUrlError as exc:
         raise ValidationError(f"url is not allowed: {exc}", field="url") from None
 
