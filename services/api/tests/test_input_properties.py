@@ -67,9 +67,7 @@ BAD_NUMBER = st.one_of(
     st.booleans(),
     st.lists(INT64, max_size=2),
 )
-WRONG_TYPE = st.one_of(
-    st.lists(INT64, max_size=2), st.dictionaries(st.text(max_size=3), INT64, max_size=2)
-)
+WRONG_TYPE = st.one_of(st.lists(INT64, max_size=2), st.dictionaries(st.text(max_size=3), INT64, max_size=2))
 BAD_TEXT = st.one_of(BAD_STRING, WRONG_TYPE, INT64, st.booleans())
 
 
