@@ -47,7 +47,8 @@ def stream_consumer(
         consumer = StreamConsumer(app[REDIS], config, handler_factory(app))
         await consumer.run(stop)
 
-    return background(f"consumer:{config.group}", run, grace_s=config.shutdown_grace_s + 5)
+    name = f"consumer:{config.group}:{'+'.join(config.streams)}"
+    return background(name, run, grace_s=config.shutdown_grace_s + 5)
 
 
 class ServiceSettings(Protocol):

@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from paystream.settings import CommonSettings, Environ, env_bind_host, env_bool, env_int, env_port, env_str
+from paystream.settings import (
+    CommonSettings,
+    Environ,
+    env_bind_host,
+    env_bool,
+    env_int,
+    env_port,
+    env_str,
+    env_url,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +27,9 @@ class ApiSettings:
     payable_merchant_key: str
     payable_merchant_token: str
     seed_test_data: bool
+    # Where browsers reach the notifier (Socket.IO): the checkout and the dashboard connect there,
+    # and the pages' Content-Security-Policy allows it.
+    notifier_public_url: str = "http://127.0.0.1:8080"
     # Failed merchant authentications tolerated per minute (see paystream_api.auth).
     auth_failures_per_address: int = 20
     auth_failures_per_key: int = 100
@@ -33,6 +45,12 @@ class ApiSettings:
             payable_merchant_key=env_str(environ, "PAYABLE_MERCHANT_KEY", "PAYABLE_TEST_KEY"),
             payable_merchant_token=env_str(environ, "PAYABLE_MERCHANT_TOKEN", "PAYABLE_TEST_TOKEN"),
             seed_test_data=env_bool(environ, "SEED_TEST_DATA", True),
+            notifier_public_url=env_url(
+                environ,
+                "NOTIFIER_PUBLIC_URL",
+                ("http", "https"),
+                f"http://127.0.0.1:{env_port(environ, 'NOTIFIER_PORT', 8080)}",
+            ).rstrip("/"),
             auth_failures_per_address=env_int(environ, "AUTH_FAILURES_PER_IP", 20, minimum=1),
             auth_failures_per_key=env_int(environ, "AUTH_FAILURES_PER_KEY", 100, minimum=1),
         )
