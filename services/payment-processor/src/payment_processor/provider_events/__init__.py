@@ -1,10 +1,12 @@
 """Handlers for inbound provider events (`provider:events` and `provider:events:priority`).
 
 The API stores each verified webhook in `provider_events` and queues a `provider_event.received`
-envelope naming it. Here, in ONE transaction: claim the envelope in the inbox (a redelivery does
-nothing), lock the row, run the handler for its provider and type (typed tables, forward only),
-mark the row `processed` / `ignored` (no handler for the type) / `rejected` (unusable, with the
-reason), write the audit row, and enqueue the domain events on `payment:events`.
+envelope naming it (provider, event id, and the merchant in the envelope's `merchant_id`: event and
+object ids are unique only within a merchant's provider account, so the merchant is part of every
+key). Here, in ONE transaction: claim the envelope in the inbox (a redelivery does nothing), lock
+the row, run the handler for its provider and type (typed tables, forward only), mark the row
+`processed` / `ignored` (no handler for the type) / `rejected` (unusable, with the reason), write
+the audit row, and enqueue the domain events on `payment:events`.
 
 Events from `provider:events` are group-committed: whatever arrives while a transaction is in
 flight is handled together in the next one (one claim-and-lock statement, the handlers' own
@@ -61,7 +63,8 @@ PRIORITY_CONSUMER = ConsumerConfig(group=GROUP, streams=(Stream.PROVIDER_EVENTS_
 
 @dataclass(frozen=True, slots=True)
 class ReceivedEvent:
-    """A `provider_event.received` envelope and the stored row it names."""
+    """A `provider_event.received` envelope and the stored row it names (the merchant is the
+    envelope's)."""
 
     envelope: Event
     provider: str
@@ -69,7 +72,7 @@ class ReceivedEvent:
 
     @property
     def claim(self) -> EventClaim:
-        return EventClaim(self.envelope.id, self.provider, self.event_id)
+        return EventClaim(self.envelope.id, self.provider, self.envelope.merchant_id, self.event_id)
 
 
 class ProviderEventHandler:
@@ -146,8 +149,9 @@ def handler_for(provider: str, event_type: str) -> EventHandler | None:
 async def process(
     pool: asyncpg.Pool, envelope: Event, provider: str, event_id: str, group: str = GROUP
 ) -> None:
-    """Handle one stored provider event exactly once, in a transaction of its own."""
-    claim = EventClaim(envelope.id, provider, event_id)
+    """Handle one stored provider event (the envelope's merchant's) exactly once, in a transaction
+    of its own."""
+    claim = EventClaim(envelope.id, provider, envelope.merchant_id, event_id)
     await _process_claims(pool, [claim], group, isolate_rejection=True)
 
 
@@ -189,17 +193,18 @@ async def _process_claims(
     async with pool.acquire() as conn, conn.transaction():
         locked = await claim_and_lock(conn, group, unique)
         settlements: list[Settlement] = []
-        handled: set[tuple[str, str]] = set()
+        handled: set[tuple[str, str, str]] = set()
         for claim in unique:
             if claim.envelope_id not in locked:
                 continue  # handled before (a redelivery)
             found = locked[claim.envelope_id]
             if found is None:
-                raise PermanentError(f"no stored provider event {claim.provider}:{claim.event_id}")
-            row_key = (claim.provider, claim.event_id)
-            if found.status != RECEIVED or row_key in handled:
+                raise PermanentError(
+                    f"no stored provider event {claim.provider}:{claim.event_id} of merchant {claim.merchant_id}"
+                )
+            if found.status != RECEIVED or claim.row_key in handled:
                 continue  # settled already (a replayed envelope with a new id), or twice in this batch
-            handled.add(row_key)
+            handled.add(claim.row_key)
             settlements.append(await run_handler(conn, found.event, isolate_rejection=isolate_rejection))
         await _finish(conn, settlements)
 

@@ -129,7 +129,7 @@ async def save_token(work: Work, note: Mapping[str, Any], salon_id: str | None, 
                (provider, token_id, merchant_id, salon_id, customer_id, masked_card_no, expiry, scheme,
                 holder_name, nickname, default_card, reference)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (provider, token_id) DO UPDATE SET
+           ON CONFLICT (provider, merchant_id, token_id) DO UPDATE SET
                masked_card_no = EXCLUDED.masked_card_no, expiry = EXCLUDED.expiry,
                nickname = EXCLUDED.nickname, default_card = EXCLUDED.default_card, updated_at = now()
            RETURNING (xmax = 0)""",

@@ -143,12 +143,14 @@ def payment_object(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def invoice_key_of(work: Work, payment_id: str | None) -> tuple[str | None, str | None]:
-    """(invoice key, salon) of a payment we have stored, for events that only name the payment."""
+    """(invoice key, salon) of the event's merchant's payment, for events that only name the payment."""
     if not payment_id:
         return None, None
     row = await work.conn.fetchrow(
-        "SELECT invoice_key, salon_id FROM provider_payments WHERE provider = $1 AND payment_id = $2",
+        """SELECT invoice_key, salon_id FROM provider_payments
+           WHERE provider = $1 AND merchant_id = $2 AND payment_id = $3""",
         work.event.provider,
+        work.event.merchant_id,
         payment_id,
     )
     return (row["invoice_key"], row["salon_id"]) if row else (None, None)

@@ -70,7 +70,7 @@ async def handle_account_event(work: Work) -> None:
         """INSERT INTO account_events
                (provider, event_id, event_type, account_id, merchant_id, entity, provider_event_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (provider, event_id) DO NOTHING RETURNING id""",
+           ON CONFLICT (provider, merchant_id, event_id) DO NOTHING RETURNING id""",
         event.provider,
         event.event_id,
         event.type,

@@ -62,8 +62,9 @@ async def _stored_payment(work: Work, payment_id: str | None) -> asyncpg.Record 
     if not payment_id:
         return None
     row: asyncpg.Record | None = await work.conn.fetchrow(
-        "SELECT * FROM provider_payments WHERE provider = $1 AND payment_id = $2",
+        "SELECT * FROM provider_payments WHERE provider = $1 AND merchant_id = $2 AND payment_id = $3",
         work.event.provider,
+        work.event.merchant_id,
         payment_id,
     )
     return row
@@ -130,9 +131,10 @@ async def handle_order_notification(work: Work) -> None:
     transition = await upsert_order(work, order, str(implied))
     outcome = work.event.type.rsplit(".", 1)[-1]  # delivered | failed
     await work.conn.execute(
-        """UPDATE provider_orders SET notification_status = $3, updated_at = now()
-           WHERE provider = $1 AND order_id = $2""",
+        """UPDATE provider_orders SET notification_status = $4, updated_at = now()
+           WHERE provider = $1 AND merchant_id = $2 AND order_id = $3""",
         work.event.provider,
+        work.event.merchant_id,
         transition.row["order_id"],
         outcome,
     )
