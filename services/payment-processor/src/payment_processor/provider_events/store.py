@@ -132,7 +132,9 @@ class Settlement:
 
     @property
     def full_reason(self) -> str | None:
-        return "; ".join(part for part in (self.reason, *self.work.notes) if part) or None
+        reason = "; ".join(part for part in (self.reason, *self.work.notes) if part) or None
+        # A note may quote an id from the event; a NUL in it must not make the outcome unstorable.
+        return reason.replace("\x00", "\\u0000") if reason else None
 
 
 async def settle(conn: DbConnection, settlements: Sequence[Settlement]) -> None:
