@@ -135,14 +135,19 @@ async def _stored_check(ctx: BenchContext, namespace: str, accepted: list[int]) 
     payment_ids = [razorpay_payment_id(namespace, i) for i in accepted]
     invoice_ids = [razorpay_order_id(namespace, i) for i in accepted]
     async with ctx.platform.db().acquire() as conn:
+        # Provider ids are the merchant's (keys are provider, merchant, id).
         stored = await conn.fetchval(
-            "SELECT count(*) FROM provider_events WHERE provider = 'razorpay' AND event_id = ANY($1::text[])",
+            """SELECT count(*) FROM provider_events
+               WHERE provider = 'razorpay' AND merchant_id = $2 AND event_id = ANY($1::text[])""",
             event_ids,
+            MERCHANT_ID,
         )
         paid = await conn.fetchval(
             """SELECT count(*) FROM provider_payments
-               WHERE provider = 'razorpay' AND payment_id = ANY($1::text[]) AND status = 'success'""",
+               WHERE provider = 'razorpay' AND merchant_id = $2 AND payment_id = ANY($1::text[])
+                 AND status = 'success'""",
             payment_ids,
+            MERCHANT_ID,
         )
         emitted = await conn.fetchval(
             """SELECT count(*) FROM outbox

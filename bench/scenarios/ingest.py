@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.context import BenchContext, Check, LoadResult, ScenarioResult
-from bench.payloads import razorpay_event_id
+from bench.payloads import MERCHANT_ID, razorpay_event_id
 from bench.platform import RAZORPAY_SECRET
 from bench.scenarios import http_baseline
 from bench.stats import LatencySeries
@@ -159,9 +159,12 @@ async def _stored_check(ctx: BenchContext, loads: list[LoadResult]) -> Check:
         for n in keys
     ]
     async with ctx.platform.db().acquire() as conn:
+        # Event ids are the merchant's (the key is provider, merchant, event id).
         stored = await conn.fetchval(
-            "SELECT count(*) FROM provider_events WHERE provider = 'razorpay' AND event_id = ANY($1::text[])",
+            """SELECT count(*) FROM provider_events
+               WHERE provider = 'razorpay' AND merchant_id = $2 AND event_id = ANY($1::text[])""",
             accepted,
+            MERCHANT_ID,
         )
         queued = await conn.fetch(
             """SELECT event_id, count(*) AS copies

@@ -206,3 +206,36 @@ async def test_success_is_decided_by_the_signed_status_code_not_the_unsigned_mes
     response = await api.post(URLS[0], json=note)
     assert response.status == 200
     assert await db_pool.fetchval("SELECT type FROM provider_events") == expected
+
+
+async def test_two_merchants_with_the_same_order_and_transaction_ids_both_have_their_event_stored(
+    service_env: dict[str, str], token: str, db_pool: asyncpg.Pool
+) -> None:
+    """PAYable order and transaction ids are chosen per merchantKey: another merchant's notification
+    with the same ids (so the same event id) is its own event, not a duplicate."""
+    await db_pool.execute(
+        """INSERT INTO merchants (id, name, email, api_key, api_secret_hash, webhook_secret)
+           VALUES ('mer_other000000001', 'Other', 'other@example.com', 'key_other', 'x', 'whsec_other')"""
+    )
+    await db_pool.execute(
+        """INSERT INTO provider_accounts (id, provider, account_id, merchant_id, merchant_token)
+           VALUES ('pacc_other_payable', 'payable', 'OTHER_KEY', 'mer_other000000001', 'OTHER_TOKEN')"""
+    )
+    app = create_app(ApiSettings.from_env(service_env))
+    async with TestClient(TestServer(app)) as api:
+        notes = [
+            signed("success", "OTHER_TOKEN", merchantKey="OTHER_KEY", invoiceNo="INV-OTHER-1"),
+            signed("success", token),
+        ]
+        responses = await asyncio.gather(*(api.post(URLS[0], json=note) for note in notes * 2))
+        assert [response.status for response in responses] == [200] * 4
+    rows = await db_pool.fetch(
+        "SELECT merchant_id, event_id, payload FROM provider_events ORDER BY merchant_id"
+    )
+    assert [(row["merchant_id"], row["event_id"]) for row in rows] == [
+        ("mer_other000000001", "oid-63f2b7c1:txn-8841207:1"),
+        ("mer_test0000000001", "oid-63f2b7c1:txn-8841207:1"),
+    ]
+    assert orjson.loads(rows[0]["payload"])["invoiceNo"] == "INV-OTHER-1"
+    merchants = await db_pool.fetch("SELECT merchant_id FROM outbox ORDER BY merchant_id")
+    assert [row["merchant_id"] for row in merchants] == ["mer_other000000001", "mer_test0000000001"]

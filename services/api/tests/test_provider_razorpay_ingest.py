@@ -365,3 +365,61 @@ async def test_a_signed_event_holding_a_nul_is_stored_rejected_and_never_queued(
     assert "NUL" in rows[0]["reason"]
     assert rows[0]["payload"] == body.decode()  # kept exactly as received, for operators
     assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+OTHER_MERCHANT = "mer_other000000001"
+OTHER_ACCOUNT_ID = "acc_OtherAccount01"
+OTHER_SECRET = "other-account-secret"
+
+
+@pytest.fixture
+async def api_with_other_account(
+    service_env: dict[str, str], db_pool: asyncpg.Pool
+) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The app, with a second merchant's Razorpay account (its own account id and secret) loaded at
+    start."""
+    await db_pool.execute(
+        """INSERT INTO merchants (id, name, email, api_key, api_secret_hash, webhook_secret)
+           VALUES ($1, 'Other', 'other@example.com', 'key_other', 'x', 'whsec_other')""",
+        OTHER_MERCHANT,
+    )
+    await db_pool.execute(
+        """INSERT INTO provider_accounts (id, provider, account_id, merchant_id, webhook_secret)
+           VALUES ('pacc_other', 'razorpay', $1, $2, $3)""",
+        OTHER_ACCOUNT_ID,
+        OTHER_MERCHANT,
+        OTHER_SECRET,
+    )
+    app = create_app(ApiSettings.from_env(service_env))
+    async with TestClient(TestServer(app)) as client:
+        yield client
+
+
+async def test_two_merchants_sending_the_same_event_id_both_have_their_event_stored(
+    api_with_other_account: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool
+) -> None:
+    """An event id is unique only within the account that sent it: another merchant's event with the
+    same `x-razorpay-event-id` is not a duplicate of this one (nor is this one of it)."""
+    api = api_with_other_account
+    other = razorpay("payment.captured", account_id=OTHER_ACCOUNT_ID)
+    other["payload"]["payment"]["entity"]["amount"] = 7000
+    requests = [
+        razorpay_request(other, OTHER_SECRET, "evt_same_id"),
+        razorpay_request(razorpay("payment.captured"), secret, "evt_same_id"),
+    ]
+    # Both at once (one ingest batch), each retried by its provider: two events, stored once each.
+    responses = await asyncio.gather(*(api.post(URL, data=b, headers=h) for b, h in requests * 3))
+    assert [response.status for response in responses] == [200] * 6
+
+    rows = {
+        row["merchant_id"]: row
+        for row in await db_pool.fetch("SELECT * FROM provider_events WHERE event_id = 'evt_same_id'")
+    }
+    assert set(rows) == {"mer_test0000000001", OTHER_MERCHANT}
+    assert rows[OTHER_MERCHANT]["provider_account_id"] == "pacc_other"
+    assert orjson.loads(rows[OTHER_MERCHANT]["payload"])["payload"]["payment"]["entity"]["amount"] == 7000
+    assert orjson.loads(rows["mer_test0000000001"]["payload"]) == razorpay("payment.captured")
+    assert {row["status"] for row in rows.values()} == {"received"}
+    entries = await outbox_entries(db_pool)
+    assert sorted(entry["merchant_id"] for entry in entries) == sorted(["mer_test0000000001", OTHER_MERCHANT])
+    assert all(entry["data"]["event_id"] == "evt_same_id" for entry in entries)

@@ -152,3 +152,94 @@ async def test_dispute_events_are_handled_ahead_of_a_backlog(
     )
     # All three disputes were handled before the first tenth of the backlog had been.
     assert urgent < normal[30], (urgent, normal[0], normal[30], normal[-1])
+
+
+@pytest.mark.slow
+async def test_another_merchants_events_about_the_same_payment_id_leave_each_merchant_its_own(
+    service_env: dict[str, str],
+    spawn_service: Callable[..., ServiceProcess],
+    db_pool: asyncpg.Pool,
+) -> None:
+    """The reported probe, through the real API and processor: merchant B's account authorizes
+    pay_SHARED1 (7000, its order, its salon); the test merchant, signing with its own secret,
+    captures the same payment id with amount 1 (and reuses B's event id for another event); then
+    B's own capture arrives. Each merchant keeps its own payment, events and invoice owners."""
+    await db_pool.execute(
+        """INSERT INTO merchants (id, name, email, api_key, api_secret_hash, webhook_secret)
+           VALUES ('mer_other000000001', 'Other', 'other@example.com', 'key_other', 'x', 'whsec_other')"""
+    )
+    await db_pool.execute(
+        """INSERT INTO provider_accounts (id, provider, account_id, merchant_id, webhook_secret)
+           VALUES ('pacc_other', 'razorpay', 'acc_OtherAccount01', 'mer_other000000001', 'other-secret')"""
+    )
+    spawn_service("paystream_api", service_env)
+    spawn_service("payment_processor", service_env)
+    port, own_secret = service_env["API_PORT"], service_env["RAZORPAY_WEBHOOK_SECRET"]
+
+    def payment(event_type: str, amount: int, order_id: str, salon_id: str, account: str) -> dict[str, Any]:
+        document = payloads.razorpay(event_type, account_id=account)
+        entity = document["payload"]["payment"]["entity"]
+        entity.update(id="pay_SHARED1", amount=amount, order_id=order_id, notes={"salon_id": salon_id})
+        return document
+
+    other_account = "acc_OtherAccount01"
+    own_other_payment = payloads.razorpay("payment.authorized")
+    own_other_payment["payload"]["payment"]["entity"]["id"] = "pay_OWN1"
+    steps = [
+        ("other-secret", "evt_B_1", payment("payment.authorized", 7000, "order_B1", "7", other_account)),
+        (own_secret, "evt_A_1", payment("payment.captured", 1, "order_A1", "42", "acc_BFQ7uQEaa7j2z7")),
+        (own_secret, "evt_B_1", own_other_payment),  # B's event id, the test merchant's own event
+        ("other-secret", "evt_B_2", payment("payment.captured", 7000, "order_B1", "7", other_account)),
+    ]
+    for n, (secret, event_id, document) in enumerate(steps, start=1):
+        await post_events(port, secret, [(event_id, document)])
+
+        async def handled(count: int = n) -> bool:  # in this order, as in the probe
+            done = await db_pool.fetchval("SELECT count(*) FROM provider_events WHERE status = 'processed'")
+            return bool(done == count)
+
+        await eventually(handled, timeout=20, message=f"event {n} was not processed")
+
+    rows = {
+        row["merchant_id"]: tuple(row)[1:]
+        for row in await db_pool.fetch(
+            """SELECT merchant_id, status, amount, order_id, salon_id FROM provider_payments
+               WHERE payment_id = 'pay_SHARED1'"""
+        )
+    }
+    assert rows == {
+        "mer_other000000001": ("success", 7000, "order_B1", "7"),
+        "mer_test0000000001": ("success", 1, "order_A1", "42"),
+    }
+    events = [
+        orjson.loads(row["payload"])
+        for row in await db_pool.fetch(
+            "SELECT payload FROM outbox WHERE stream = 'payment:events' ORDER BY id"
+        )
+    ]
+    seen = sorted(
+        (
+            e["merchant_id"],
+            e["type"],
+            e["data"]["payment"]["id"],
+            e["invoice_id"],
+            e["data"]["payment"]["amount"],
+        )
+        for e in events
+    )
+    assert seen == sorted(
+        [
+            ("mer_other000000001", "payment.authorized", "pay_SHARED1", "order_B1", 7000),
+            ("mer_other000000001", "payment.success", "pay_SHARED1", "order_B1", 7000),
+            ("mer_test0000000001", "payment.success", "pay_SHARED1", "order_A1", 1),
+            ("mer_test0000000001", "payment.authorized", "pay_OWN1", "order_9A33XWu170gUtm", 50000),
+        ]
+    )
+    owners = sorted(
+        tuple(row) for row in await db_pool.fetch("SELECT merchant_id, invoice_id FROM invoice_owners")
+    )
+    assert owners == [
+        ("mer_other000000001", "order_B1"),
+        ("mer_test0000000001", "order_9A33XWu170gUtm"),
+        ("mer_test0000000001", "order_A1"),
+    ]

@@ -35,6 +35,35 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# A refusal of the data itself (SQLSTATE class 22, asyncpg's `DataError` family, which also covers a
+# value asyncpg cannot encode for its parameter): retrying the same data fails the same way. Said in
+# words that quote nothing, since PostgreSQL's messages (and asyncpg's) repeat the refused value.
+_DATA_REFUSALS: dict[str, str] = {
+    "22P05": "a string holds a character the database cannot store (NUL, \\u0000)",
+    "22021": "a string holds a character the database cannot store (NUL, or bytes that are not UTF-8)",
+    "22003": "a number is out of the range the database stores",
+    "22008": "a date or time is out of range",
+    "22007": "a date or time is malformed",
+    "22P02": "a value is malformed for its type",
+    "22001": "a string is longer than its column allows",
+}
+
+
+def data_refusal(exc: BaseException) -> str | None:
+    """What the database refused in the data of a statement (None: `exc` is not such a refusal)."""
+    if not isinstance(exc, asyncpg.exceptions.DataError):
+        return None
+    code = exc.sqlstate or "22000"
+    what = _DATA_REFUSALS.get(code)
+    if what is None and code == "22000":  # asyncpg could not encode a parameter
+        cause = exc.__cause__
+        if isinstance(cause, OverflowError) or "64-bit" in str(cause):
+            what = "a number is out of the range the database stores"
+        else:
+            what = "a value does not fit its column's type"
+    return f"{what or 'a value the database refuses'} (SQLSTATE {code})"
+
+
 def _encode_json(value: Any) -> str:
     return orjson.dumps(value).decode()
 

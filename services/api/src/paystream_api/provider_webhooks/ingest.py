@@ -5,7 +5,7 @@ statement holding its row has committed. Each of the writer's tasks takes everyt
 moment (up to `max_batch`) and stores it with ONE statement (one round trip, one implicit
 transaction):
 
-    INSERT INTO provider_events ... ON CONFLICT (provider, event_id) DO NOTHING RETURNING ...
+    INSERT INTO provider_events ... ON CONFLICT (provider, merchant_id, event_id) DO NOTHING RETURNING ...
     + the outbox rows of the events that were new
 
 so a provider's retry, or ten concurrent copies of one event, yield one row and one outbox entry,
@@ -73,17 +73,22 @@ WITH incoming AS (
         (provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason)
     SELECT provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason
     FROM incoming
-    ORDER BY provider, event_id
-    ON CONFLICT (provider, event_id) DO NOTHING
-    RETURNING provider, event_id
+    ORDER BY provider, merchant_id, event_id
+    ON CONFLICT (provider, merchant_id, event_id) DO NOTHING
+    RETURNING provider, merchant_id, event_id
 ), queued AS (
     INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload)
     SELECT i.envelope_id, i.stream, 'provider_event.received', i.merchant_id, i.envelope
-    FROM incoming i JOIN stored s USING (provider, event_id)
+    FROM incoming i JOIN stored s USING (provider, merchant_id, event_id)
     WHERE i.stream IS NOT NULL
 )
-SELECT provider, event_id FROM stored
+SELECT provider, merchant_id, event_id FROM stored
 """
+
+
+# An event's de-duplication key: provider event ids are unique only within the merchant's account
+# (another merchant's account may send the same `x-razorpay-event-id`).
+IngestKey = tuple[str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +108,8 @@ class IngestRecord:
     stream: str | None = None
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.provider, self.event_id)
+    def key(self) -> IngestKey:
+        return (self.provider, self.merchant_id, self.event_id)
 
     def row(self) -> tuple[str | None, ...]:
         """The record as STORE_BATCH reads it: its columns, then its outbox entry's id and envelope."""
@@ -177,7 +182,7 @@ class IngestWriter:
             raise ServiceUnavailableError("the event could not be stored; retry shortly") from exc
 
     async def _commit(self, batch: Sequence[Submission[IngestRecord, bool]]) -> None:
-        by_key: dict[tuple[str, str], list[Submission[IngestRecord, bool]]] = {}
+        by_key: dict[IngestKey, list[Submission[IngestRecord, bool]]] = {}
         for submission in batch:
             by_key.setdefault(submission.item.key, []).append(submission)
         keys = sorted(by_key)  # one lock order for every batch: two batches never deadlock
@@ -214,13 +219,11 @@ class IngestWriter:
             await self._pool.release(conn)
 
     @staticmethod
-    async def _store(
-        conn: asyncpg.pool.PoolConnectionProxy, records: list[IngestRecord]
-    ) -> set[tuple[str, str]]:
+    async def _store(conn: asyncpg.pool.PoolConnectionProxy, records: list[IngestRecord]) -> set[IngestKey]:
         async with asyncio.timeout(STORE_TIMEOUT_S):
             # The pool's json codec encodes the list with orjson.
             rows = await conn.fetch(STORE_BATCH, [record.row() for record in records])
-        return {(row["provider"], row["event_id"]) for row in rows}
+        return {(row["provider"], row["merchant_id"], row["event_id"]) for row in rows}
 
 
 async def store_and_count(writer: IngestWriter, record: IngestRecord, outcomes: OutcomeCounters) -> None:
@@ -244,9 +247,7 @@ async def store_and_count(writer: IngestWriter, record: IngestRecord, outcomes: 
         outcomes.duplicate.inc()
 
 
-def _answer(
-    by_key: dict[tuple[str, str], list[Submission[IngestRecord, bool]]], inserted: set[tuple[str, str]]
-) -> None:
+def _answer(by_key: dict[IngestKey, list[Submission[IngestRecord, bool]]], inserted: set[IngestKey]) -> None:
     for key, submissions in by_key.items():
         is_new = key in inserted
         for submission in submissions:

@@ -1,10 +1,18 @@
 """Handlers for inbound provider events (`provider:events` and `provider:events:priority`).
 
 The API stores each verified webhook in `provider_events` and queues a `provider_event.received`
-envelope naming it. Here, in ONE transaction: claim the envelope in the inbox (a redelivery does
-nothing), lock the row, run the handler for its provider and type (typed tables, forward only),
-mark the row `processed` / `ignored` (no handler for the type) / `rejected` (unusable, with the
-reason), write the audit row, and enqueue the domain events on `payment:events`.
+envelope naming it (provider, event id, and the merchant in the envelope's `merchant_id`: event and
+object ids are unique only within a merchant's provider account, so the merchant is part of every
+key). Here, in ONE transaction: claim the envelope in the inbox (a redelivery does nothing), lock
+the row, run the handler for its provider and type (typed tables, forward only), mark the row
+`processed` / `ignored` (no handler for the type) / `rejected` (unusable, with the reason), write
+the audit row, and enqueue the domain events on `payment:events`.
+
+`rejected` is final and covers both what a handler finds unusable (`Rejected`: a required field
+missing, an amount out of range) and what the database refuses to store from the event's content
+(SQLSTATE class 22: a NUL character, a number out of range, an invalid date): retrying the same
+data cannot help, so such an event is settled `rejected`, keeps none of its writes, and is
+acknowledged, never retried into the dead-letter stream.
 
 Events from `provider:events` are group-committed: whatever arrives while a transaction is in
 flight is handled together in the next one (one claim-and-lock statement, the handlers' own
@@ -41,7 +49,7 @@ from payment_processor.provider_events.store import (
 from payment_processor.provider_events.work import DbConnection, Rejected, StoredEvent, Work
 from paystream import outbox
 from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, data_refusal
 from paystream.errors import PermanentError
 from paystream.events import Event, EventType, Stream
 from paystream.groupcommit import GroupCommitter, Submission
@@ -61,7 +69,8 @@ PRIORITY_CONSUMER = ConsumerConfig(group=GROUP, streams=(Stream.PROVIDER_EVENTS_
 
 @dataclass(frozen=True, slots=True)
 class ReceivedEvent:
-    """A `provider_event.received` envelope and the stored row it names."""
+    """A `provider_event.received` envelope and the stored row it names (the merchant is the
+    envelope's)."""
 
     envelope: Event
     provider: str
@@ -69,7 +78,7 @@ class ReceivedEvent:
 
     @property
     def claim(self) -> EventClaim:
-        return EventClaim(self.envelope.id, self.provider, self.event_id)
+        return EventClaim(self.envelope.id, self.provider, self.envelope.merchant_id, self.event_id)
 
 
 class ProviderEventHandler:
@@ -146,8 +155,9 @@ def handler_for(provider: str, event_type: str) -> EventHandler | None:
 async def process(
     pool: asyncpg.Pool, envelope: Event, provider: str, event_id: str, group: str = GROUP
 ) -> None:
-    """Handle one stored provider event exactly once, in a transaction of its own."""
-    claim = EventClaim(envelope.id, provider, event_id)
+    """Handle one stored provider event (the envelope's merchant's) exactly once, in a transaction
+    of its own."""
+    claim = EventClaim(envelope.id, provider, envelope.merchant_id, event_id)
     await _process_claims(pool, [claim], group, isolate_rejection=True)
 
 
@@ -165,7 +175,9 @@ async def process_batch(
             submission.fail(exc)
         return
     except Exception as exc:
-        log.info("provider_events.batch_split", batch=len(batch), error=f"{type(exc).__name__}: {exc}")
+        # A data refusal's own message quotes the refused value: name the refusal instead.
+        error = data_refusal(exc) or f"{type(exc).__name__}: {exc}"
+        log.info("provider_events.batch_split", batch=len(batch), error=error)
     else:
         for submission in batch:
             submission.resolve(None)
@@ -184,23 +196,29 @@ async def _process_claims(
     pool: asyncpg.Pool, claims: Sequence[EventClaim], group: str, *, isolate_rejection: bool
 ) -> None:
     """Claim the envelopes, lock the rows they name, run the handlers and settle the events, all in
-    one transaction. Without `isolate_rejection`, a rejected event fails the whole transaction."""
+    one transaction. Without `isolate_rejection`, a rejected event (or one whose data the database
+    refuses) fails the whole transaction; with it, each event is settled in a savepoint of its own
+    (`settle_alone`)."""
     unique = list({claim.envelope_id: claim for claim in claims}.values())
     async with pool.acquire() as conn, conn.transaction():
         locked = await claim_and_lock(conn, group, unique)
         settlements: list[Settlement] = []
-        handled: set[tuple[str, str]] = set()
+        handled: set[tuple[str, str, str]] = set()
         for claim in unique:
             if claim.envelope_id not in locked:
                 continue  # handled before (a redelivery)
             found = locked[claim.envelope_id]
             if found is None:
-                raise PermanentError(f"no stored provider event {claim.provider}:{claim.event_id}")
-            row_key = (claim.provider, claim.event_id)
-            if found.status != RECEIVED or row_key in handled:
+                raise PermanentError(
+                    f"no stored provider event {claim.provider}:{claim.event_id} of merchant {claim.merchant_id}"
+                )
+            if found.status != RECEIVED or claim.row_key in handled:
                 continue  # settled already (a replayed envelope with a new id), or twice in this batch
-            handled.add(row_key)
-            settlements.append(await run_handler(conn, found.event, isolate_rejection=isolate_rejection))
+            handled.add(claim.row_key)
+            if isolate_rejection:
+                await settle_alone(conn, found.event)
+            else:
+                settlements.append(await run_handler(conn, found.event))
         await _finish(conn, settlements)
 
 
@@ -215,23 +233,30 @@ async def _finish(conn: DbConnection, settlements: Sequence[Settlement]) -> None
     await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, emitted)
 
 
-async def run_handler(conn: DbConnection, stored: StoredEvent, *, isolate_rejection: bool) -> Settlement:
-    """Run the event's handler; how the event ends. With `isolate_rejection`, a rejected event keeps
-    none of its writes (a savepoint) and ends `rejected`; without, `Rejected` propagates."""
+async def run_handler(conn: DbConnection, stored: StoredEvent) -> Settlement:
+    """Run the event's handler; how the event ends (`processed` or `ignored`). `Rejected`, and the
+    database's refusals, propagate."""
     work = Work(conn, stored)
     handler = handler_for(stored.provider, stored.type)
     if handler is None:
         log.info("provider_event.ignored", provider=stored.provider, event_type=stored.type)
         return Settlement(work, IGNORED, f"no handler for {stored.provider} event type {stored.type!r}")
-    if not isolate_rejection:
-        await handler(work)
-        return Settlement(work, PROCESSED)
+    await handler(work)
+    return Settlement(work, PROCESSED)
+
+
+async def settle_alone(conn: DbConnection, stored: StoredEvent) -> None:
+    """Handle and settle one event in a savepoint: its effects, its owners, its outcome and audit
+    row, its domain events. When the handler rejects it, or the database refuses something the
+    event's content put in any of these (SQLSTATE class 22), none of that is kept: the event is
+    settled `rejected` with the reason, which is final."""
     try:
         async with conn.transaction():  # a savepoint: a rejected event keeps none of its writes
-            await handler(work)
+            await _finish(conn, [await run_handler(conn, stored)])
+        return
     except Rejected as exc:
-        log.warning(
-            "provider_event.rejected", provider=stored.provider, event_type=stored.type, reason=exc.reason
-        )
-        return Settlement(Work(conn, stored), REJECTED, exc.reason)
-    return Settlement(work, PROCESSED)
+        reason = exc.reason
+    except asyncpg.exceptions.DataError as exc:
+        reason = f"the database refused the event's data: {data_refusal(exc)}"
+    log.warning("provider_event.rejected", provider=stored.provider, event_type=stored.type, reason=reason)
+    await _finish(conn, [Settlement(Work(conn, stored), REJECTED, reason)])

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from payment_processor.provider_events.fields import text
+from payment_processor.provider_events.fields import BIGINT_MAX, identifier, text
 from payment_processor.provider_events.payments import PAYMENTS, emit_payment_change
 from payment_processor.provider_events.transitions import advance
 from payment_processor.provider_events.work import Rejected, Work
@@ -26,6 +26,7 @@ TOKENIZATION_PAYMENT_TYPE = "3"
 SALON_REFERENCE = re.compile(r"SALON(\d{1,18})", re.IGNORECASE)
 UNMASKED_PAN = re.compile(r"\d{12,}")
 MINOR_UNITS = Decimal(100)
+MAX_AMOUNT = Decimal(BIGINT_MAX) / MINOR_UNITS
 
 
 def salon_from_reference(customer_ref: Any) -> str | None:
@@ -37,12 +38,20 @@ def salon_from_reference(customer_ref: Any) -> str | None:
 
 
 def minor_units(amount: Any) -> int:
+    """A PAYable amount in minor units ("1500.00" -> 150000); `Rejected` for anything but a positive
+    amount with at most two decimals whose minor units fit a `bigint`."""
+    if isinstance(amount, bool) or not isinstance(amount, str | int | float):
+        raise Rejected("payableAmount is not an amount")
     try:
         value = Decimal(str(amount).strip())
     except InvalidOperation:
-        raise Rejected(f"payableAmount {amount!r} is not an amount") from None
-    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
-        raise Rejected(f"payableAmount {amount!r} is not a positive amount with at most two decimals")
+        raise Rejected("payableAmount is not an amount") from None
+    if not value.is_finite() or value <= 0:
+        raise Rejected("payableAmount is not a positive amount")
+    if value > MAX_AMOUNT:  # checked first: quantize() cannot hold more digits than its context
+        raise Rejected("payableAmount is out of range")
+    if value != value.quantize(Decimal("0.01")):
+        raise Rejected("payableAmount has more than two decimals")
     return int(value * MINOR_UNITS)
 
 
@@ -63,8 +72,8 @@ def _code(value: Any) -> str:
 
 async def handle_notification(work: Work) -> None:
     note: Mapping[str, Any] = work.event.payload
-    transaction_id = text(note.get("payableTransactionId"))
-    invoice_no = text(note.get("invoiceNo"))
+    transaction_id = identifier(note.get("payableTransactionId"), "payableTransactionId")
+    invoice_no = identifier(note.get("invoiceNo"), "invoiceNo")
     if transaction_id is None or invoice_no is None:
         raise Rejected("payableTransactionId and invoiceNo are required")
     # The checkValue covers statusCode, not statusMessage: only the signed field decides.
@@ -111,7 +120,7 @@ async def handle_notification(work: Work) -> None:
 
 async def save_token(work: Work, note: Mapping[str, Any], salon_id: str | None, invoice_no: str) -> None:
     token = note.get("token")
-    token_id = text(token.get("tokenId")) if isinstance(token, Mapping) else None
+    token_id = identifier(token.get("tokenId"), "token.tokenId") if isinstance(token, Mapping) else None
     if not isinstance(token, Mapping) or token_id is None:
         work.note("tokenization succeeded without a token object; no card saved")
         return
@@ -123,14 +132,14 @@ async def save_token(work: Work, note: Mapping[str, Any], salon_id: str | None, 
         "nickname": text(token.get("nickname")),
         "default_card": token.get("defaultCard") in (True, 1, "1", "true", "TRUE", "True"),
         "reference": text(token.get("reference")),
-        "customer_id": text(note.get("customerId")),
+        "customer_id": identifier(note.get("customerId"), "customerId"),
     }
     inserted = await work.conn.fetchval(
         """INSERT INTO saved_card_tokens
                (provider, token_id, merchant_id, salon_id, customer_id, masked_card_no, expiry, scheme,
                 holder_name, nickname, default_card, reference)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (provider, token_id) DO UPDATE SET
+           ON CONFLICT (provider, merchant_id, token_id) DO UPDATE SET
                masked_card_no = EXCLUDED.masked_card_no, expiry = EXCLUDED.expiry,
                nickname = EXCLUDED.nickname, default_card = EXCLUDED.default_card, updated_at = now()
            RETURNING (xmax = 0)""",

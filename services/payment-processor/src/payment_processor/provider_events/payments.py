@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from payment_processor.provider_events.fields import integer, iso, notes, text
+from payment_processor.provider_events.fields import identifier, integer, iso, notes, text
 from payment_processor.provider_events.transitions import EntityTable, Transition, advance
 from payment_processor.provider_events.work import Rejected, Work
 from paystream.events import EventType
@@ -31,6 +31,9 @@ PAYMENTS = EntityTable(
     final_rank=40,
     sticky=frozenset({"invoice_key", "salon_id", "order_id", "invoice_id"}),
 )
+
+# Where a Razorpay payment entity sits in an event (the event's own, or the one another carries).
+PAYMENT_FIELD = "payload.payment.entity"
 
 # provider status -> (our status, rank)
 RAZORPAY_STATUS: Mapping[str, tuple[str, int]] = {
@@ -50,12 +53,14 @@ PAYMENT_EVENT_FOR_STATUS: Mapping[str, EventType] = {
 
 def razorpay_invoice_key(entity: Mapping[str, Any]) -> str | None:
     """The envelope `invoice_id` of a Razorpay payment: its invoice when it pays one, else its order."""
-    return text(entity.get("invoice_id")) or text(entity.get("order_id"))
+    return identifier(entity.get("invoice_id"), f"{PAYMENT_FIELD}.invoice_id") or identifier(
+        entity.get("order_id"), f"{PAYMENT_FIELD}.order_id"
+    )
 
 
 def razorpay_salon(entity: Mapping[str, Any]) -> str | None:
     """A salon named by the merchant in the payment's `notes.salon_id`, if any."""
-    return text(notes(entity).get("salon_id"))
+    return identifier(notes(entity).get("salon_id"), f"{PAYMENT_FIELD}.notes.salon_id")
 
 
 async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provider_status: str) -> Transition:
@@ -63,9 +68,10 @@ async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provide
     if provider_status not in RAZORPAY_STATUS:
         raise Rejected(f"unknown payment status {provider_status!r}")
     status, rank = RAZORPAY_STATUS[provider_status]
-    amount = integer(entity.get("amount"))
+    amount = integer(entity.get("amount"), f"{PAYMENT_FIELD}.amount")
     if amount is None:
         raise Rejected("payload.payment.entity.amount is missing or not an integer")
+    refunded = integer(entity.get("amount_refunded"), f"{PAYMENT_FIELD}.amount_refunded")
     card = entity.get("card") if isinstance(entity.get("card"), Mapping) else {}
     transition = await advance(
         work,
@@ -77,13 +83,13 @@ async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provide
             "provider_status": provider_status,
             "invoice_key": razorpay_invoice_key(entity),
             "salon_id": razorpay_salon(entity),
-            "order_id": text(entity.get("order_id")),
-            "invoice_id": text(entity.get("invoice_id")),
+            "order_id": identifier(entity.get("order_id"), f"{PAYMENT_FIELD}.order_id"),
+            "invoice_id": identifier(entity.get("invoice_id"), f"{PAYMENT_FIELD}.invoice_id"),
             "amount": amount,
             "currency": text(entity.get("currency")),
             "method": text(entity.get("method")),
             "captured": provider_status in ("captured", "refunded") or entity.get("captured") is True,
-            "amount_refunded": integer(entity.get("amount_refunded")) or 0,
+            "amount_refunded": refunded or 0,
             "error_code": text(entity.get("error_code")),
             "error_description": text(entity.get("error_description")),
             "entity": {**entity, "card": _masked_card(card)} if card else dict(entity),
@@ -143,12 +149,14 @@ def payment_object(row: asyncpg.Record) -> dict[str, Any]:
 
 
 async def invoice_key_of(work: Work, payment_id: str | None) -> tuple[str | None, str | None]:
-    """(invoice key, salon) of a payment we have stored, for events that only name the payment."""
+    """(invoice key, salon) of the event's merchant's payment, for events that only name the payment."""
     if not payment_id:
         return None, None
     row = await work.conn.fetchrow(
-        "SELECT invoice_key, salon_id FROM provider_payments WHERE provider = $1 AND payment_id = $2",
+        """SELECT invoice_key, salon_id FROM provider_payments
+           WHERE provider = $1 AND merchant_id = $2 AND payment_id = $3""",
         work.event.provider,
+        work.event.merchant_id,
         payment_id,
     )
     return (row["invoice_key"], row["salon_id"]) if row else (None, None)

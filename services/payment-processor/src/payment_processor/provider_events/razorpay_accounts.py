@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from payment_processor.provider_events.fields import text
+from payment_processor.provider_events.fields import razorpay_entity, text
 from payment_processor.provider_events.transitions import EntityTable, advance
-from payment_processor.provider_events.work import Rejected, Work
+from payment_processor.provider_events.work import Work
 
 VALIDATIONS = EntityTable(
     name="fund_account_validations", key="validation_id", entity="fund_account_validation", final_rank=30
@@ -20,21 +20,13 @@ VALIDATIONS = EntityTable(
 VALIDATION_RANK = {"created": 10, "completed": 30, "failed": 30}
 
 
-def _validation_entity(document: Any) -> dict[str, Any]:
-    payload = document.get("payload") if isinstance(document, dict) else None
-    wrapper = payload.get("fund_account.validation") if isinstance(payload, dict) else None
-    entity = wrapper.get("entity") if isinstance(wrapper, dict) else None
-    if not (isinstance(entity, dict) and isinstance(entity.get("id"), str) and entity["id"]):
-        raise Rejected("payload.fund_account.validation.entity.id is missing")
-    return entity
-
-
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
 async def handle_fund_account_validation(work: Work) -> None:
-    validation = _validation_entity(work.event.payload)
+    validation = razorpay_entity(work.event.payload, "fund_account.validation", required=True)
+    assert validation is not None
     status = "completed" if work.event.type.endswith(".completed") else "failed"
     fund_account = _object(validation.get("fund_account"))
     results = _object(validation.get("results"))
@@ -70,7 +62,7 @@ async def handle_account_event(work: Work) -> None:
         """INSERT INTO account_events
                (provider, event_id, event_type, account_id, merchant_id, entity, provider_event_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (provider, event_id) DO NOTHING RETURNING id""",
+           ON CONFLICT (provider, merchant_id, event_id) DO NOTHING RETURNING id""",
         event.provider,
         event.event_id,
         event.type,

@@ -17,7 +17,14 @@ from typing import Any
 
 import asyncpg
 
-from payment_processor.provider_events.fields import integer, iso, razorpay_entity, text, unix_time
+from payment_processor.provider_events.fields import (
+    identifier,
+    integer,
+    iso,
+    razorpay_entity,
+    text,
+    unix_time,
+)
 from payment_processor.provider_events.payments import invoice_key_of
 from payment_processor.provider_events.razorpay_payments import record_embedded_payment
 from payment_processor.provider_events.transitions import EntityTable, advance
@@ -68,8 +75,8 @@ async def handle_dispute(work: Work) -> None:
         status=status,
         rank=rank,
         columns={
-            "payment_id": text(dispute.get("payment_id")),
-            "amount": integer(dispute.get("amount")),
+            "payment_id": identifier(dispute.get("payment_id"), "payload.dispute.entity.payment_id"),
+            "amount": integer(dispute.get("amount"), "payload.dispute.entity.amount"),
             "currency": text(dispute.get("currency")),
             "reason_code": text(dispute.get("reason_code")),
             "phase": text(dispute.get("phase")),

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from payment_processor.provider_events.fields import integer, iso, razorpay_entity, text
+from payment_processor.provider_events.fields import identifier, integer, iso, razorpay_entity, text
 from payment_processor.provider_events.payments import payment_object
 from payment_processor.provider_events.razorpay_payments import record_embedded_payment
 from payment_processor.provider_events.transitions import EntityTable, Transition, advance
@@ -62,8 +62,9 @@ async def _stored_payment(work: Work, payment_id: str | None) -> asyncpg.Record 
     if not payment_id:
         return None
     row: asyncpg.Record | None = await work.conn.fetchrow(
-        "SELECT * FROM provider_payments WHERE provider = $1 AND payment_id = $2",
+        "SELECT * FROM provider_payments WHERE provider = $1 AND merchant_id = $2 AND payment_id = $3",
         work.event.provider,
+        work.event.merchant_id,
         payment_id,
     )
     return row
@@ -78,8 +79,8 @@ async def upsert_order(work: Work, entity: Mapping[str, Any], implied: str) -> T
         status=status,
         rank=rank,
         columns={
-            "amount": integer(entity.get("amount")),
-            "amount_paid": integer(entity.get("amount_paid")),
+            "amount": integer(entity.get("amount"), "payload.order.entity.amount"),
+            "amount_paid": integer(entity.get("amount_paid"), "payload.order.entity.amount_paid"),
             "currency": text(entity.get("currency")),
             "receipt": text(entity.get("receipt")),
             "entity": dict(entity),
@@ -126,13 +127,13 @@ async def handle_order_notification(work: Work) -> None:
     """Delivery of Razorpay's order notification: noted on the order; nothing for merchants."""
     order = razorpay_entity(work.event.payload, "order", required=True)
     assert order is not None
-    implied = order.get("status") if order.get("status") in ORDER_RANK else "created"
-    transition = await upsert_order(work, order, str(implied))
+    transition = await upsert_order(work, order, "created")
     outcome = work.event.type.rsplit(".", 1)[-1]  # delivered | failed
     await work.conn.execute(
-        """UPDATE provider_orders SET notification_status = $3, updated_at = now()
-           WHERE provider = $1 AND order_id = $2""",
+        """UPDATE provider_orders SET notification_status = $4, updated_at = now()
+           WHERE provider = $1 AND merchant_id = $2 AND order_id = $3""",
         work.event.provider,
+        work.event.merchant_id,
         transition.row["order_id"],
         outcome,
     )
@@ -170,8 +171,13 @@ async def _advance_bill(work: Work, kind: BillKind) -> tuple[asyncpg.Record, Eve
     assert bill is not None
     await record_embedded_payment(work)
     status, rank = _status(bill, work.event.type.split(".", 1)[1], BILL_RANK)
-    columns: dict[str, Any] = {name: text(bill.get(name)) for name in kind.text_fields}
-    columns.update({name: integer(bill.get(name)) for name in kind.amount_fields})
+    where = f"payload.{kind.table.entity}.entity"
+    # Ids (`order_id`, `payment_id`, `reference_id`) name invoices and look payments up.
+    columns: dict[str, Any] = {
+        name: identifier(bill.get(name), f"{where}.{name}") if name.endswith("_id") else text(bill.get(name))
+        for name in kind.text_fields
+    }
+    columns.update({name: integer(bill.get(name), f"{where}.{name}") for name in kind.amount_fields})
     columns["entity"] = dict(bill)
     transition = await advance(work, kind.table, str(bill["id"]), status=status, rank=rank, columns=columns)
     event_type = kind.events.get(transition.status) if transition.status_changed else None

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from payment_processor.provider_events.fields import integer, iso, notes, razorpay_entity, text
+from payment_processor.provider_events.fields import identifier, integer, iso, notes, razorpay_entity, text
 from payment_processor.provider_events.payments import invoice_key_of
 from payment_processor.provider_events.razorpay_payments import record_embedded_payment
 from payment_processor.provider_events.transitions import EntityTable, advance
@@ -57,14 +57,19 @@ def refund_object(row: asyncpg.Record) -> dict[str, Any]:
 async def handle_refund(work: Work) -> None:
     refund = razorpay_entity(work.event.payload, "refund", required=True)
     assert refund is not None
-    amount = integer(refund.get("amount"))
+    amount = integer(refund.get("amount"), "payload.refund.entity.amount")
     if amount is None:
         raise Rejected("payload.refund.entity.amount is missing or not an integer")
     await record_embedded_payment(work)
     event_type = work.event.type
     status = IMPLIED_STATUS[event_type]
-    if event_type == "refund.speed_changed" and refund.get("status") in REFUND_RANK:
-        status = str(refund["status"])
+    entity_status = refund.get("status")
+    if (
+        event_type == "refund.speed_changed"
+        and isinstance(entity_status, str)
+        and entity_status in REFUND_RANK
+    ):
+        status = entity_status
     transition = await advance(
         work,
         REFUNDS,
@@ -72,7 +77,7 @@ async def handle_refund(work: Work) -> None:
         status=status,
         rank=REFUND_RANK[status],
         columns={
-            "payment_id": text(refund.get("payment_id")),
+            "payment_id": identifier(refund.get("payment_id"), "payload.refund.entity.payment_id"),
             "amount": amount,
             "currency": text(refund.get("currency")),
             "speed_requested": text(refund.get("speed_requested")),

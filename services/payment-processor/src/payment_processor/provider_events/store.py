@@ -1,5 +1,8 @@
 """`provider_events` rows as the processor sees them: claim and lock them, and settle them with their
-audit rows; each step is one statement for a whole batch of events."""
+audit rows; each step is one statement for a whole batch of events.
+
+A row is named by (provider, merchant, event id): provider event ids are unique only within the
+merchant's provider account, so every join and update here carries the merchant."""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ REJECTED = "rejected"
 
 CLAIM_AND_LOCK = """
 WITH wanted AS (
-    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[]) AS w(envelope_id, provider, event_id)
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
+        AS w(envelope_id, provider, merchant_id, event_id)
 ), claimed AS (
     INSERT INTO inbox (consumer_group, event_id)
     SELECT $1, envelope_id FROM wanted
@@ -30,21 +34,23 @@ WITH wanted AS (
 ), locked AS (
     SELECT e.provider, e.event_id, e.type, e.merchant_id, e.account_id, e.payload, e.received_at, e.status
     FROM provider_events e
-    JOIN wanted w ON e.provider = w.provider AND e.event_id = w.event_id
-    ORDER BY e.provider, e.event_id
+    JOIN wanted w ON e.provider = w.provider AND e.merchant_id = w.merchant_id AND e.event_id = w.event_id
+    ORDER BY e.provider, e.merchant_id, e.event_id
     FOR UPDATE OF e
 )
 SELECT claimed.envelope_id, locked.*
 FROM claimed
 JOIN wanted USING (envelope_id)
-LEFT JOIN locked ON locked.provider = wanted.provider AND locked.event_id = wanted.event_id"""
+LEFT JOIN locked ON locked.provider = wanted.provider AND locked.merchant_id = wanted.merchant_id
+    AND locked.event_id = wanted.event_id"""
 
 SETTLE = """
 WITH settled AS (
     UPDATE provider_events e
     SET status = s.outcome, reason = s.reason, processed_at = now()
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS s(provider, event_id, outcome, reason)
-    WHERE e.provider = s.provider AND e.event_id = s.event_id
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[])
+        AS s(provider, event_id, outcome, reason, merchant_id)
+    WHERE e.provider = s.provider AND e.merchant_id = s.merchant_id AND e.event_id = s.event_id
 )
 INSERT INTO provider_event_audit (provider, event_id, event_type, merchant_id, outcome, reason, changes, emitted)
 SELECT a.provider, a.event_id, a.event_type, a.merchant_id, a.outcome, a.reason, a.changes::jsonb,
@@ -59,7 +65,12 @@ class EventClaim:
 
     envelope_id: str
     provider: str
+    merchant_id: str
     event_id: str
+
+    @property
+    def row_key(self) -> tuple[str, str, str]:
+        return (self.provider, self.merchant_id, self.event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,7 @@ async def claim_and_lock(
         group,
         [claim.envelope_id for claim in claims],
         [claim.provider for claim in claims],
+        [claim.merchant_id for claim in claims],
         [claim.event_id for claim in claims],
     )
     return {str(row["envelope_id"]): _locked(row) if row["event_id"] is not None else None for row in rows}
@@ -101,7 +113,7 @@ def _locked(row: Any) -> LockedEvent:
         provider=provider,
         event_id=row["event_id"],
         type=row["type"],
-        merchant_id=row["merchant_id"] or "",
+        merchant_id=row["merchant_id"],
         account_id=row["account_id"],
         payload=payload,
         received_at=received_at,
@@ -120,7 +132,9 @@ class Settlement:
 
     @property
     def full_reason(self) -> str | None:
-        return "; ".join(part for part in (self.reason, *self.work.notes) if part) or None
+        reason = "; ".join(part for part in (self.reason, *self.work.notes) if part) or None
+        # A note may quote an id from the event; a NUL in it must not make the outcome unstorable.
+        return reason.replace("\x00", "\\u0000") if reason else None
 
 
 async def settle(conn: DbConnection, settlements: Sequence[Settlement]) -> None:

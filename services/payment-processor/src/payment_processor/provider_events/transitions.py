@@ -11,6 +11,10 @@ event's view of an object only when:
 
 The row is locked (`FOR UPDATE`) between reading and writing, so two events about one object
 handled at once serialise on it, whatever order they commit in.
+
+An object is (provider, merchant, id): a provider's ids are unique only within one merchant's
+account, so another merchant's event naming the same id is about another object, and never finds,
+locks or changes this one.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from payment_processor.provider_events.work import Work
 
 @dataclass(frozen=True, slots=True)
 class EntityTable:
-    """A typed table: its name, its id column (with `provider`, the key) and its final rank."""
+    """A typed table: its name, its id column (with `provider` and `merchant_id`, the key) and its
+    final rank."""
 
     name: str
     key: str
@@ -79,15 +84,16 @@ async def advance(
     placeholders = ", ".join(f"${n}" for n in range(1, len(names) + 1))
     inserted = await conn.fetchrow(
         f"""INSERT INTO {table.name} ({", ".join(names)}) VALUES ({placeholders})
-            ON CONFLICT (provider, {table.key}) DO NOTHING RETURNING *""",
+            ON CONFLICT (provider, merchant_id, {table.key}) DO NOTHING RETURNING *""",
         *values.values(),
     )
     if inserted is not None:
         work.change(table.entity, entity_id, None, status)
         return Transition(inserted, None, applied=True)
     current = await conn.fetchrow(
-        f"SELECT * FROM {table.name} WHERE provider = $1 AND {table.key} = $2 FOR UPDATE",
+        f"SELECT * FROM {table.name} WHERE provider = $1 AND merchant_id = $2 AND {table.key} = $3 FOR UPDATE",
         event.provider,
+        event.merchant_id,
         entity_id,
     )
     assert current is not None  # the insert conflicted, and rows are never deleted
@@ -99,12 +105,13 @@ async def advance(
     updates = [name for name in names if name not in ("provider", table.key, "merchant_id")]
     assignments = ", ".join(
         f"{name} = COALESCE({table.name}.{name}, ${n})" if name in table.sticky else f"{name} = ${n}"
-        for n, name in enumerate(updates, start=3)
+        for n, name in enumerate(updates, start=4)
     )
     row = await conn.fetchrow(
         f"""UPDATE {table.name} SET {assignments}, updated_at = now()
-            WHERE provider = $1 AND {table.key} = $2 RETURNING *""",
+            WHERE provider = $1 AND merchant_id = $2 AND {table.key} = $3 RETURNING *""",
         event.provider,
+        event.merchant_id,
         entity_id,
         *(values[name] for name in updates),
     )
