@@ -9,6 +9,8 @@ import inspect
 import os
 import re
 import signal
+import socket
+import stat
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -33,6 +35,7 @@ from paystream.devrun.config import (
     services_from_json,
 )
 from paystream.devrun.servers import StoreUrls
+from paystream.devrun.state import STATE_FILE, find_state
 from paystream.devrun.supervisor import Backoff
 from paystream.embedded import free_port
 from paystream.errors import SettingsError
@@ -174,6 +177,66 @@ def test_banner_shows_urls_and_credentials_but_no_database_password() -> None:
     assert "key_test_abc123" in text and "rzp_webhook_secret_test" in text
 
 
+def test_banner_gives_a_notifier_token_its_command_and_both_store_urls(tmp_path: Path) -> None:
+    auth = pytest.importorskip("notifier.auth")
+    env = service_environment(
+        {}, "redis://127.0.0.1:6380/0", "postgresql://postgres@127.0.0.1:5433/paystream"
+    )
+    urls = StoreUrls(env["REDIS_URL"], env["DATABASE_URL"], redis_embedded=True, postgres_embedded=True)
+    lines = banner(env, urls, tmp_path / STATE_FILE)
+
+    token = next(line.split()[2] for line in lines if line.strip().startswith("Notifier JWT"))
+    principal = auth.authenticate(token, DEV_DEFAULTS["JWT_SECRET"])
+    assert principal.merchant_id == SeedMerchant().merchant_id
+    assert any(
+        line.strip().endswith(
+            f".venv/bin/payctl token --merchant {principal.merchant_id} [--salon ID] [--ttl 1h]"
+        )
+        for line in lines
+    )
+    assert "  REDIS_URL=redis://127.0.0.1:6380/0" in lines
+    assert "  DATABASE_URL=postgresql://postgres@127.0.0.1:5433/paystream" in lines
+
+
+def test_printed_merchant_id_is_the_seeded_one() -> None:
+    seed = pytest.importorskip("paystream_api.seed")
+    assert SeedMerchant().merchant_id == seed.TEST_MERCHANT_ID
+
+
+def _time_wait_port() -> int:
+    """A port whose server just closed a connection first, as a stopping server does: the server's
+    end of it lingers in TIME-WAIT on the port. The listener sets SO_REUSEADDR, as redis-server and
+    PostgreSQL do."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port: int = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            served, _ = listener.accept()
+            served.close()
+            assert client.recv(1) == b""  # the server's FIN has arrived
+    return port
+
+
+def test_the_preferred_port_survives_time_wait_sockets_of_the_last_run() -> None:
+    port = _time_wait_port()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # what the old probe did: the port looked taken
+
+    assert free_port(port) == port
+
+
+def test_a_preferred_port_something_listens_on_is_not_used() -> None:
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        assert free_port(port) != port
+
+
 def test_printed_credentials_are_the_seeded_merchant() -> None:
     seed = pytest.importorskip("paystream_api.seed")
     merchant = SeedMerchant()
@@ -190,6 +253,7 @@ class DevRun:
     """A running `python -m paystream.devrun` and every line it has printed so far."""
 
     process: asyncio.subprocess.Process
+    data_dir: str
     lines: list[str] = field(default_factory=list)
 
     async def read_output(self) -> None:
@@ -228,8 +292,9 @@ async def start_devrun(tmp_path: Path) -> AsyncIterator[Callable[[Sequence[str]]
     async def start(names: Sequence[str]) -> DevRun:
         commands = {name: [sys.executable, str(stand_in), name] for name in names}
         env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")}
+        data_dir = str(tmp_path / f"data-{len(started)}")
         env |= {
-            "PAYSTREAM_DATA_DIR": str(tmp_path / f"data-{len(started)}"),
+            "PAYSTREAM_DATA_DIR": data_dir,
             "PAYSTREAM_DEVRUN_REDIS_PORT": "0",
             "PAYSTREAM_DEVRUN_POSTGRES_PORT": "0",
             "PAYSTREAM_DEVRUN_STOP_TIMEOUT": "1.5",
@@ -248,7 +313,7 @@ async def start_devrun(tmp_path: Path) -> AsyncIterator[Callable[[Sequence[str]]
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        run = DevRun(process)
+        run = DevRun(process, data_dir)
         started.append((run, asyncio.create_task(run.read_output())))
         return run
 
@@ -274,6 +339,14 @@ async def test_devrun_supervises_services_and_leaves_nothing_behind(
     devrun = await start_devrun(["api", "processor", "stubborn"])
     redis_url = (await devrun.wait_for(r"Redis\s+(redis://\S+) \(embedded\)"))[1]
     database_url = (await devrun.wait_for(r"PostgreSQL\s+(postgresql://\S+) \(embedded\)"))[1]
+    await devrun.wait_for(rf"^devrun\s+\|   REDIS_URL={re.escape(redis_url)}$")
+    await devrun.wait_for(rf"^devrun\s+\|   DATABASE_URL={re.escape(database_url)}$")
+    # The file that lets payctl find the stores: this devrun's, readable by its owner only.
+    state = find_state({"PAYSTREAM_DATA_DIR": devrun.data_dir})
+    assert state is not None and state.path is not None
+    assert (state.redis_url, state.database_url, state.pid) == (redis_url, database_url, devrun.process.pid)
+    assert state.jwt_secret == DEV_DEFAULTS["JWT_SECRET"]
+    assert stat.S_IMODE(state.path.stat().st_mode) == 0o600
     await devrun.wait_for(r"API\s+http://127\.0\.0\.1:\d+")
     await devrun.wait_for(r"Notifier\s+http://127\.0\.0\.1:\d+")
     await devrun.wait_for(r"API key\s+key_test_abc123")
@@ -312,6 +385,7 @@ async def test_devrun_supervises_services_and_leaves_nothing_behind(
     assert await asyncio.wait_for(devrun.process.wait(), 30) == 0
     await devrun.wait_for(r"stubborn did not stop in time: killing it")
     await devrun.wait_for(r"devrun\s+\| stopped$")
+    assert not state.path.exists(), "devrun leaves its state file behind"
     await eventually(
         lambda: not [process for process in descendants if _alive(process)],
         timeout=5,

@@ -19,7 +19,9 @@ A service registers handlers (`async def handle(event, ctx) -> None`) and runs a
 - NOGROUP (Redis restarted without data, or FLUSHALL) recreates the group and carries on;
   connection errors back off with jitter;
 - `run(stop)` drains in-flight work on stop within a grace period; `run_once()` is a burst mode for
-  tests and tools.
+  tests and tools;
+- while `run()` runs, a heartbeat record (`paystream.heartbeat`) says the consumer is alive, idle or
+  not: Redis itself cannot tell an idle consumer from a dead one.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from paystream.aio import backoff_delay, wait_any, wait_or_stop
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import PermanentError
 from paystream.events import STREAM_FIELD, Event, EventType, dead_letter_stream
+from paystream.heartbeat import DEFAULT_INTERVAL_S, Heartbeat, ReaderKind
 from paystream.metrics import (
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
@@ -137,6 +140,7 @@ class ConsumerConfig:
     shutdown_grace_s: float = 10.0
     # Events with the same key are handled one at a time, in stream order, within this process.
     ordering_key: OrderingKey | None = None
+    heartbeat_interval_s: float = DEFAULT_INTERVAL_S
 
     def __post_init__(self) -> None:
         if not self.streams:
@@ -147,6 +151,8 @@ class ConsumerConfig:
             )
         if self.max_deliveries < 1 or self.concurrency < 1:
             raise ValueError("max_deliveries and concurrency must be at least 1")
+        if self.heartbeat_interval_s <= 0:
+            raise ValueError("heartbeat_interval_s must be positive")
 
     def with_name(self) -> ConsumerConfig:
         if self.consumer_name:
@@ -183,6 +189,14 @@ class StreamConsumer:
         self._lanes: dict[str, _OrderingLane] = {}
         self._stopping = asyncio.Event()
         self.handled = 0
+        self.heartbeat = Heartbeat(
+            redis,
+            kind=ReaderKind.CONSUMER,
+            name=self.name,
+            group=self.config.group,
+            streams=self.config.streams,
+            interval_s=self.config.heartbeat_interval_s,
+        )
 
     @property
     def name(self) -> str:
@@ -209,6 +223,9 @@ class StreamConsumer:
         """Consume until `stop` is set, then drain in-flight handlers within the grace period."""
         self._stopping.clear()
         await self._retry_until_ready(stop)
+        # Beats until the very end: a consumer still draining is alive, one that stopped is removed.
+        heartbeat_stop = asyncio.Event()
+        heartbeat = asyncio.create_task(self.heartbeat.run(heartbeat_stop), name=f"heartbeat:{self.name}")
         workers = [asyncio.create_task(self._acker(), name=f"{self.config.group}-acker")]
         readers = []
         for stream in self.config.streams:
@@ -230,6 +247,8 @@ class StreamConsumer:
             # of a Redis command is not reliable (the client library may swallow the cancellation).
             self._ack_ready.set()
             await asyncio.wait(workers, timeout=10)
+            heartbeat_stop.set()
+            await asyncio.wait([heartbeat], timeout=5)
             log.info("consumer.stopped", group=self.config.group, consumer=self.name, handled=self.handled)
 
     async def run_once(self) -> int:
@@ -328,6 +347,7 @@ class StreamConsumer:
             log.warning("consumer.group_missing", stream=stream, group=self.config.group)
             await self._ensure_group(stream)
             return []
+        self.heartbeat.mark_read()
         entries: list[_Entry] = []
         reply: Any = response
         for _stream_name, messages in reply or []:

@@ -24,9 +24,16 @@ _PG_SYSTEM_USER = "pgserver"
 
 
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
-    """`preferred` when nothing listens there, else a free port the kernel picks."""
+    """`preferred` when nothing listens there, else a free port the kernel picks.
+
+    The probe binds with SO_REUSEADDR, as redis-server and PostgreSQL bind their own listeners:
+    connections closed by a server that just stopped linger in TIME-WAIT on its port for a minute,
+    and a plain bind() would call the port taken, moving a quick restart to another port. On Linux
+    SO_REUSEADDR still refuses a port that something listens on.
+    """
     if preferred:
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, preferred))
                 return preferred

@@ -54,6 +54,25 @@ STREAM_OLDEST_PENDING = Gauge(
 STREAM_CONSUMERS = Gauge(
     "paystream_stream_consumers", "Consumers registered in the group", ["group", "stream"]
 )
+STREAM_LIVE_CONSUMERS = Gauge(
+    "paystream_stream_live_consumers",
+    "Consumers of the group alive now: heartbeat recent, or (without one) served an entry within 2m",
+    ["group", "stream"],
+)
+# The notifier's readers (plain XREAD, no group), one series per process, from their heartbeats.
+READER_LAG = Gauge(
+    "paystream_stream_reader_lag",
+    "Entries after the reader's position that were in the stream at its last heartbeat",
+    ["reader", "stream"],
+)
+READER_LAST_SEEN = Gauge(
+    "paystream_stream_reader_last_seen_seconds", "Age of the reader's last heartbeat", ["reader", "stream"]
+)
+READER_LIVE = Gauge(
+    "paystream_stream_reader_live",
+    "1 while the reader's heartbeat is recent, 0 once it has gone silent (crashed or hung)",
+    ["reader", "stream"],
+)
 DEAD_LETTERS = Gauge("paystream_dead_letters", "Entries in the stream's dead-letter stream", ["stream"])
 OUTBOX_OLDEST_UNPUBLISHED = Gauge(
     "paystream_outbox_oldest_unpublished_seconds",

@@ -6,6 +6,12 @@ time and cached for a second). Nothing here writes to Redis.
 Lag is the number of entries a group has not been delivered yet. Redis 7 reports it in XINFO GROUPS;
 older servers (and Redis 7 after some trims or deletions) do not, so it is then counted server-side
 from the group's last delivered id, up to a cap: a lag at the cap reads "at least that many".
+
+Who is alive comes from the heartbeat records (`paystream.heartbeat`), joined with XINFO CONSUMERS:
+a group member with a record is live while its record beats; a member without one (a reader outside
+the consumer runtime) is live when Redis served it an entry within `SERVED_WITHIN_MS`. A notifier
+reader's lag is the number of entries after its published position that were in the stream when it
+last beat: entries added since its last beat are not held against it.
 """
 
 from __future__ import annotations
@@ -23,14 +29,19 @@ from redis.exceptions import ResponseError
 
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.events import Stream, dead_letter_stream
+from paystream.heartbeat import HeartbeatStatus, ReaderKind, read_heartbeats
 from paystream.metrics import (
     BUS_METRICS_UP,
     DEAD_LETTERS,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_UNPUBLISHED,
+    READER_LAG,
+    READER_LAST_SEEN,
+    READER_LIVE,
     STREAM_CONSUMERS,
     STREAM_LAG,
     STREAM_LENGTH,
+    STREAM_LIVE_CONSUMERS,
     STREAM_OLDEST_PENDING,
     STREAM_PENDING,
 )
@@ -48,15 +59,20 @@ _DATABASE_READ_FAILURES: tuple[type[BaseException], ...] = (
 # The streams of the bus, in the order operators read them.
 BUS_STREAMS: tuple[str, ...] = tuple(stream.value for stream in Stream)
 LAG_COUNT_CAP = 100_000
+# A group member without a heartbeat record counts as live when it was served an entry this recently
+# (`payctl health --max-consumer-idle`'s default).
+SERVED_WITHIN_MS = 120_000
 
-# Counts the entries after an id (exclusive) in pages, so the script's memory stays bounded.
+# Counts the entries after an id (exclusive) up to an end id (inclusive) in pages, so the script's
+# memory stays bounded.
 _COUNT_AFTER_SCRIPT = """
 local start = ARGV[1]
 local cap = tonumber(ARGV[2])
+local stop = ARGV[3] or '+'
 local total = 0
 while total < cap do
   local want = math.min(1000, cap - total)
-  local page = redis.call('XRANGE', KEYS[1], start, '+', 'COUNT', want)
+  local page = redis.call('XRANGE', KEYS[1], start, stop, 'COUNT', want)
   local n = #page
   total = total + n
   if n < want then break end
@@ -197,10 +213,29 @@ async def dead_letter_counts(redis: aioredis.Redis, streams: Sequence[str]) -> d
     return {stream: int(length) for stream, length in zip(streams, lengths, strict=True)}
 
 
-async def count_after(redis: aioredis.Redis, stream: str, after_id: str, cap: int) -> tuple[int, bool]:
-    """How many entries follow `after_id` (exclusive), counted up to `cap`; (count, capped)."""
-    counted = int(await redis.eval(_COUNT_AFTER_SCRIPT, 1, stream, f"({after_id}", str(cap)))
+async def count_after(
+    redis: aioredis.Redis, stream: str, after_id: str, cap: int, *, upto: str = "+"
+) -> tuple[int, bool]:
+    """How many entries follow `after_id` (exclusive), up to `upto` (inclusive; a bare `<ms>` means
+    the last id of that millisecond), counted up to `cap`; (count, capped)."""
+    counted = int(await redis.eval(_COUNT_AFTER_SCRIPT, 1, stream, f"({after_id}", str(cap), upto))
     return counted, counted >= cap
+
+
+async def entries_behind(
+    redis: aioredis.Redis, info: StreamInfo, position: str, cap: int, *, upto_ms: int | None = None
+) -> tuple[int, bool]:
+    """Entries of the stream after `position` (and no later than `upto_ms`), without a scan when
+    the ids alone answer; (count, capped). ValueError when `position` is not an entry id."""
+    after = parse_entry_id(position)
+    if info.last_id is None or after >= parse_entry_id(info.last_id):
+        return 0, False
+    upto = "+" if upto_ms is None else str(upto_ms)
+    if upto_ms is not None and after >= (upto_ms, 2**64 - 1):
+        return 0, False
+    if upto_ms is None and info.first_id is not None and after < parse_entry_id(info.first_id):
+        return info.length, False  # nothing left in the stream has been read
+    return await count_after(redis, info.stream, position, cap, upto=upto)
 
 
 async def group_infos(
@@ -248,11 +283,7 @@ async def _group_lag(
     reported = group.get("lag")
     if reported is not None:  # Redis 7 knows it
         return int(reported), False
-    if info.last_id is None or parse_entry_id(last_delivered) >= parse_entry_id(info.last_id):
-        return 0, False
-    if info.first_id is not None and parse_entry_id(last_delivered) < parse_entry_id(info.first_id):
-        return info.length, False  # nothing left in the stream has been delivered
-    return await count_after(redis, info.stream, last_delivered, cap)
+    return await entries_behind(redis, info, last_delivered, cap)
 
 
 async def consumer_infos(redis: aioredis.Redis, stream: str, group: str) -> list[ConsumerInfo]:
@@ -261,6 +292,91 @@ async def consumer_infos(redis: aioredis.Redis, stream: str, group: str) -> list
         ConsumerInfo(name=text(item["name"]), pending=int(item["pending"]), idle_ms=int(item["idle"]))
         for item in consumers
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """A consumer of a group, as XINFO CONSUMERS and its heartbeat record describe it."""
+
+    name: str
+    # Unacknowledged entries delivered to it; 0 when Redis does not list it.
+    pending: int
+    # Since Redis last served it an entry; None when Redis does not list it (Redis 6.2 lists a
+    # consumer only once it has been served one).
+    idle_ms: int | None
+    heartbeat: HeartbeatStatus | None
+    live: bool
+
+
+async def group_members(
+    redis: aioredis.Redis,
+    group: GroupInfo,
+    heartbeats: Sequence[HeartbeatStatus],
+    *,
+    served_within_ms: int = SERVED_WITHIN_MS,
+) -> list[GroupMember]:
+    """The group's consumers by name: those Redis lists and those whose heartbeat names the group."""
+    listed = {item.name: item for item in await consumer_infos(redis, group.stream, group.group)}
+    beating = {
+        beat.name: beat
+        for beat in heartbeats
+        if beat.kind is ReaderKind.CONSUMER and beat.group == group.group and beat.reads(group.stream)
+    }
+    members = []
+    for name in sorted({*listed, *beating}):
+        consumer, beat = listed.get(name), beating.get(name)
+        idle_ms = consumer.idle_ms if consumer else None
+        # A record, once there, is the judge: a dead consumer's XINFO idle says nothing for minutes.
+        live = beat.live if beat else idle_ms is not None and idle_ms <= served_within_ms
+        members.append(
+            GroupMember(name, consumer.pending if consumer else 0, idle_ms, beat, live),
+        )
+    return members
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderInfo:
+    """A stream reader outside any group (a notifier process) and how far behind it is."""
+
+    stream: str
+    heartbeat: HeartbeatStatus
+    # Entries after its position that were in the stream at its last beat; None when it published
+    # no readable position.
+    lag: int | None
+    lag_capped: bool
+
+    @property
+    def live(self) -> bool:
+        return self.heartbeat.live
+
+
+async def reader_infos(
+    redis: aioredis.Redis,
+    heartbeats: Sequence[HeartbeatStatus],
+    *,
+    streams: Sequence[str] | None = None,
+    lag_cap: int = LAG_COUNT_CAP,
+    infos: dict[str, StreamInfo] | None = None,
+) -> list[ReaderInfo]:
+    """Every reader heartbeat (of `streams`, when given) with its lag as of its last beat."""
+    infos = dict(infos or {})
+    readers = []
+    for beat in heartbeats:
+        if beat.kind is not ReaderKind.READER:
+            continue
+        for stream in beat.streams:
+            if streams is not None and stream not in streams:
+                continue
+            if stream not in infos:
+                infos[stream] = await stream_info(redis, stream)
+            lag: int | None = None
+            capped = False
+            if beat.position is not None and is_entry_id(beat.position):
+                lag, capped = await entries_behind(
+                    redis, infos[stream], beat.position, lag_cap, upto_ms=beat.beat_redis_ms
+                )
+            readers.append(ReaderInfo(stream, beat, lag, capped))
+    return readers
 
 
 async def pending_entries(
@@ -310,10 +426,17 @@ class BusSnapshot:
     streams: list[StreamInfo]
     groups: list[GroupInfo]
     dead_letters: dict[str, int]
+    # Each group's members, in the order of `groups`.
+    members: list[list[GroupMember]]
+    readers: list[ReaderInfo]
 
 
 async def bus_snapshot(
-    redis: aioredis.Redis, streams: Iterable[str] = BUS_STREAMS, *, lag_cap: int = LAG_COUNT_CAP
+    redis: aioredis.Redis,
+    streams: Iterable[str] = BUS_STREAMS,
+    *,
+    lag_cap: int = LAG_COUNT_CAP,
+    served_within_ms: int = SERVED_WITHIN_MS,
 ) -> BusSnapshot:
     """Everything the metrics and `payctl health` need about the bus, in a handful of round trips."""
     names = list(streams)
@@ -323,7 +446,14 @@ async def bus_snapshot(
     for info in infos:
         if info.exists and info.group_count:
             groups.extend(await group_infos(redis, info.stream, lag_cap=lag_cap, info=info))
-    return BusSnapshot(now_ms, infos, groups, await dead_letter_counts(redis, names))
+    heartbeats = await read_heartbeats(redis, now_ms)
+    members = [
+        await group_members(redis, group, heartbeats, served_within_ms=served_within_ms) for group in groups
+    ]
+    readers = await reader_infos(
+        redis, heartbeats, streams=names, lag_cap=lag_cap, infos={info.stream: info for info in infos}
+    )
+    return BusSnapshot(now_ms, infos, groups, await dead_letter_counts(redis, names), members, readers)
 
 
 class BusMetrics:
@@ -362,15 +492,13 @@ class BusMetrics:
                 snapshot = await bus_snapshot(redis, lag_cap=self._lag_cap)
         except _REDIS_READ_FAILURES as exc:
             log.warning("metrics.bus_read_failed", error=str(exc) or type(exc).__name__)
-            for gauge in (STREAM_LENGTH, DEAD_LETTERS, STREAM_LAG, STREAM_PENDING, STREAM_CONSUMERS):
+            for gauge in _BUS_GAUGES:
                 gauge.clear()
-            STREAM_OLDEST_PENDING.clear()
             BUS_METRICS_UP.labels("redis").set(0)
             return
         # No await between clearing and setting: a concurrent scrape never sees half a snapshot.
-        for gauge in (STREAM_LENGTH, DEAD_LETTERS, STREAM_LAG, STREAM_PENDING, STREAM_CONSUMERS):
+        for gauge in _BUS_GAUGES:
             gauge.clear()
-        STREAM_OLDEST_PENDING.clear()
         for info in snapshot.streams:
             STREAM_LENGTH.labels(info.stream).set(info.length)
         for stream, count in snapshot.dead_letters.items():
@@ -381,6 +509,15 @@ class BusMetrics:
             STREAM_CONSUMERS.labels(group.group, group.stream).set(group.consumers)
             age = entry_age_s(group.oldest_pending_id, snapshot.now_ms)
             STREAM_OLDEST_PENDING.labels(group.group, group.stream).set(age or 0.0)
+        for group, members in zip(snapshot.groups, snapshot.members, strict=True):
+            live = sum(1 for member in members if member.live)
+            STREAM_LIVE_CONSUMERS.labels(group.group, group.stream).set(live)
+        for reader in snapshot.readers:
+            labels = (reader.heartbeat.name, reader.stream)
+            READER_LIVE.labels(*labels).set(1 if reader.live else 0)
+            READER_LAST_SEEN.labels(*labels).set(reader.heartbeat.beat_age_ms / 1000)
+            if reader.lag is not None:
+                READER_LAG.labels(*labels).set(reader.lag)
         BUS_METRICS_UP.labels("redis").set(1)
 
     async def _refresh_outbox(self, pool: asyncpg.Pool) -> None:
@@ -403,5 +540,18 @@ class BusMetrics:
         OUTBOX_OLDEST_UNPUBLISHED.set(max(0.0, row["oldest_s"] or 0.0))
         BUS_METRICS_UP.labels("database").set(1)
 
+
+_BUS_GAUGES = (
+    STREAM_LENGTH,
+    DEAD_LETTERS,
+    STREAM_LAG,
+    STREAM_PENDING,
+    STREAM_CONSUMERS,
+    STREAM_OLDEST_PENDING,
+    STREAM_LIVE_CONSUMERS,
+    READER_LAG,
+    READER_LAST_SEEN,
+    READER_LIVE,
+)
 
 BUS_METRICS = BusMetrics()

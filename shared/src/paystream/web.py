@@ -39,6 +39,8 @@ SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 BackgroundRunner = Callable[[web.Application, asyncio.Event], Coroutine[Any, Any, None]]
+# Refreshes a service's own gauges when /metrics is scraped; must not raise.
+ScrapeHook = Callable[[web.Application], Awaitable[None]]
 
 STARTUP_DEADLINE_S = 120.0
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -137,9 +139,18 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def add_ops_routes(app: web.Application) -> None:
+def add_ops_routes(app: web.Application, *, on_scrape: ScrapeHook | None = None) -> None:
+    """`/health` and `/metrics`; `on_scrape` refreshes the service's own figures before each scrape."""
     app.router.add_get("/health", health)
-    app.router.add_get("/metrics", metrics)
+    if on_scrape is None:
+        app.router.add_get("/metrics", metrics)
+        return
+
+    async def metrics_and_own(request: web.Request) -> web.Response:
+        await on_scrape(request.app)
+        return await metrics(request)
+
+    app.router.add_get("/metrics", metrics_and_own)
 
 
 @web.middleware

@@ -22,7 +22,19 @@ DISPATCHER = "webhook-dispatcher"
 _SCRIPT = Path(sys.executable).parent / "payctl"
 PAYCTL_COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "payctl"]
 # Variables payctl reads that the test process may have: each test states its own.
-_SCRUBBED = ("REDIS_URL", "DATABASE_URL", "API_PORT", "PROCESSOR_PORT", "DISPATCHER_PORT", "NOTIFIER_PORT")
+_SCRUBBED = (
+    "REDIS_URL",
+    "DATABASE_URL",
+    "API_PORT",
+    "PROCESSOR_PORT",
+    "DISPATCHER_PORT",
+    "NOTIFIER_PORT",
+    "JWT_SECRET",
+    "PAYSTREAM_DATA_DIR",
+)
+# Where payctl looks for a running `make run`'s stores: nowhere, unless a test says otherwise (a
+# developer's own `make run` must not leak into the tests).
+NO_DEVRUN_DIR = "/nonexistent/paystream-test-data"
 
 
 @dataclass(frozen=True)
@@ -45,14 +57,17 @@ def payctl_environment(overrides: Mapping[str, str]) -> dict[str, str]:
         for key, value in os.environ.items()
         if key not in _SCRUBBED and not key.startswith("PAYCTL_")
     }
-    return {**env, **overrides}
+    return {**env, "PAYSTREAM_DATA_DIR": NO_DEVRUN_DIR, **overrides}
 
 
-async def run_payctl(*args: str, env: Mapping[str, str], timeout: float = 30) -> PayctlResult:
+async def run_payctl(
+    *args: str, env: Mapping[str, str], timeout: float = 30, cwd: Path | None = None
+) -> PayctlResult:
     process = await asyncio.create_subprocess_exec(
         *PAYCTL_COMMAND,
         *args,
         env=payctl_environment(env),
+        cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -1,7 +1,8 @@
 """The notifier: Socket.IO on aiohttp at `/socket.io`, live payment status for frontends.
 
 One process = one aiohttp app with a python-socketio `AsyncServer` (websocket and polling), a stream
-reader on `payment:events`, and `/health` and `/metrics`. Run as many as needed behind a load
+reader on `payment:events` with its heartbeat, and `/health` and `/metrics` (which also report this
+process's own lag). Run as many as needed behind a load
 balancer (sticky sessions for the polling transport, as Socket.IO always requires); each reads the
 stream itself and serves its own sockets.
 """
@@ -13,12 +14,16 @@ from collections.abc import AsyncIterator
 
 import socketio  # type: ignore[import-untyped]
 from aiohttp import web
+from redis.exceptions import ResponseError
 
 from notifier import handlers
 from notifier.fanout import Hub
 from notifier.keys import HUB, SETTINGS, SIO, TRANSPORT_REQUESTS
+from notifier.metrics import STREAM_LAG
 from notifier.settings import NotifierSettings
 from notifier.transports import TransportRequests, add_socketio_routes
+from paystream.logging import get_logger
+from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 from paystream.web import (
     COMMON_SETTINGS,
     REDIS,
@@ -29,7 +34,12 @@ from paystream.web import (
     stores,
 )
 
+log = get_logger(__name__)
+
 STARTUP_DEADLINE_S = 120.0
+LAG_READ_TIMEOUT_S = 2.0
+# Redis unreachable, or a command refused: the scrape goes on without the figure.
+_LAG_READ_FAILURES: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, ResponseError)
 # Clients only send small subscribe requests.
 MAX_CLIENT_MESSAGE_BYTES = 64 * 1024
 
@@ -45,6 +55,24 @@ async def hub_context(app: web.Application) -> AsyncIterator[None]:
 
 async def read_stream(app: web.Application, stop: asyncio.Event) -> None:
     await app[HUB].tail.run(stop)
+
+
+async def beat(app: web.Application, stop: asyncio.Event) -> None:
+    """The reader's heartbeat, with its position; the record goes when the process stops cleanly."""
+    await app[HUB].tail.heartbeat.run(stop)
+
+
+async def measure_lag(app: web.Application) -> None:
+    """At scrape time: how far this process's reader is behind the stream's end, right now."""
+    tail = app[HUB].tail
+    try:
+        async with asyncio.timeout(LAG_READ_TIMEOUT_S):
+            lag, _capped = await tail.lag()
+    except _LAG_READ_FAILURES as exc:
+        log.warning("metrics.lag_read_failed", error=str(exc) or type(exc).__name__)
+        STREAM_LAG.clear()  # no figure rather than a stale one
+        return
+    STREAM_LAG.labels(tail.stream).set(lag)
 
 
 async def drain_sockets(app: web.Application) -> None:
@@ -81,6 +109,7 @@ def create_app(settings: NotifierSettings) -> web.Application:
     # The reader holds no work worth waiting for (sockets are drained before it stops): cancelling
     # its blocked XREAD beats waiting up to a second for it.
     app.cleanup_ctx.append(background("stream-reader", read_stream, grace_s=0.1))
+    app.cleanup_ctx.append(background("reader-heartbeat", beat, grace_s=3))
     app.on_shutdown.append(drain_sockets)
-    add_ops_routes(app)
+    add_ops_routes(app, on_scrape=measure_lag)
     return app

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+STREAM_LAG = Gauge(
+    "paystream_notifier_stream_lag",
+    "Entries of the stream this process has not handed to its sockets yet (read when scraped)",
+    ["stream"],
+)
 CONNECTED_SOCKETS = Gauge("paystream_notifier_connected_sockets", "Sockets connected to this process")
 AUTH_REFUSED = Counter("paystream_notifier_auth_refused_total", "Handshakes refused", ["reason"])
 NOTIFICATIONS_SENT = Counter(

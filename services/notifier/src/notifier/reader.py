@@ -5,6 +5,10 @@ sockets and needs every event. Reading the log directly means no hand-off betwee
 pub/sub that loses what is published while a process dies), and catch-up reads the same log. The
 reader keeps its position only in memory; a restarted process starts at the end of the stream, and
 its reconnecting clients name their own position (`lastEventId`).
+
+Without a group, Redis knows nothing of a reader, so each one publishes a heartbeat record
+(`paystream.heartbeat`) with its position: `payctl groups` / `payctl health` and the bus metrics
+show every notifier process with its lag and last heartbeat.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from redis.exceptions import ResponseError
 from notifier.positions import ORIGIN, envelope_id, stream_entries
 from notifier.recent import RecentIds
 from paystream.aio import backoff_delay, wait_or_stop
+from paystream.consumer import unique_consumer_name
+from paystream.heartbeat import DEFAULT_INTERVAL_S, Heartbeat, ReaderKind
 from paystream.logging import get_logger
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+from paystream.streaminfo import entries_behind, stream_info
 
 log = get_logger(__name__)
 
@@ -29,6 +36,8 @@ BLOCK_MS = 1000
 RECENT_IDS = 50_000
 # Entries read back at start-up so a re-published copy of an event seen just before is still skipped.
 PRIME_ENTRIES = 2000
+# How far the lag is counted for this process's own gauge; beyond it the gauge reads the cap.
+LAG_COUNT_CAP = 10_000
 
 EntryHandler = Callable[[str, bytes], Awaitable[None]]
 
@@ -40,12 +49,38 @@ class StreamTail:
     before the next, and must choose who receives the entry before its first await.
     """
 
-    def __init__(self, redis: aioredis.Redis, stream: str, on_entry: EntryHandler) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        stream: str,
+        on_entry: EntryHandler,
+        *,
+        heartbeat_interval_s: float = DEFAULT_INTERVAL_S,
+    ) -> None:
         self._redis = redis
         self._stream = stream
         self._on_entry = on_entry
         self._recent = RecentIds(RECENT_IDS)
         self.position = ORIGIN
+        self.name = unique_consumer_name("notifier")
+        # Run by the app next to `run()`; it publishes `position` at each beat.
+        self.heartbeat = Heartbeat(
+            redis,
+            kind=ReaderKind.READER,
+            name=self.name,
+            streams=(stream,),
+            interval_s=heartbeat_interval_s,
+            position=lambda: self.position,
+        )
+
+    @property
+    def stream(self) -> str:
+        return self._stream
+
+    async def lag(self) -> tuple[int, bool]:
+        """Entries of the stream after this reader's position now; (count, capped)."""
+        info = await stream_info(self._redis, self._stream)
+        return await entries_behind(self._redis, info, self.position, LAG_COUNT_CAP)
 
     async def start(self, stop: asyncio.Event) -> None:
         """Position at the current end of the stream, retrying until Redis answers."""
@@ -78,6 +113,7 @@ class StreamTail:
                     {self._stream: self.position}, count=READ_COUNT, block=BLOCK_MS
                 )
                 failures = 0
+                self.heartbeat.mark_read()
             except REDIS_UNAVAILABLE_ERRORS as exc:
                 failures += 1
                 log.warning("reader.read_failed", error=str(exc))

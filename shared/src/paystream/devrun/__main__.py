@@ -2,6 +2,8 @@
 
 Starts embedded Redis and PostgreSQL unless REDIS_URL / DATABASE_URL are set, applies the migrations,
 runs the four services as supervised child processes and stops everything on Ctrl-C or SIGTERM.
+While it runs, `<data dir>/devrun.json` names the stores (see `state.py`), so that `payctl` finds
+them without any variable exported.
 
 Variables besides the services' own (see `config.py`):
   PAYSTREAM_DATA_DIR              where the embedded servers keep their data (default `.data`)
@@ -19,12 +21,19 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from paystream.devrun.config import DevRunSettings, SeedMerchant, service_environment
 from paystream.devrun.servers import DevStores, StoreUrls
+from paystream.devrun.state import DevRunState, remove_state, write_state
 from paystream.devrun.supervisor import PrefixedOutput, Supervisor, parent_death_signal
 from paystream.errors import SettingsError
+from paystream.sockettoken import mint_socket_token
+
+# The banner's notifier token: long enough for a day of trying things by hand.
+BANNER_TOKEN_TTL_S = 86_400
+PAYCTL = ".venv/bin/payctl"
 
 
 def main() -> int:
@@ -38,10 +47,13 @@ def main() -> int:
     # Until the event loop takes over, SIGTERM interrupts start-up just as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     stores = DevStores(settings)
+    state_path: Path | None = None
     try:
         urls = stores.start(output)
         env = service_environment(os.environ, urls.redis_url, urls.database_url)
-        return asyncio.run(_supervise(settings, urls, env, output))
+        state = DevRunState(urls.redis_url, urls.database_url, env["JWT_SECRET"], os.getpid())
+        state_path = write_state(settings.data_dir, state)
+        return asyncio.run(_supervise(settings, urls, env, output, state_path))
     except KeyboardInterrupt:
         output.note("interrupted during start-up")
         return 0
@@ -52,12 +64,18 @@ def main() -> int:
         # Stopping PostgreSQL takes a moment: a second Ctrl-C must not cut it short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if state_path is not None:
+            remove_state(state_path, os.getpid())
         stores.stop()
         output.note("stopped")
 
 
 async def _supervise(
-    settings: DevRunSettings, urls: StoreUrls, env: Mapping[str, str], output: PrefixedOutput
+    settings: DevRunSettings,
+    urls: StoreUrls,
+    env: Mapping[str, str],
+    output: PrefixedOutput,
+    state_path: Path,
 ) -> int:
     from paystream.migrations import apply_migrations  # imported only once a database is there
 
@@ -78,15 +96,18 @@ async def _supervise(
     # Services get SIGTERM, their usual stop signal, should the supervisor die without stopping them.
     supervisor = Supervisor(settings.services, env, output, preexec_fn=parent_death_signal(signal.SIGTERM))
     supervisor.start()
-    for line in banner(env, urls):
+    for line in banner(env, urls, state_path):
         output.note(line)
     await supervisor.run_until(stop, force, settings.stop_timeout)
     return 0
 
 
-def banner(env: Mapping[str, str], urls: StoreUrls) -> list[str]:
+def banner(env: Mapping[str, str], urls: StoreUrls, state_path: Path | None = None) -> list[str]:
     """Where everything listens and how to log in, for the developer at the terminal."""
     merchant = SeedMerchant()
+    token, _expires_at = mint_socket_token(
+        env["JWT_SECRET"], merchant_id=merchant.merchant_id, ttl_s=BANNER_TOKEN_TTL_S
+    )
     redis_origin = "embedded" if urls.redis_embedded else "from REDIS_URL"
     postgres_origin = "embedded" if urls.postgres_embedded else "from DATABASE_URL"
     rows = [
@@ -94,17 +115,24 @@ def banner(env: Mapping[str, str], urls: StoreUrls) -> list[str]:
         ("Notifier", f"http://127.0.0.1:{env['NOTIFIER_PORT']}"),
         ("Redis", f"{_hide_password(urls.redis_url)} ({redis_origin})"),
         ("PostgreSQL", f"{_hide_password(urls.database_url)} ({postgres_origin})"),
+        ("Merchant id", merchant.merchant_id),
         ("Merchant email", merchant.email),
         ("API key", merchant.api_key),
         ("API secret", merchant.api_secret),
         ("Webhook secret", merchant.webhook_secret),
         ("Razorpay secret", env["RAZORPAY_WEBHOOK_SECRET"]),
         ("PAYable key", env["PAYABLE_MERCHANT_KEY"]),
+        ("Notifier JWT", f"{token} (merchant {merchant.merchant_id}, valid 24h)"),
+        ("Another JWT", f"{PAYCTL} token --merchant {merchant.merchant_id} [--salon ID] [--ttl 1h]"),
     ]
     width = max(len(label) for label, _ in rows)
+    found_by = f"payctl reads them from {state_path}" if state_path else "for payctl and your own tools"
     return [
         "Paystream is running; Ctrl-C stops it (test credentials below)",
         *(f"  {label:<{width}}  {value}" for label, value in rows),
+        f"The stores, for other shells ({found_by}):",
+        f"  REDIS_URL={_hide_password(urls.redis_url)}",
+        f"  DATABASE_URL={_hide_password(urls.database_url)}",
     ]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from paystream.devrun.state import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
 from paystream.errors import SettingsError
 from paystream.netguard import LOOPBACK_NETS
 from paystream.settings import DEFAULT_BIND_HOST, Environ, env_float, env_port, env_str
@@ -71,6 +72,7 @@ class SeedMerchant:
     """The merchant that `SEED_TEST_DATA=true` creates (`paystream_api.seed`; a test keeps the two
     equal), printed so that a developer can call the API."""
 
+    merchant_id: str = "mer_test0000000001"
     email: str = "test@example.com"
     api_key: str = "key_test_abc123"
     api_secret: str = "secret_test_xyz789"
@@ -121,7 +123,7 @@ class DevRunSettings:
     def from_env(cls, environ: Environ = os.environ) -> DevRunSettings:
         commands = environ.get(COMMANDS_VARIABLE, "")
         return cls(
-            data_dir=Path(env_str(environ, "PAYSTREAM_DATA_DIR", ".data")).resolve(),
+            data_dir=Path(env_str(environ, DATA_DIR_VARIABLE, DEFAULT_DATA_DIR)).resolve(),
             redis_url=environ.get("REDIS_URL") or None,
             database_url=environ.get("DATABASE_URL") or None,
             # The machine may run its own Redis on 6379 and PostgreSQL on 5432: stay clear of them.

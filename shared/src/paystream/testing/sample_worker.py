@@ -64,6 +64,7 @@ async def main() -> None:
         reclaim_interval_s=env_int(environ, "SAMPLE_RECLAIM_INTERVAL_MS", 200) / 1000,
         shutdown_grace_s=env_int(environ, "SAMPLE_SHUTDOWN_GRACE_MS", 10_000) / 1000,
         block_ms=200,
+        heartbeat_interval_s=env_int(environ, "SAMPLE_HEARTBEAT_INTERVAL_MS", 5000, minimum=1) / 1000,
     )
     consumer = StreamConsumer(redis, config, make_handler(pool, redis, group))
     stop = asyncio.Event()

@@ -1,5 +1,10 @@
 """The `payctl` command line: parsing, running one command, and turning failures into one line.
 
+Stores: --redis-url / --database-url, else $REDIS_URL / $DATABASE_URL, else the URLs that a running
+`make run` wrote to .data/devrun.json (looked for in $PAYSTREAM_DATA_DIR when set, else in .data/ of
+the working directory or of one of its parents). `payctl token` signs with $JWT_SECRET, else with
+the secret of that running `make run`.
+
 Exit codes: 0 done (health: all well); 1 something needs attention (health), or what was asked for
 does not exist or could not be done; 2 Redis or PostgreSQL unreachable, or a usage error; 130
 interrupted (Ctrl-C ends `tail` with 0: that is how it is stopped).
@@ -16,15 +21,18 @@ from collections.abc import Sequence
 import asyncpg
 from redis.exceptions import ResponseError
 
-from payctl.commands import claim, dlq, groups, health, pending, replay, show, streams, tail
+from payctl.commands import claim, dlq, groups, health, pending, replay, show, streams, tail, token
 from payctl.context import Context
 from payctl.errors import EXIT_UNAVAILABLE, PayctlError
 from payctl.render import Output
 from payctl.settings import PayctlSettings
 from payctl.stores import DATABASE_CONNECTION_ERRORS, REDIS_CONNECTION_ERRORS, Stores
+from paystream.devrun.state import find_state
 from paystream.errors import SettingsError
 
-COMMANDS = (streams, groups, pending, tail, show, dlq, claim, replay, health)
+COMMANDS = (streams, groups, pending, tail, show, dlq, claim, replay, health, token)
+_REDIS_URL_HELP = "default: $REDIS_URL, else that of a running `make run` (.data/devrun.json)"
+_DATABASE_URL_HELP = "default: $DATABASE_URL, else that of a running `make run` (.data/devrun.json)"
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
 
@@ -36,16 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output, for machines"
     )
-    common.add_argument("--redis-url", default=argparse.SUPPRESS, help="default: $REDIS_URL")
-    common.add_argument("--database-url", default=argparse.SUPPRESS, help="default: $DATABASE_URL")
+    common.add_argument("--redis-url", default=argparse.SUPPRESS, help=_REDIS_URL_HELP)
+    common.add_argument("--database-url", default=argparse.SUPPRESS, help=_DATABASE_URL_HELP)
     parser = argparse.ArgumentParser(
         prog="payctl",
         description="Paystream's operators' CLI: streams, consumer groups, pending entries, dead letters.",
         epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", default=False, help="JSON output, for machines")
-    parser.add_argument("--redis-url", default=None, help="default: $REDIS_URL")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    parser.add_argument("--redis-url", default=None, help=_REDIS_URL_HELP)
+    parser.add_argument("--database-url", default=None, help=_DATABASE_URL_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(subparsers, [common])
@@ -55,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = PayctlSettings.from_env(redis_url=args.redis_url, database_url=args.database_url)
+        settings = PayctlSettings.from_env(
+            redis_url=args.redis_url, database_url=args.database_url, devrun=find_state(os.environ)
+        )
     except SettingsError as exc:
         return _fail(str(exc), EXIT_UNAVAILABLE)
     out = Output(json_mode=args.json)

@@ -1,13 +1,16 @@
-"""payctl's settings: store URLs and service health URLs, from flags first, then the environment."""
+"""payctl's settings: store URLs and service health URLs, from flags first, then the environment,
+then (for the stores and the JWT secret) the file a running `make run` writes (`.data/devrun.json`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from payctl.errors import EXIT_UNAVAILABLE, PayctlError
+from paystream.devrun.state import DevRunState
 from paystream.settings import OutboxSettings
 
 # Service -> (variable naming its port, default port); PAYCTL_<SERVICE>_URL overrides the base URL.
@@ -28,6 +31,11 @@ class PayctlSettings:
     stream_maxlen: int = 1_000_000
     # The dispatcher's delivery-log table, when run-time discovery would not find it.
     deliveries_table: str | None = None
+    # HS256 key of the notifier's tokens (`payctl token`).
+    jwt_secret: str | None = None
+    # The devrun file each store URL came from, when it did (named in error messages).
+    redis_url_file: Path | None = None
+    database_url_file: Path | None = None
 
     @classmethod
     def from_env(
@@ -36,8 +44,10 @@ class PayctlSettings:
         *,
         redis_url: str | None = None,
         database_url: str | None = None,
+        devrun: DevRunState | None = None,
     ) -> PayctlSettings:
-        """Raises `paystream.errors.SettingsError` naming a malformed variable."""
+        """Raises `paystream.errors.SettingsError` naming a malformed variable. `devrun` (a running
+        `make run`'s state) fills in what neither the flags nor the environment give."""
         urls = {}
         for service, (port_variable, default_port) in SERVICE_PORTS.items():
             override = environ.get(f"PAYCTL_{service.upper()}_URL")
@@ -46,12 +56,25 @@ class PayctlSettings:
             else:
                 port = environ.get(port_variable) or str(default_port)
                 urls[service] = f"http://127.0.0.1:{port}"
+        redis_url = redis_url or environ.get("REDIS_URL") or None
+        database_url = database_url or environ.get("DATABASE_URL") or None
+        jwt_secret = environ.get("JWT_SECRET") or None
+        redis_url_file = database_url_file = None
+        if devrun is not None:
+            if not redis_url:
+                redis_url, redis_url_file = devrun.redis_url, devrun.path
+            if not database_url:
+                database_url, database_url_file = devrun.database_url, devrun.path
+            jwt_secret = jwt_secret or devrun.jwt_secret
         return cls(
-            redis_url=redis_url or environ.get("REDIS_URL") or None,
-            database_url=database_url or environ.get("DATABASE_URL") or None,
+            redis_url=redis_url,
+            database_url=database_url,
             service_urls=urls,
             stream_maxlen=OutboxSettings.from_env(environ).stream_maxlen,
             deliveries_table=environ.get("PAYCTL_DELIVERIES_TABLE") or None,
+            jwt_secret=jwt_secret,
+            redis_url_file=redis_url_file,
+            database_url_file=database_url_file,
         )
 
     def require_redis_url(self) -> str:
@@ -63,6 +86,14 @@ class PayctlSettings:
         if not self.database_url:
             raise PayctlError("DATABASE_URL is not set (or pass --database-url)", exit_code=EXIT_UNAVAILABLE)
         return self.database_url
+
+    def require_jwt_secret(self) -> str:
+        if not self.jwt_secret:
+            raise PayctlError(
+                "JWT_SECRET is not set, and no running `make run` was found to take it from",
+                exit_code=EXIT_UNAVAILABLE,
+            )
+        return self.jwt_secret
 
 
 def redact_url(url: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NoReturn
 
 import asyncpg
@@ -35,6 +36,10 @@ _DATABASE_CONNECT_FAILURES: tuple[type[BaseException], ...] = (
     OSError,
     ValueError,
 )
+
+
+def _origin(devrun_file: Path | None) -> str:
+    return f" (from {devrun_file})" if devrun_file is not None else ""
 
 
 def _reason(exc: BaseException) -> str:
@@ -84,11 +89,13 @@ class Stores:
 
     def redis_unavailable(self, exc: BaseException) -> NoReturn:
         url = redact_url(self.settings.redis_url or "")
-        raise StoreUnavailable(f"cannot reach Redis at {url}: {_reason(exc)}") from None
+        origin = _origin(self.settings.redis_url_file)
+        raise StoreUnavailable(f"cannot reach Redis at {url}{origin}: {_reason(exc)}") from None
 
     def database_unavailable(self, exc: BaseException) -> NoReturn:
         url = redact_url(self.settings.database_url or "")
-        raise StoreUnavailable(f"cannot reach PostgreSQL at {url}: {_reason(exc)}") from None
+        origin = _origin(self.settings.database_url_file)
+        raise StoreUnavailable(f"cannot reach PostgreSQL at {url}{origin}: {_reason(exc)}") from None
 
     async def close(self) -> None:
         if self._redis is not None:

@@ -1,24 +1,38 @@
-"""`payctl groups [STREAM]`: each group's consumers, pending count, lag, last delivered id and oldest
-pending entry; each consumer's idle time."""
+"""`payctl groups [STREAM]`: each group's consumers (live or not), pending count, lag, last delivered
+id and oldest pending entry; each consumer's heartbeat and idle time; and the notifier's readers
+(plain XREAD, no group) with their position, lag and last heartbeat.
+
+A consumer is live while its heartbeat record beats (every consumer of the runtime writes one, idle
+or busy); a consumer without a record counts as live when Redis served it an entry within
+--max-consumer-idle. Redis 6.2 lists a consumer only once it has been served an entry, and its idle
+time counts from that entry, so neither says anything about a consumer on a quiet platform."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from payctl.args import duration_arg
 from payctl.context import Context, seconds
 from payctl.durations import format_duration
 from payctl.errors import NotFound
 from payctl.render import table
+from paystream.heartbeat import HeartbeatStatus, read_heartbeats
 from paystream.streaminfo import (
     BUS_STREAMS,
+    SERVED_WITHIN_MS,
     GroupInfo,
-    consumer_infos,
+    GroupMember,
+    ReaderInfo,
     entry_age_s,
     group_infos,
+    group_members,
     pending_entry,
+    reader_infos,
     server_time_ms,
     stream_info,
 )
@@ -30,29 +44,69 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         parents=parents,
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="consumer groups: consumers, pending, lag, oldest pending",
+        help="consumer groups and readers: live consumers, pending, lag, oldest pending",
     )
     parser.add_argument("stream", nargs="?", help="one stream (default: the bus's streams)")
-    parser.add_argument("--group", help="only this group")
+    parser.add_argument("--group", help="only this group (and no readers)")
+    add_consumer_idle_argument(parser)
     parser.set_defaults(handler=run)
 
 
-async def describe_group(redis: aioredis.Redis, group: GroupInfo, now_ms: int) -> dict[str, Any]:
+def add_consumer_idle_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-consumer-idle",
+        type=duration_arg,
+        default=SERVED_WITHIN_MS / 1000,
+        metavar="DURATION",
+        help="a consumer without a heartbeat counts as live when served an entry within this (2m)",
+    )
+
+
+def _moment(milliseconds: int | None) -> datetime | None:
+    return None if milliseconds is None else datetime.fromtimestamp(milliseconds / 1000, UTC)
+
+
+def heartbeat_json(beat: HeartbeatStatus) -> dict[str, Any]:
+    return {
+        "live": beat.live,
+        "last_beat_s": seconds(beat.beat_age_ms),
+        "last_read_s": seconds(beat.last_read_age_ms),
+        "silent_after_s": seconds(beat.lapse_ms),
+        "host": beat.host,
+        "pid": beat.pid,
+        # The process's own clock: for reading, not for arithmetic (ages above use Redis's).
+        "started_at": _moment(beat.started_at_ms),
+        "streams": list(beat.streams),
+    }
+
+
+async def describe_group(
+    redis: aioredis.Redis, group: GroupInfo, now_ms: int, members: Sequence[GroupMember]
+) -> dict[str, Any]:
     """A group as payctl reports it (also used by `health`)."""
-    consumers = await consumer_infos(redis, group.stream, group.group)
     oldest = (
         await pending_entry(redis, group.stream, group.group, group.oldest_pending_id)
         if group.oldest_pending_id
         else None
     )
     age = entry_age_s(group.oldest_pending_id, now_ms)
+    seen = [_seen_ms(member) for member in members]
+    known = [value for value in seen if value is not None]
     return {
         "stream": group.stream,
         "group": group.group,
         "consumer_count": group.consumers,
+        "live_consumers": sum(1 for member in members if member.live),
+        "last_consumer_seen_s": seconds(min(known)) if known else None,
         "consumers": [
-            {"name": item.name, "pending": item.pending, "idle_s": seconds(item.idle_ms)}
-            for item in consumers
+            {
+                "name": member.name,
+                "live": member.live,
+                "pending": member.pending,
+                "idle_s": seconds(member.idle_ms),
+                "heartbeat": heartbeat_json(member.heartbeat) if member.heartbeat else None,
+            }
+            for member in members
         ],
         "pending": group.pending,
         "lag": group.lag,
@@ -66,36 +120,73 @@ async def describe_group(redis: aioredis.Redis, group: GroupInfo, now_ms: int) -
     }
 
 
+def _seen_ms(member: GroupMember) -> int | None:
+    """When the consumer last showed a sign of life: its last beat, else the last entry served."""
+    return member.heartbeat.beat_age_ms if member.heartbeat else member.idle_ms
+
+
+def describe_reader(reader: ReaderInfo) -> dict[str, Any]:
+    beat = reader.heartbeat
+    return {
+        "stream": reader.stream,
+        "name": beat.name,
+        "live": reader.live,
+        "position": beat.position,
+        "lag": reader.lag,
+        "lag_capped": reader.lag_capped,
+        **{key: value for key, value in heartbeat_json(beat).items() if key not in ("live", "streams")},
+    }
+
+
 async def run(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
     streams = [args.stream] if args.stream else list(BUS_STREAMS)
     now_ms = await server_time_ms(redis)
+    heartbeats = await read_heartbeats(redis, now_ms)
+    served_within_ms = int(args.max_consumer_idle * 1000)
     groups: list[dict[str, Any]] = []
+    infos = {}
     for stream in streams:
         info = await stream_info(redis, stream)
         if not info.exists:
             if args.stream:
                 raise NotFound(f"stream {stream!r} does not exist")
             continue
+        infos[stream] = info
         for group in await group_infos(redis, stream, info=info):
             if args.group is None or group.group == args.group:
-                groups.append(await describe_group(redis, group, now_ms))
+                members = await group_members(redis, group, heartbeats, served_within_ms=served_within_ms)
+                groups.append(await describe_group(redis, group, now_ms, members))
     if args.group is not None and not groups:
         raise NotFound(f"no consumer group {args.group!r} on {', '.join(streams)}")
-    ctx.out.result({"now_ms": now_ms, "groups": groups}, render(groups))
+    readers: list[dict[str, Any]] | None = None
+    if args.group is None:
+        found = await reader_infos(redis, heartbeats, streams=list(infos), infos=infos)
+        readers = [describe_reader(reader) for reader in found]
+    ctx.out.result({"now_ms": now_ms, "groups": groups, "readers": readers or []}, render(groups, readers))
     return 0
 
 
-def lag_text(group: dict[str, Any]) -> str:
-    return f">={group['lag']}" if group["lag_capped"] else str(group["lag"])
+def lag_text(item: dict[str, Any]) -> str:
+    if item["lag"] is None:
+        return "-"
+    return f">={item['lag']}" if item["lag_capped"] else str(item["lag"])
 
 
-def render(groups: list[dict[str, Any]]) -> str:
+def ago(value: float | None) -> str:
+    return "-" if value is None else f"{format_duration(value)} ago"
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def render(groups: list[dict[str, Any]], readers: list[dict[str, Any]] | None) -> str:
     group_rows = [
         [
             item["stream"],
             item["group"],
-            item["consumer_count"],
+            f"{item['live_consumers']}/{len(item['consumers'])}",
             item["pending"],
             lag_text(item),
             item["last_delivered_id"],
@@ -109,28 +200,57 @@ def render(groups: list[dict[str, Any]]) -> str:
             item["stream"],
             item["group"],
             consumer["name"],
+            _yes_no(consumer["live"]),
             consumer["pending"],
-            format_duration(consumer["idle_s"]),
+            format_duration(consumer["idle_s"]) if consumer["idle_s"] is not None else "never served",
+            ago(consumer["heartbeat"]["last_beat_s"]) if consumer["heartbeat"] else "no heartbeat",
+            ago(consumer["heartbeat"]["last_read_s"]) if consumer["heartbeat"] else "-",
         ]
         for item in groups
         for consumer in item["consumers"]
     ]
-    return "\n\n".join(
+    sections = [
+        table(
+            [
+                "stream",
+                "group",
+                "live consumers",
+                "pending",
+                "lag",
+                "last delivered",
+                "oldest pending",
+                "deliveries",
+            ],
+            group_rows,
+            empty="(no consumer groups)",
+        ),
+        table(
+            ["stream", "group", "consumer", "live", "pending", "idle", "last beat", "last read"],
+            consumer_rows,
+            empty="(no consumers)",
+        ),
+    ]
+    if readers is not None:
+        sections.append(render_readers(readers))
+    return "\n\n".join(sections)
+
+
+def render_readers(readers: list[dict[str, Any]]) -> str:
+    rows = [
         [
-            table(
-                [
-                    "stream",
-                    "group",
-                    "consumers",
-                    "pending",
-                    "lag",
-                    "last delivered",
-                    "oldest pending",
-                    "deliveries",
-                ],
-                group_rows,
-                empty="(no consumer groups)",
-            ),
-            table(["stream", "group", "consumer", "pending", "idle"], consumer_rows, empty="(no consumers)"),
+            item["stream"],
+            item["name"],
+            _yes_no(item["live"]),
+            item["position"],
+            lag_text(item),
+            ago(item["last_beat_s"]),
+            ago(item["last_read_s"]),
+            f"{item['host']}:{item['pid']}",
         ]
+        for item in readers
+    ]
+    return table(
+        ["stream", "reader", "live", "position", "lag", "last beat", "last read", "host:pid"],
+        rows,
+        empty="(no readers)",
     )

@@ -1,5 +1,10 @@
 """`payctl health`: one screen for cron and people: services up, lag, dead letters, oldest pending,
-live consumers and failed deliveries in the last hour. Exits 1 when something needs attention."""
+live consumers, the notifier's readers and failed deliveries in the last hour. Exits 1 when something
+needs attention.
+
+A group needs at least one live consumer: one whose heartbeat record is recent (idle or busy), or,
+for a consumer without a record, one served an entry within --max-consumer-idle. A notifier reader
+needs a recent heartbeat and a lag (entries after its position when it last beat) within --max-lag."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import argparse
 from typing import Any
 
 from payctl.args import duration_arg
-from payctl.commands.groups import describe_group, lag_text
+from payctl.commands.groups import ago, describe_group, describe_reader, lag_text, render_readers
 from payctl.context import Context
 from payctl.deliveries import DeliveryFailures, failed_deliveries
 from payctl.durations import format_duration
@@ -28,7 +33,10 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="everything at a glance; exits 1 when something needs attention",
     )
     parser.add_argument(
-        "--max-lag", type=int, default=1000, help="entries not yet delivered to a group (1000)"
+        "--max-lag",
+        type=int,
+        default=1000,
+        help="entries not yet delivered to a group, or not yet read by a notifier reader (1000)",
     )
     parser.add_argument(
         "--max-pending-age",
@@ -43,7 +51,7 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         type=duration_arg,
         default=120.0,
         metavar="DURATION",
-        help="a group needs a consumer seen within this (2m)",
+        help="a consumer without a heartbeat counts as live when served an entry within this (2m)",
     )
     parser.add_argument(
         "--max-failed-deliveries",
@@ -71,12 +79,15 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
             exit_code=EXIT_UNAVAILABLE,
         )
     redis = await ctx.stores.redis()
-    snapshot = await bus_snapshot(redis)
-    groups = [await describe_group(redis, group, snapshot.now_ms) for group in snapshot.groups]
+    snapshot = await bus_snapshot(redis, served_within_ms=int(args.max_consumer_idle * 1000))
+    groups = [
+        await describe_group(redis, group, snapshot.now_ms, members)
+        for group, members in zip(snapshot.groups, snapshot.members, strict=True)
+    ]
     for group in groups:
-        idles = [consumer["idle_s"] for consumer in group["consumers"]]
-        group["live_consumers"] = sum(1 for idle in idles if idle < args.max_consumer_idle)
+        idles = [consumer["idle_s"] for consumer in group["consumers"] if consumer["idle_s"] is not None]
         group["min_consumer_idle_s"] = min(idles) if idles else None
+    readers = [describe_reader(reader) for reader in snapshot.readers]
     if ctx.settings.database_url:
         conn = await ctx.stores.database()
         deliveries = await failed_deliveries(conn, DELIVERY_WINDOW_S, ctx.settings.deliveries_table)
@@ -102,6 +113,12 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
             )
         if group["live_consumers"] == 0:
             problems.append(f"{where}: no consumer seen within {format_duration(args.max_consumer_idle)}")
+    for reader in readers:
+        where = f"reader {reader['name']} on {reader['stream']}"
+        if not reader["live"]:
+            problems.append(f"{where}: silent, last heartbeat {ago(reader['last_beat_s'])}")
+        elif reader["lag"] is not None and reader["lag"] > args.max_lag:
+            problems.append(f"{where}: lag {lag_text(reader)} > {args.max_lag}")
     for stream, count in snapshot.dead_letters.items():
         if count > args.max_dead_letters:
             problems.append(f"{stream}: {count} dead letter(s) > {args.max_dead_letters}")
@@ -128,6 +145,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
             {"stream": info.stream, "exists": info.exists, "length": info.length} for info in snapshot.streams
         ],
         "groups": groups,
+        "readers": readers,
         "dead_letters": snapshot.dead_letters,
         "failed_deliveries": {
             "count": deliveries.count,
@@ -158,12 +176,12 @@ def render(payload: dict[str, Any]) -> str:
                 [
                     item["stream"],
                     item["group"],
-                    f"{item['live_consumers']}/{item['consumer_count']}",
+                    f"{item['live_consumers']}/{len(item['consumers'])}",
                     item["pending"],
                     lag_text(item),
                     format_duration(item["oldest_pending_age_s"]) if item["oldest_pending_id"] else "-",
-                    format_duration(item["min_consumer_idle_s"]) + " ago"
-                    if item["min_consumer_idle_s"] is not None
+                    ago(item["last_consumer_seen_s"])
+                    if item["last_consumer_seen_s"] is not None
                     else "never",
                 ]
                 for item in payload["groups"]
@@ -171,6 +189,7 @@ def render(payload: dict[str, Any]) -> str:
             empty="(no consumer groups)",
         )
     )
+    sections.append(render_readers(payload["readers"]))
     sections.append(
         table(["stream", "dead letters"], [[stream, n] for stream, n in payload["dead_letters"].items()])
     )
