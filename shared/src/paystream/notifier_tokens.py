@@ -17,6 +17,14 @@ ALGORITHM = "HS256"
 AUDIENCE = "notifier"
 # Browsers get short-lived tokens: a leaked one is worth a quarter of an hour.
 BROWSER_TOKEN_TTL_S = 15 * 60
+MAX_ID_LENGTH = 128
+
+
+def check_identifier(name: str, value: str) -> str:
+    """The notifier's rule for ids in a token: 1-128 characters, no colon (room names use colons)."""
+    if not value or len(value) > MAX_ID_LENGTH or ":" in value:
+        raise ValueError(f"{name} must be 1 to {MAX_ID_LENGTH} characters without ':', got {value!r}")
+    return value
 
 
 def mint_notifier_token(
@@ -30,7 +38,17 @@ def mint_notifier_token(
     now: float | None = None,
 ) -> str:
     """A token for `merchant_id` (and `salon_id`); with `invoice_id`, one that may watch only that
-    invoice and receives nothing merchant-wide."""
+    invoice and receives nothing merchant-wide. ValueError for an id the notifier would refuse."""
+    if not secret:
+        raise ValueError("the secret is empty")
+    if ttl_s <= 0:
+        raise ValueError("the token's lifetime must be positive")
+    check_identifier("merchant", merchant_id)
+    check_identifier("subject", subject)
+    if salon_id is not None:
+        check_identifier("salon", salon_id)
+    if invoice_id is not None and (not invoice_id or len(invoice_id) > MAX_ID_LENGTH):
+        raise ValueError(f"invoice must be 1 to {MAX_ID_LENGTH} characters")
     issued_at = int(time.time() if now is None else now)
     claims: dict[str, object] = {
         "sub": subject,

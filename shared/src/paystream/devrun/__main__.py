@@ -29,7 +29,7 @@ from paystream.devrun.servers import DevStores, StoreUrls
 from paystream.devrun.state import DevRunState, remove_state, write_state
 from paystream.devrun.supervisor import PrefixedOutput, Supervisor, parent_death_signal
 from paystream.errors import SettingsError
-from paystream.sockettoken import mint_socket_token
+from paystream.notifier_tokens import mint_notifier_token
 
 # The banner's notifier token: long enough for a day of trying things by hand.
 BANNER_TOKEN_TTL_S = 86_400
@@ -105,8 +105,8 @@ async def _supervise(
 def banner(env: Mapping[str, str], urls: StoreUrls, state_path: Path | None = None) -> list[str]:
     """Where everything listens and how to log in, for the developer at the terminal."""
     merchant = SeedMerchant()
-    token, _expires_at = mint_socket_token(
-        env["JWT_SECRET"], merchant_id=merchant.merchant_id, ttl_s=BANNER_TOKEN_TTL_S
+    token = mint_notifier_token(
+        env["JWT_SECRET"], merchant_id=merchant.merchant_id, subject="dev-user", ttl_s=BANNER_TOKEN_TTL_S
     )
     redis_origin = "embedded" if urls.redis_embedded else "from REDIS_URL"
     postgres_origin = "embedded" if urls.postgres_embedded else "from DATABASE_URL"

@@ -7,13 +7,14 @@ token alone, so that `TOKEN=$(payctl token --merchant mer_test0000000001)` works
 from __future__ import annotations
 
 import argparse
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from payctl.args import duration_arg
 from payctl.context import Context
 from payctl.errors import EXIT_UNAVAILABLE, PayctlError
-from paystream.sockettoken import mint_socket_token
+from paystream.notifier_tokens import mint_notifier_token
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -36,9 +37,11 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 async def run(args: argparse.Namespace, ctx: Context) -> int:
     secret = ctx.settings.require_jwt_secret()
     try:
-        token, expires_at = mint_socket_token(
-            secret, merchant_id=args.merchant, salon_id=args.salon, user_id=args.user, ttl_s=args.ttl
+        now = time.time()
+        token = mint_notifier_token(
+            secret, merchant_id=args.merchant, salon_id=args.salon, subject=args.user, ttl_s=args.ttl, now=now
         )
+        expires_at = int(now) + int(args.ttl)
     except ValueError as exc:
         raise PayctlError(f"cannot make the token: {exc}", exit_code=EXIT_UNAVAILABLE) from None
     payload = {
