@@ -29,6 +29,7 @@ from paystream.logging import get_logger
 from webhook_dispatcher.metrics import DELIVERIES_CREATED
 from webhook_dispatcher.models import Endpoint, IncomingEvent, PlannedDelivery
 from webhook_dispatcher.ordering import (
+    FIRST_WAITING,
     MAY_MAKE_FIRST_ATTEMPT,
     RELEASE_UPDATE,
     STORED_UNATTEMPTED,
@@ -55,7 +56,8 @@ WHERE merchant_id = ANY($1::text[]) AND enabled"""
 # After TAKE_IN (in an earlier statement of the same transaction, see ordering.py): the new rows,
 # each due at once or held by the ordering rule, and the stored held rows of the batch's keys that
 # the batch's events let go. `unattempted` holds the new rows too: a new row holds the later ones,
-# new or stored, of its endpoint and key.
+# new or stored, of its endpoint and key (`new` has no two rows of one event and endpoint: the
+# inbox claim dropped redeliveries).
 WRITE_DELIVERIES = f"""
 WITH keys AS (SELECT DISTINCT * FROM unnest($10::text[], $11::text[]) AS u(merchant_id, order_key)),
 new AS (
@@ -68,15 +70,18 @@ unattempted AS (
     UNION ALL
     SELECT endpoint_id, order_key, ordering_seq FROM new WHERE ordering_seq IS NOT NULL
 ),
+first_waiting AS ({FIRST_WAITING}),
 inserted AS (
     INSERT INTO webhook_deliveries (id, merchant_id, endpoint_id, event_id, event_type, payload,
                                     order_key, ordering_seq, event_at, due_at, next_retry_at)
     SELECT d.id, d.merchant_id, d.endpoint_id, d.event_id, d.event_type, d.payload,
-           d.order_key, d.ordering_seq, d.event_at, w.due_at, w.due_at
-    FROM new d LEFT JOIN webhook_order_keys k USING (merchant_id, order_key)
+           d.order_key, d.ordering_seq, d.event_at, due.at, due.at
+    FROM new d
+    LEFT JOIN webhook_order_keys k USING (merchant_id, order_key)
+    LEFT JOIN first_waiting w ON w.endpoint_id = d.endpoint_id AND w.order_key = d.order_key
     CROSS JOIN LATERAL (
-        SELECT CASE WHEN d.ordering_seq IS NULL OR {MAY_MAKE_FIRST_ATTEMPT} THEN now() END AS due_at
-    ) w
+        SELECT CASE WHEN d.ordering_seq IS NULL OR {MAY_MAKE_FIRST_ATTEMPT} THEN now() END AS at
+    ) due
     ON CONFLICT (event_id, endpoint_id) DO NOTHING
     RETURNING 1
 ),

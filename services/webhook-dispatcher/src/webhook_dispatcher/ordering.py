@@ -39,26 +39,30 @@ from paystream.db import Connection
 OrderKey = tuple[str, str]  # (merchant_id, order_key)
 
 # The rule, for a delivery `d` that has a number. `k` is its key's row of webhook_order_keys (NULL
-# until the key has taken in anything); `unattempted` lists (endpoint_id, order_key, ordering_seq)
-# of the key's deliveries still waiting for their first attempt.
+# until the key has taken in anything); `w` is its (endpoint, key)'s row of `first_waiting`: the
+# smallest number among the deliveries still waiting for their first attempt, `d` among them, so
+# that (2) reads "no smaller one waits". Held and new rows are all in `unattempted`.
 MAY_MAKE_FIRST_ATTEMPT = """(
     coalesce(k.taken_through, 0) >= d.ordering_seq - 1
-    AND NOT EXISTS (
-        SELECT 1 FROM unattempted p
-        WHERE p.endpoint_id = d.endpoint_id AND p.order_key = d.order_key
-          AND p.ordering_seq < d.ordering_seq))"""
+    AND d.ordering_seq <= w.first_seq)"""
 
-# `unattempted` as stored, for the keys in `keys` (merchant_id, order_key).
+# `unattempted` as stored: (endpoint_id, order_key, ordering_seq) of the deliveries of the keys in
+# `keys` (merchant_id, order_key) that wait for their first attempt.
 STORED_UNATTEMPTED = """
     SELECT p.endpoint_id, p.order_key, p.ordering_seq
     FROM webhook_deliveries p JOIN keys USING (merchant_id, order_key)
     WHERE p.status = 'pending' AND p.attempts = 0 AND p.ordering_seq IS NOT NULL"""
 
+FIRST_WAITING = """
+    SELECT endpoint_id, order_key, min(ordering_seq) AS first_seq FROM unattempted
+    GROUP BY endpoint_id, order_key"""
+
 # Release the held deliveries of `keys` that the rule now lets go.
 RELEASE_UPDATE = f"""
     UPDATE webhook_deliveries d SET due_at = now(), next_retry_at = now(), updated_at = now()
-    FROM keys LEFT JOIN webhook_order_keys k USING (merchant_id, order_key)
+    FROM keys LEFT JOIN webhook_order_keys k USING (merchant_id, order_key), first_waiting w
     WHERE d.merchant_id = keys.merchant_id AND d.order_key = keys.order_key
+      AND w.endpoint_id = d.endpoint_id AND w.order_key = d.order_key
       AND d.status = 'pending' AND d.attempts = 0 AND d.due_at IS NULL AND d.ordering_seq IS NOT NULL
       AND {MAY_MAKE_FIRST_ATTEMPT}
     RETURNING d.id"""
@@ -67,7 +71,8 @@ KEYS = "SELECT DISTINCT * FROM unnest($1::text[], $2::text[]) AS u(merchant_id, 
 
 RELEASE_HELD = f"""
 WITH keys AS ({KEYS}),
-unattempted AS ({STORED_UNATTEMPTED})
+unattempted AS ({STORED_UNATTEMPTED}),
+first_waiting AS ({FIRST_WAITING})
 {RELEASE_UPDATE}"""
 
 # Record the numbers taken in ($1 merchants, $2 keys, $3 numbers), creating a key's row on its
