@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext, StreamConsumer
 from paystream.embedded import EmbeddedRedis
 from paystream.errors import PermanentError
-from paystream.events import STREAM_FIELD, Event, EventType, dead_letter_stream
+from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType, dead_letter_stream
 from paystream.redis import create_redis
 from paystream.settings import RedisSettings
 from paystream.testing import eventually
@@ -203,6 +203,49 @@ async def test_ordering_key_serialises_one_payment_but_not_others(redis: aioredi
     assert overlap == []
     assert [item for item in order if item.startswith("a")] == ["a:0", "a:1", "a:2"]
     assert [item for item in order if item.startswith("b")] == ["b:0", "b:1", "b:2"]
+
+
+async def test_the_entrys_sequence_number_reaches_the_handler_and_its_dead_letter(
+    redis: aioredis.Redis,
+) -> None:
+    seen: dict[str, int | None] = {}
+
+    async def handler(event: Event, ctx: MessageContext) -> None:
+        seen[event.data["label"]] = ctx.sequence
+        if event.data["label"] == "poison":
+            raise PermanentError("refused")
+
+    consumer = StreamConsumer(redis, config(), handler)
+    await consumer.ensure_groups()
+    labelled = {
+        "numbered": b"7",
+        "largest": str(2**63 - 1).encode(),
+        "poison": b"12",
+        # Malformed numbers are ignored, not trusted and not fatal: the event is still handled.
+        "superscript": "\u00b9\u00b2".encode(),
+        "negative": b"-3",
+        "zero": b"0",
+        "huge": b"9" * 30,
+        "not utf-8": b"\xff\xfe",
+        "nul": b"1\x00",
+        "spaced": b" 5",
+        "none": None,
+    }
+    for label, raw in labelled.items():
+        fields = {STREAM_FIELD: make_event(label=label).encode()}
+        if raw is not None:
+            fields[SEQUENCE_FIELD] = raw
+        await redis.xadd(STREAM, fields)  # type: ignore[arg-type]
+    assert await consumer.run_once() == len(labelled) - 1  # the poison one was dead-lettered
+
+    assert seen == {
+        "numbered": 7,
+        "largest": 2**63 - 1,
+        "poison": 12,
+        **{label: None for label in list(labelled)[3:]},
+    }
+    [(_, letter)] = await redis.xrange(dead_letter_stream(STREAM))
+    assert letter[SEQUENCE_FIELD] == b"12"  # a replay of the dead letter keeps its place in the order
 
 
 async def test_consumer_recovers_from_flushall_without_a_manual_step(

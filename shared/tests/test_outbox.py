@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from paystream.events import STREAM_FIELD, Event, EventType
+from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType
 from paystream.outbox import OutboxRelay, enqueue
 from paystream.settings import OutboxSettings
 from paystream.testing import eventually
@@ -236,3 +236,79 @@ async def test_a_relay_of_last_resort_leads_only_after_seeing_no_leader_for_its_
     event = payment_event(3)
     await commit_events(db_pool, [event])
     await eventually(lambda: _contains(redis, event.id), timeout=5, message="published by the last resort")
+
+
+# --- numbering ordered events --------------------------------------------------------------------
+
+
+def payment_step(event_type: EventType, payment_id: str, merchant_id: str = "mer_1") -> Event:
+    return Event(type=event_type, merchant_id=merchant_id, data={"payment": {"id": payment_id}})
+
+
+async def numbers(pool: asyncpg.Pool) -> list[tuple[str, int | None]]:
+    """(event id, ordering_seq) of every outbox row, in id (publishing) order."""
+    rows = await pool.fetch("SELECT event_id::text AS event_id, ordering_seq FROM outbox ORDER BY id")
+    return [(row["event_id"], row["ordering_seq"]) for row in rows]
+
+
+async def test_ordered_events_are_numbered_per_merchant_and_payment_in_commit_order(
+    db_pool: asyncpg.Pool, clean_db: str
+) -> None:
+    created, pending = (
+        payment_step(t, "pay_1") for t in (EventType.PAYMENT_CREATED, EventType.PAYMENT_PENDING)
+    )
+    other_payment = payment_step(EventType.PAYMENT_CREATED, "pay_2")
+    # The same provider payment id at another merchant is another payment.
+    other_merchant = payment_step(EventType.PAYMENT_CREATED, "pay_1", merchant_id="mer_2")
+    unordered = payment_event(1)  # no payment, refund or dispute: no ordering key
+    await commit_events(db_pool, [created, other_payment, pending, other_merchant, unordered])
+
+    # A rolled-back writer gives its number back: the next event of the payment gets it.
+    with pytest.raises(ZeroDivisionError):
+        async with db_pool.acquire() as conn, conn.transaction():
+            await enqueue(conn, STREAM, [payment_step(EventType.PAYMENT_SUCCESS, "pay_1")])
+            raise ZeroDivisionError
+    success = payment_step(EventType.PAYMENT_SUCCESS, "pay_1")
+    refund = Event(
+        type=EventType.REFUND_CREATED,
+        merchant_id="mer_1",
+        data={"refund": {"id": "rfnd_1", "payment_id": "pay_1"}},
+    )
+    await commit_events(db_pool, [success])
+    await commit_events(db_pool, [refund])
+
+    assert await numbers(db_pool) == [
+        (created.id, 1),
+        (other_payment.id, 1),
+        (pending.id, 2),
+        (other_merchant.id, 1),
+        (unordered.id, None),
+        (success.id, 3),
+        (refund.id, 4),
+    ]
+
+
+async def test_concurrent_writers_of_one_payment_get_every_number_once(
+    db_pool: asyncpg.Pool, clean_db: str
+) -> None:
+    events = [payment_step(EventType.PAYMENT_CAPTURED, "pay_busy") for _ in range(20)]
+    await asyncio.gather(*(commit_events(db_pool, [event]) for event in events))
+    assigned = [number for _, number in await numbers(db_pool)]
+    # Each writer waits for the one before it: gapless, and in the order they committed.
+    assert assigned == list(range(1, 21))
+
+
+async def test_the_relay_publishes_the_number_as_the_entrys_seq_field(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str
+) -> None:
+    ordered = [payment_step(t, "pay_1") for t in (EventType.PAYMENT_CREATED, EventType.PAYMENT_PENDING)]
+    unordered = payment_event(1)
+    await commit_events(db_pool, [*ordered, unordered])
+    relay = OutboxRelay(db_pool, redis, OutboxSettings(), listen_dsn=clean_db)
+    assert await relay.publish_pending() == 3
+
+    entries = [fields for _, fields in await redis.xrange(STREAM)]
+    assert [Event.decode(fields[STREAM_FIELD]).id for fields in entries] == [
+        e.id for e in [*ordered, unordered]
+    ]
+    assert [fields.get(SEQUENCE_FIELD) for fields in entries] == [b"1", b"2", None]

@@ -4,7 +4,8 @@ frontend: nothing accepted is lost, nothing takes effect twice, and nothing is l
 `wait_until_drained` polls (with a deadline) until no work is left anywhere: no unpublished outbox
 row, no payment or provider event short of its final state, no delivery pending, no stream entry
 unread or unacknowledged by any group, and the frontend has seen every payment complete. Then
-`verify_exactly_once` checks every accepted request end to end and lists every violation at once.
+`verify_exactly_once` checks every accepted request end to end and lists every violation at once,
+including the order in which each payment's first attempts reached the merchant.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from paystream.events import STREAM_FIELD
 
 # The events an API payment commits, and the one a captured Razorpay payment becomes.
 API_PAYMENT_EVENTS = {"payment.created": 1, "payment.pending": 1, "payment.success": 1}
+# The order in which a payment's first attempts must reach the merchant (README, Webhooks).
+PAYMENT_LIFECYCLE = ("payment.created", "payment.pending", "payment.success")
 RAZORPAY_PAYMENT_EVENTS = {"payment.success": 1}
 
 PAYMENT_EVENTS_IN_OUTBOX = """
@@ -244,7 +247,28 @@ async def _check_deliveries(
         problems.append(f"{bad} deliveries with a signature the merchant could not verify")
     if receiver.unreadable:
         problems.append(f"{receiver.unreadable} deliveries the merchant could not read")
+    orders = first_attempt_orders(await pool.fetch(DELIVERY_ORDER_ROWS), receiver)
+    for payment_id, order in orders.items():
+        if order != sorted(order, key=PAYMENT_LIFECYCLE.index):
+            problems.append(f"payment {payment_id}: first attempts reached the merchant as {order}")
     return problems
+
+
+DELIVERY_ORDER_ROWS = "SELECT id, event_type, order_key, attempts FROM webhook_deliveries"
+
+
+def first_attempt_orders(rows: list[asyncpg.Record], receiver: MerchantReceiver) -> dict[str, list[str]]:
+    """payment id -> event types of its deliveries, in the order their first attempts reached the
+    merchant. Only deliveries made in one attempt count: a first attempt that failed (the endpoint
+    was down) never arrived, and its retry may come after later events' first attempts."""
+    first_arrival: dict[str, int] = {}
+    for position, delivery in enumerate(receiver.deliveries):
+        first_arrival.setdefault(delivery.webhook_id, position)
+    arrivals: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for row in rows:
+        if row["attempts"] == 1 and row["id"] in first_arrival and row["event_type"] in PAYMENT_LIFECYCLE:
+            arrivals[row["order_key"]].append((first_arrival[row["id"]], row["event_type"]))
+    return {payment_id: [event for _, event in sorted(found)] for payment_id, found in arrivals.items()}
 
 
 def _check_frontend(load: SteadyLoad, watcher: PaymentWatcher) -> list[str]:

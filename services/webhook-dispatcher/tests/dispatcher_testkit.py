@@ -9,6 +9,7 @@ import binascii
 import hashlib
 import hmac
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +21,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from paystream.events import STREAM_FIELD, Event, EventType, Stream
+from paystream.events import Event, EventType, Stream, entry_fields
+from paystream.ordering import ordering_key
 
 # --- the merchant's receiver ---------------------------------------------------------------------
 
@@ -151,10 +153,28 @@ def payment_lifecycle(merchant_id: str, payment_id: str) -> list[Event]:
     ]
 
 
-async def publish(redis: aioredis.Redis, *events: Event) -> None:
+NumberedEvent = tuple[Event, int]
+
+
+def numbered(*events: Event) -> list[NumberedEvent]:
+    """The events with the numbers the outbox would give them: 1, 2, ... per (merchant, payment),
+    in the order given (which is the order they happened, whatever order they are published in)."""
+    counters: Counter[tuple[str, str]] = Counter()
+    result: list[NumberedEvent] = []
+    for event in events:
+        key = ordering_key(event)
+        assert key is not None, f"{event.type} has no ordering key"
+        counters[(event.merchant_id, key)] += 1
+        result.append((event, counters[(event.merchant_id, key)]))
+    return result
+
+
+async def publish(redis: aioredis.Redis, *events: Event | NumberedEvent) -> None:
+    """XADD the events to `payment:events`, in this order; a numbered one with its `seq` field."""
     async with redis.pipeline(transaction=False) as pipe:
-        for event in events:
-            pipe.xadd(Stream.PAYMENT_EVENTS, {STREAM_FIELD: event.encode()})
+        for item in events:
+            event, sequence = item if isinstance(item, tuple) else (item, None)
+            pipe.xadd(Stream.PAYMENT_EVENTS, entry_fields(event.encode(), sequence))  # type: ignore[arg-type]
         await pipe.execute()
 
 

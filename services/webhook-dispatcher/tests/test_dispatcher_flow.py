@@ -16,6 +16,7 @@ from dispatcher_testkit import (
     ReceivedRequest,
     StartDispatcher,
     deliveries,
+    numbered,
     payment_event,
     payment_lifecycle,
     publish,
@@ -96,8 +97,9 @@ async def test_first_attempts_follow_event_order_per_payment(
     await start_dispatcher()
     payments = [f"pay_ORDER{n:011d}" for n in range(40)]
 
-    # Interleave payments on the stream, each payment's events in their order.
-    lifecycles = [payment_lifecycle(merchant.id, payment_id) for payment_id in payments]
+    # Interleave payments on the stream, each payment's events in their order, numbered as the
+    # outbox numbers them.
+    lifecycles = [numbered(*payment_lifecycle(merchant.id, payment_id)) for payment_id in payments]
     for step in range(3):
         await publish(redis, *[lifecycle[step] for lifecycle in lifecycles])
 
@@ -119,18 +121,20 @@ async def test_a_late_earlier_event_still_goes_first(
     make_merchant: MakeMerchant,
     start_dispatcher: StartDispatcher,
     redis: aioredis.Redis,
+    db_pool: asyncpg.Pool,
 ) -> None:
-    """`payment.pending` reaches the dispatcher before `payment.created` (as when another replica held
-    `created` a moment longer): `pending` waits the settle time, `created` arrives and goes first."""
+    """`payment.pending` reaches the dispatcher before `payment.created` (as when `created` sat in a
+    dead consumer's pending list, or another replica held it a moment longer): its number says an
+    earlier event exists, so it waits, however long `created` takes; `created` arrives and goes first."""
     receiver = await make_receiver([])
     merchant = await make_merchant(receiver.url)
-    await start_dispatcher(WEBHOOK_ORDERING_SETTLE_MS="2000")
-    created, pending, success = payment_lifecycle(merchant.id, "pay_LATEFIRST0000001")
+    await start_dispatcher()
+    created, pending, success = numbered(*payment_lifecycle(merchant.id, "pay_LATEFIRST0000001"))
 
     await publish(redis, pending)
-    await asyncio.sleep(0.3)  # a stand-in for the other replica's delay; the settle time covers it
-    await publish(redis, created)
-    await publish(redis, success)
+    [held] = await eventually(lambda: deliveries(db_pool, merchant.id), timeout=10)
+    assert held["event_type"] == "payment.pending" and held["due_at"] is None  # held, not merely delayed
+    await publish(redis, success, created)
 
     await eventually(lambda: len(receiver.requests) == 3, timeout=10)
     assert [r.event for r in receiver.requests] == ["payment.created", "payment.pending", "payment.success"]

@@ -18,6 +18,7 @@ from dispatcher_testkit import (
     MakeReceiver,
     ReceivedRequest,
     deliveries,
+    numbered,
     payment_event,
     payment_lifecycle,
     publish,
@@ -138,7 +139,7 @@ async def test_two_replicas_never_send_an_attempt_twice_and_keep_payment_order(
     payments = {
         merchant.id: [f"pay_REPLICA{i}{n:09d}" for n in range(30)] for i, merchant in enumerate(merchants)
     }
-    lifecycles = [payment_lifecycle(m, p) for m, ids in payments.items() for p in ids]
+    lifecycles = [numbered(*payment_lifecycle(m, p)) for m, ids in payments.items() for p in ids]
     # As the API commits them: created and pending together, payments interleaved; success later.
     await publish(redis, *[event for lifecycle in lifecycles for event in lifecycle[:2]])
     await publish(redis, *[lifecycle[2] for lifecycle in lifecycles])

@@ -1,11 +1,10 @@
-"""Pure parts of the dispatcher: signatures, the retry schedule, the address policy, ordering plans."""
+"""Pure parts of the dispatcher: signatures, the retry schedule, the address policy, delivery plans."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
-import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -13,11 +12,11 @@ import pytest
 from dispatcher_testkit import payment_event, payment_lifecycle
 
 from paystream.errors import SettingsError
-from paystream.events import EventType
+from paystream.events import Event, EventType
 from paystream.netguard import UnsafeUrlError, is_public_address, parse_outbound_url
-from webhook_dispatcher.models import Endpoint, UnattemptedDelivery
-from webhook_dispatcher.ordering import ordering_key
-from webhook_dispatcher.planning import KeyState, apply_ordering, plan_deliveries
+from paystream.ordering import ordering_key
+from webhook_dispatcher.models import Endpoint, IncomingEvent
+from webhook_dispatcher.planning import plan_deliveries
 from webhook_dispatcher.schedule import RetrySchedule, parse_retry_after
 from webhook_dispatcher.settings import DispatcherSettings
 from webhook_dispatcher.signing import legacy_signature, signed_headers, standard_key, standard_signature
@@ -128,6 +127,25 @@ def test_settings_refuse_a_lease_or_stream_deadline_shorter_than_an_attempt(
         DispatcherSettings.from_env({**service_env, "DISPATCHER_RECLAIM_IDLE_MS": "9000"})
 
 
+def test_the_ordering_grace_period_outlasts_the_recovery_of_a_dead_consumers_entries(
+    service_env: dict[str, str],
+) -> None:
+    # Default: twice the reclaim deadline, plus the reclaim sweep and a handler's run.
+    assert DispatcherSettings.from_env(service_env).ordering_grace_s == 2 * 60 + 5 + 30
+    fast = {
+        **service_env,
+        "DISPATCHER_RECLAIM_IDLE_MS": "5000",
+        "DISPATCHER_HANDLER_TIMEOUT_S": "3",
+        "WEBHOOK_HTTP_TIMEOUT_S": "2",
+    }
+    assert DispatcherSettings.from_env(fast).ordering_grace_s == 2 * 5 + 5 + 3
+    assert DispatcherSettings.from_env({**fast, "WEBHOOK_ORDERING_GRACE_S": "600"}).ordering_grace_s == 600
+    # Shorter than an entry of a crashed dispatcher takes to come back: refused, naming the variable.
+    for too_short in ("13", "nan", "inf"):
+        with pytest.raises(SettingsError, match="WEBHOOK_ORDERING_GRACE_S"):
+            DispatcherSettings.from_env({**fast, "WEBHOOK_ORDERING_GRACE_S": too_short})
+
+
 # --- outbound address policy -----------------------------------------------------------------------
 
 
@@ -193,74 +211,43 @@ ALL = Endpoint("we_1", "mer_1", None)
 def test_payment_refund_and_dispute_events_share_the_payment_key() -> None:
     created = payment_event(EventType.PAYMENT_CREATED, "mer_1", "pay_1", "created")
     assert ordering_key(created) == "pay_1"
-    refund = created.__class__(
+    refund = Event(
         type=EventType.REFUND_CREATED,
         merchant_id="mer_1",
         data={"refund": {"id": "rfnd_1", "payment_id": "pay_1"}},
     )
     assert ordering_key(refund) == "pay_1"
-    token = created.__class__(
-        type=EventType.TOKEN_SAVED, merchant_id="mer_1", data={"token": {"last4": "1111"}}
+    dispute = Event(
+        type=EventType.DISPUTE_CREATED,
+        merchant_id="mer_1",
+        data={"dispute": {"id": "disp_1", "payment_id": "pay_1"}},
     )
+    assert ordering_key(dispute) == "pay_1"
+    token = Event(type=EventType.TOKEN_SAVED, merchant_id="mer_1", data={"token": {"last4": "1111"}})
     assert ordering_key(token) is None
+    # A test send, and an event without a merchant, keep no order.
+    assert ordering_key(Event(type=EventType.WEBHOOK_TEST, merchant_id="mer_1", data=created.data)) is None
+    assert ordering_key(Event(type=EventType.PAYMENT_CREATED, merchant_id="", data=created.data)) is None
 
 
-def test_a_payments_later_events_are_held_behind_its_first() -> None:
+def test_a_number_comes_with_an_event_only_when_it_has_an_ordering_key() -> None:
+    created = payment_event(EventType.PAYMENT_CREATED, "mer_1", "pay_1", "created")
+    assert IncomingEvent.of(created, 3) == IncomingEvent(created, "pay_1", 3)
+    assert IncomingEvent.of(created, None).sequence is None
+    token = Event(type=EventType.TOKEN_SAVED, merchant_id="mer_1", data={})
+    assert IncomingEvent.of(token, 3) == IncomingEvent(token, None, None)
+
+
+def test_each_subscribed_endpoint_gets_a_row_with_the_events_number() -> None:
     events = payment_lifecycle("mer_1", "pay_1")
-    planned = plan_deliveries(events, {"mer_1": [ALL]})
-    apply_ordering(planned, {}, settle_s=1.0)
-    assert [p.due_in_s for p in planned] == [0.0, None, None]
-    assert len({p.payload for p in planned}) == 3
-
-
-def test_a_later_event_that_opens_its_key_waits_the_settle_time() -> None:
-    pending = payment_lifecycle("mer_1", "pay_1")[1]
-    [row] = plan_deliveries([pending], {"mer_1": [ALL]})
-    apply_ordering([row], {}, settle_s=1.0)
-    assert row.due_in_s == 1.0
-    # ...unless the endpoint does not receive the earlier events at all.
-    only_pending = Endpoint("we_2", "mer_1", frozenset({"payment.pending", "payment.success"}))
-    [row] = plan_deliveries([pending], {"mer_1": [only_pending]})
-    apply_ordering([row], {}, settle_s=1.0)
-    assert row.due_in_s == 0.0
-
-
-def test_an_earlier_event_arriving_late_goes_first_and_holds_the_later_one() -> None:
-    created, pending, _ = payment_lifecycle("mer_1", "pay_1")
-    waiting = UnattemptedDelivery(
-        id="msg_pending",
-        endpoint_id="we_1",
-        order_key="pay_1",
-        event_at=pending.occurred_at,
-        event_id=uuid.UUID(pending.id),
-        held=False,
-        leased=False,
-    )
-    [row] = plan_deliveries([created], {"mer_1": [ALL]})
-    decision = apply_ordering([row], {("we_1", "pay_1"): KeyState(seen=True, unattempted=[waiting])}, 1.0)
-    assert row.due_in_s == 0.0
-    assert decision.hold == ["msg_pending"]
-
-
-def test_a_new_event_behind_an_unattempted_one_is_held() -> None:
-    created, pending, _ = payment_lifecycle("mer_1", "pay_1")
-    in_flight = UnattemptedDelivery(
-        id="msg_created",
-        endpoint_id="we_1",
-        order_key="pay_1",
-        event_at=created.occurred_at,
-        event_id=uuid.UUID(created.id),
-        held=False,
-        leased=True,
-    )
-    [row] = plan_deliveries([pending], {"mer_1": [ALL]})
-    decision = apply_ordering([row], {("we_1", "pay_1"): KeyState(seen=True, unattempted=[in_flight])}, 1.0)
-    assert row.due_in_s is None
-    assert decision.hold == [] and decision.release == []
-
-
-def test_a_key_already_seen_sends_at_once() -> None:
-    success = payment_lifecycle("mer_1", "pay_1")[2]
-    [row] = plan_deliveries([success], {"mer_1": [ALL]})
-    apply_ordering([row], {("we_1", "pay_1"): KeyState(seen=True)}, 1.0)
-    assert row.due_in_s == 0.0
+    only_success = Endpoint("we_2", "mer_1", frozenset({"payment.success"}))
+    incoming = [IncomingEvent.of(event, n) for n, event in enumerate(events, start=1)]
+    planned = plan_deliveries(incoming, {"mer_1": [ALL, only_success]})
+    assert [(p.endpoint.id, p.event_type, p.ordering_seq) for p in planned] == [
+        ("we_1", "payment.created", 1),
+        ("we_1", "payment.pending", 2),
+        ("we_1", "payment.success", 3),
+        ("we_2", "payment.success", 3),
+    ]
+    assert all(p.order_key == "pay_1" for p in planned)
+    assert len({p.id for p in planned}) == 4

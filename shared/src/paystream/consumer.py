@@ -16,6 +16,8 @@ A service registers handlers (`async def handle(event, ctx) -> None`) and runs a
 - a sweeper reclaims entries left pending by dead consumers with XAUTOCLAIM (keeping its cursor);
   an entry already delivered `max_deliveries` times (a poison entry that kills its consumer) is
   dead-lettered without running it again;
+- an entry's `seq` field (the event's number in its payment's order, see `paystream.ordering`)
+  reaches the handler as `ctx.sequence`, and a dead letter keeps it for its replay;
 - NOGROUP (Redis restarted without data, or FLUSHALL) recreates the group and carries on;
   connection errors back off with jitter;
 - `run(stop)` drains in-flight work on stop within a grace period; `run_once()` is a burst mode for
@@ -44,7 +46,14 @@ from redis.exceptions import ResponseError
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import PermanentError
-from paystream.events import STREAM_FIELD, Event, EventType, dead_letter_stream
+from paystream.events import (
+    SEQUENCE_FIELD,
+    STREAM_FIELD,
+    Event,
+    EventType,
+    dead_letter_stream,
+    parse_sequence,
+)
 from paystream.heartbeat import DEFAULT_INTERVAL_S, Heartbeat, ReaderKind
 from paystream.metrics import (
     EVENTS_DEAD_LETTERED,
@@ -80,6 +89,9 @@ class MessageContext:
     group: str
     consumer: str
     delivery_count: int
+    # The event's number within its ordering key (the entry's `seq` field; see paystream.ordering),
+    # or None: an unordered event, one written before numbering existed, or a malformed field.
+    sequence: int | None = None
 
 
 Handler = Callable[[Event, MessageContext], Awaitable[None]]
@@ -166,6 +178,7 @@ class _Entry:
     entry_id: str
     fields: Mapping[bytes, bytes] | None
     delivery_count: int
+    sequence: int | None = None
 
 
 @dataclass
@@ -446,6 +459,7 @@ class StreamConsumer:
                 "delivered too often without an acknowledgement (its handler may crash the consumer)",
             )
             return
+        entry.sequence = _sequence(entry.fields)
         key = self.config.ordering_key(event) if self.config.ordering_key else None
         if key is None:
             await self._handle_with_retries(entry, event)
@@ -466,7 +480,9 @@ class StreamConsumer:
         # Between attempts the entry must stay ours: wait well under the reclaim deadline.
         retry_cap_s = min(self.config.retry_cap_s, self.config.reclaim_idle_ms / 2000)
         while True:
-            ctx = MessageContext(entry.stream, entry.entry_id, group, self.name, entry.delivery_count)
+            ctx = MessageContext(
+                entry.stream, entry.entry_id, group, self.name, entry.delivery_count, entry.sequence
+            )
             started = time.perf_counter()
             deadline = asyncio.timeout(self.config.handler_timeout_s)
             try:
@@ -588,10 +604,27 @@ class StreamConsumer:
         raw = (entry.fields or {}).get(STREAM_FIELD)
         if raw is not None:
             fields[STREAM_FIELD] = raw
+        # Kept as it came, so that a replayed dead letter takes its place in its payment's order.
+        raw_sequence = (entry.fields or {}).get(SEQUENCE_FIELD)
+        if raw_sequence is not None:
+            fields[SEQUENCE_FIELD] = raw_sequence
         await self._redis.xadd(dead_letter_stream(entry.stream), fields, maxlen=DLQ_MAXLEN, approximate=True)
         EVENTS_DEAD_LETTERED.labels(self.config.group, event_type).inc()
         log.error("consumer.dead_lettered", error=error, deliveries=entry.delivery_count)
         self._ack(entry)
+
+
+def _sequence(fields: Mapping[bytes, bytes] | None) -> int | None:
+    """The entry's sequence number; a malformed one is ignored (the event is still handled, just
+    without its place in an order) rather than dead-lettering an otherwise good event."""
+    raw = (fields or {}).get(SEQUENCE_FIELD)
+    if raw is None:
+        return None
+    try:
+        return parse_sequence(raw)
+    except ValueError as exc:
+        log.warning("consumer.bad_sequence_field", error=str(exc))
+        return None
 
 
 def _text(value: Any) -> str:

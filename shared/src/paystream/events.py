@@ -1,7 +1,9 @@
 """The event envelope: one typed, versioned record for everything that crosses a stream.
 
 An event is encoded with orjson into the single stream field `event`. Its id is a UUIDv7: unique
-and ordered by time, so it doubles as the idempotency key of every consumer (the inbox).
+and ordered by time, so it doubles as the idempotency key of every consumer (the inbox). An event
+that keeps an order (see `paystream.ordering`) also carries its number within its payment in a second
+field, `seq`: written by the outbox (which assigns it), kept by dead-lettering and by every replay.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import uuid_utils
 from paystream.errors import PermanentError
 
 STREAM_FIELD = b"event"
+SEQUENCE_FIELD = b"seq"
 ENVELOPE_VERSION = 1
+# A sequence number is a positive PostgreSQL bigint.
+MAX_SEQUENCE = 2**63 - 1
 
 
 class Stream(StrEnum):
@@ -68,6 +73,26 @@ class EventType(StrEnum):
     PROVIDER_EVENT_RECEIVED = "provider_event.received"
     # A merchant webhook delivery attempt that is due now.
     WEBHOOK_DELIVERY_DUE = "webhook_delivery.due"
+
+
+def entry_fields(payload: bytes, sequence: int | None) -> dict[bytes, bytes]:
+    """The fields of an event's stream entry: the encoded envelope, and its sequence number if any."""
+    fields = {STREAM_FIELD: payload}
+    if sequence is not None:
+        fields[SEQUENCE_FIELD] = str(sequence).encode()
+    return fields
+
+
+def parse_sequence(raw: bytes | str) -> int:
+    """A `seq` field's value; ValueError unless it is plain ASCII digits for 1 to 2^63 - 1 (no sign,
+    no spaces, no superscripts or other Unicode digits that `int()` would accept)."""
+    text = raw.decode("ascii") if isinstance(raw, bytes) else raw
+    if not (0 < len(text) <= 19 and text.isascii() and text.isdigit()):
+        raise ValueError(f"not a sequence number: {text[:40]!r}")
+    value = int(text)
+    if not 1 <= value <= MAX_SEQUENCE:
+        raise ValueError(f"sequence number out of range: {text!r}")
+    return value
 
 
 def new_event_id() -> str:

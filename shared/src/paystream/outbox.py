@@ -10,6 +10,12 @@ pipelines the XADDs and marks the rows published in the same transaction.
 A crash after XADD and before the commit publishes those rows again on restart: consumers are
 idempotent on the event id, so at-least-once is safe. Published rows stay for the retention period
 so `payctl replay` can re-publish them after a Redis data loss.
+
+Events that keep an order (`paystream.ordering`) are numbered as they are written: the n-th event
+of a `(stream, merchant, ordering key)` gets `ordering_seq` n, in the statement that inserts it.
+The upsert of the key's counter row locks it until the writing transaction ends, so numbers are
+given in commit order and a rolled-back transaction gives its numbers back: no gaps, no repeats. A
+consumer that sees number n therefore knows that 1..n-1 exist, committed, even before they reach it.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ import structlog
 
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection, notify_after_transaction
-from paystream.events import STREAM_FIELD, Event
+from paystream.events import Event, entry_fields
 from paystream.inbox import purge_inbox
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from paystream.ordering import ordering_key
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 from paystream.settings import OutboxSettings
 
@@ -47,8 +54,34 @@ LISTEN_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS
 PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*LISTEN_FAILURES, *REDIS_UNAVAILABLE_ERRORS)
 
 
+# One statement for the whole batch: number the keyed events (one counter upsert per key, in key
+# order so that two writers never deadlock on them), then insert every row in the caller's order
+# (outbox ids, hence stream order, follow it). An event's number is its key's new counter minus the
+# key's later events in this batch.
+ENQUEUE = """
+WITH incoming AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bytea[], $6::text[])
+        WITH ORDINALITY AS e(event_id, event_type, merchant_id, payload, ordering_key, position)
+), counted AS (
+    SELECT merchant_id, ordering_key, count(*) AS events FROM incoming
+    WHERE ordering_key IS NOT NULL
+    GROUP BY merchant_id, ordering_key
+), numbered AS (
+    INSERT INTO event_sequences AS s (stream, merchant_id, ordering_key, last_seq)
+    SELECT $1, merchant_id, ordering_key, events FROM counted ORDER BY merchant_id, ordering_key
+    ON CONFLICT (stream, merchant_id, ordering_key) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq
+    RETURNING merchant_id, ordering_key, last_seq
+)
+INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, ordering_seq)
+SELECT i.event_id, $1, i.event_type, i.merchant_id, i.payload,
+       n.last_seq - count(*) OVER later + 1
+FROM incoming i LEFT JOIN numbered n USING (merchant_id, ordering_key)
+WINDOW later AS (PARTITION BY i.merchant_id, i.ordering_key ORDER BY i.position DESC)
+ORDER BY i.position"""
+
+
 async def enqueue(conn: Connection, stream: str, events: Iterable[Event]) -> None:
-    """Write events to the outbox inside the caller's transaction."""
+    """Write events to the outbox inside the caller's transaction, numbering the ordered ones."""
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.enqueue must run inside the state change's transaction")
     batch = list(events)
@@ -56,13 +89,13 @@ async def enqueue(conn: Connection, stream: str, events: Iterable[Event]) -> Non
         return
     wake_relays_after_commit(conn)
     await conn.execute(
-        """INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bytea[])""",
+        ENQUEUE,
+        stream,
         [event.id for event in batch],
-        [stream] * len(batch),
         [event.type.value for event in batch],
         [event.merchant_id for event in batch],
         [event.encode() for event in batch],
+        [ordering_key(event) for event in batch],
     )
 
 
@@ -77,6 +110,7 @@ class PendingRow:
     id: int
     stream: str
     payload: bytes
+    sequence: int | None
 
 
 # The session holding the relay's leader lock (a bigint advisory key shows as its two halves).
@@ -145,7 +179,7 @@ class OutboxRelay:
                        SELECT pg_try_advisory_xact_lock($2) AS ours,
                               set_config('synchronous_commit', 'off', true)
                    )
-                   SELECT id, stream, payload FROM outbox, turn
+                   SELECT id, stream, payload, ordering_seq FROM outbox, turn
                    WHERE turn.ours AND published_at IS NULL
                    ORDER BY id
                    LIMIT $1
@@ -156,7 +190,9 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_BACKLOG.set(0)
                 return 0
-            pending = [PendingRow(row["id"], row["stream"], row["payload"]) for row in rows]
+            pending = [
+                PendingRow(row["id"], row["stream"], row["payload"], row["ordering_seq"]) for row in rows
+            ]
             entry_ids = await self._xadd_all(pending)
             await conn.execute(
                 """UPDATE outbox SET published_at = now(), stream_entry_id = published.entry_id
@@ -174,7 +210,7 @@ class OutboxRelay:
             for row in rows:
                 pipe.xadd(
                     row.stream,
-                    {STREAM_FIELD: row.payload},
+                    entry_fields(row.payload, row.sequence),  # type: ignore[arg-type]
                     maxlen=self._settings.stream_maxlen,
                     approximate=True,
                 )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from payctl_testkit import DEAD_LETTER_ERROR, DISPATCHER, PAYMENTS, BusState, Payctl
+from payctl_testkit import DEAD_LETTER_ERROR, DISPATCHER, PAYMENTS, BusState, Payctl, payment_event
 
 from paystream.consumer import ConsumerConfig, StreamConsumer
-from paystream.events import STREAM_FIELD, Event
+from paystream.errors import PermanentError
+from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType, entry_fields
 
 DLQ = f"{PAYMENTS}:dlq"
 
@@ -75,6 +76,27 @@ async def test_replay_puts_the_event_back_on_its_stream_and_removes_the_dead_let
     consumer = StreamConsumer(redis, ConsumerConfig(group=DISPATCHER, streams=(PAYMENTS,)), dispatch)
     assert await consumer.run_once() == 1
     assert handled == [bus.events[2].id]
+
+
+async def test_replay_keeps_the_events_number_in_its_payments_order(
+    payctl: Payctl, redis: aioredis.Redis
+) -> None:
+    stream = "test:numbered"
+    event = payment_event(EventType.PAYMENT_PENDING, "mer_a", "pay_9", "pending")
+    await redis.xadd(stream, entry_fields(event.encode(), 2))  # type: ignore[arg-type]
+
+    async def refuse(_event: Event, _ctx: object) -> None:
+        raise PermanentError("the merchant's endpoint lookup failed")
+
+    await StreamConsumer(redis, ConsumerConfig(group="test-group", streams=(stream,)), refuse).run_once()
+    [(letter_id, letter)] = await redis.xrange(f"{stream}:dlq")
+    assert letter[SEQUENCE_FIELD] == b"2"
+
+    result = await payctl("dlq", "replay", stream, letter_id.decode(), "--json")
+    assert result.returncode == 0, result.stderr
+    [replayed] = result.json()["replayed"]
+    [(_, fields)] = await redis.xrange(stream, min=replayed["new_id"], max=replayed["new_id"])
+    assert fields == {STREAM_FIELD: event.encode(), SEQUENCE_FIELD: b"2"}
 
 
 async def test_replay_dry_run_and_keep_leave_the_dead_letter(

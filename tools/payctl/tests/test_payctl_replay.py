@@ -10,19 +10,25 @@ import redis.asyncio as aioredis
 from payctl_testkit import PAYMENTS, Payctl, payment_event
 
 from paystream.db import connect
-from paystream.events import STREAM_FIELD, Event, EventType
+from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType
 
 PROVIDER = "provider:events"
 
 
 async def insert_outbox_row(
-    conn: asyncpg.Connection, stream: str, event: Event, created_ago: timedelta, *, published: bool
+    conn: asyncpg.Connection,
+    stream: str,
+    event: Event,
+    created_ago: timedelta,
+    *,
+    published: bool,
+    ordering_seq: int | None = None,
 ) -> None:
     created_at = datetime.now(UTC) - created_ago
     await conn.execute(
         """INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, created_at, published_at,
-                               stream_entry_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                               stream_entry_id, ordering_seq)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
         event.id,
         stream,
         event.type.value,
@@ -31,6 +37,7 @@ async def insert_outbox_row(
         created_at,
         created_at + timedelta(milliseconds=5) if published else None,
         "1-0" if published else None,
+        ordering_seq,
     )
 
 
@@ -49,7 +56,9 @@ async def outbox(clean_db: str) -> dict[str, Event]:
     conn = await connect(clean_db)
     try:
         await insert_outbox_row(conn, PAYMENTS, events["old"], timedelta(hours=3), published=True)
-        await insert_outbox_row(conn, PAYMENTS, events["recent"], timedelta(minutes=30), published=True)
+        await insert_outbox_row(
+            conn, PAYMENTS, events["recent"], timedelta(minutes=30), published=True, ordering_seq=3
+        )
         await insert_outbox_row(conn, PROVIDER, events["provider"], timedelta(minutes=20), published=True)
         await insert_outbox_row(conn, PAYMENTS, events["unpublished"], timedelta(minutes=10), published=False)
     finally:
@@ -74,6 +83,9 @@ async def test_replay_republishes_published_rows_since_the_given_time(
     assert await stream_event_ids(redis, PROVIDER) == [outbox["provider"].id]
     [(_, fields)] = await redis.xrange(PAYMENTS)
     assert fields[STREAM_FIELD] == outbox["recent"].encode()  # the stored payload, byte for byte
+    assert fields[SEQUENCE_FIELD] == b"3"  # with its number in its payment's order, as first published
+    [(_, provider_fields)] = await redis.xrange(PROVIDER)
+    assert SEQUENCE_FIELD not in provider_fields  # an unordered event has none
 
 
 async def test_replay_accepts_an_iso_time_and_a_dry_run_writes_nothing(

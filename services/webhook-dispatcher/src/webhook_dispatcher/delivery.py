@@ -104,8 +104,10 @@ class DeliverySender:
         outcome = AttemptOutcome(
             delivery_id=delivery.id,
             lease_token=delivery.lease_token,
+            merchant_id=delivery.merchant_id,
             endpoint_id=delivery.endpoint_id,
             order_key=delivery.order_key,
+            ordering_seq=delivery.ordering_seq,
             status=DeliveryStatus.SUCCESS,
             attempted=True,
             first_attempt=delivery.attempts == 0,
@@ -139,8 +141,10 @@ class DeliverySender:
         return AttemptOutcome(
             delivery_id=delivery.id,
             lease_token=delivery.lease_token,
+            merchant_id=delivery.merchant_id,
             endpoint_id=delivery.endpoint_id,
             order_key=delivery.order_key,
+            ordering_seq=delivery.ordering_seq,
             status=DeliveryStatus.FAILED,
             attempted=False,
             # The row leaves the pending set, so the deliveries queued behind it may go.

@@ -13,20 +13,21 @@ from paystream.errors import PermanentError
 from paystream.events import Event, EventType
 from webhook_dispatcher.intake import DeliveryIntake
 
-# Platform-internal events that are never sent to merchants.
+# Platform-internal events that are never sent to merchants. Every other event is taken in, so that
+# its number counts in its payment's order (paystream.ordering never numbers these).
 INTERNAL_EVENT_TYPES = frozenset({EventType.PROVIDER_EVENT_RECEIVED, EventType.WEBHOOK_DELIVERY_DUE})
 DELIVERABLE_EVENT_TYPES = tuple(t for t in EventType if t not in INTERNAL_EVENT_TYPES)
 
 
 def build_registry(intake: DeliveryIntake) -> Handler:
-    async def record_deliveries(event: Event, _ctx: MessageContext) -> None:
+    async def record_deliveries(event: Event, ctx: MessageContext) -> None:
         try:
             uuid.UUID(event.id)
         except ValueError:
             raise PermanentError(f"event id {event.id!r} is not a UUID") from None
         if not event.merchant_id:
             raise PermanentError("event has no merchant_id")
-        await intake.submit(event)
+        await intake.submit(event, ctx.sequence)
 
     registry = HandlerRegistry()
     for event_type in DELIVERABLE_EVENT_TYPES:

@@ -5,6 +5,10 @@ redeliveries no-ops) have committed; only then does the consumer acknowledge the
 single writer commits whatever has queued up meanwhile in one transaction (group commit), so the cost
 per event is a few array elements, not a few round trips. When a batch fails on a data error, its
 events are retried one per transaction so that one bad event cannot hold back the others.
+
+The same transaction records the numbered events as taken in and applies the ordering rule
+(ordering.py): inbox claims, then the keys' lock (TAKE_IN), then one statement that writes the rows,
+due or held, and releases the held rows the batch unblocked.
 """
 
 from __future__ import annotations
@@ -15,24 +19,29 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from paystream.aio import wait_any
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
 from paystream.events import Event
 from paystream.logging import get_logger
 from webhook_dispatcher.metrics import DELIVERIES_CREATED
-from webhook_dispatcher.models import Endpoint, PlannedDelivery, UnattemptedDelivery
-from webhook_dispatcher.planning import KeyState, OrderKey, apply_ordering, plan_deliveries
+from webhook_dispatcher.models import Endpoint, IncomingEvent, PlannedDelivery
+from webhook_dispatcher.ordering import (
+    FIRST_WAITING,
+    MAY_MAKE_FIRST_ATTEMPT,
+    RELEASE_UPDATE,
+    STORED_UNATTEMPTED,
+    key_columns,
+    release_held,
+    take_in,
+)
+from webhook_dispatcher.planning import plan_deliveries
 
 log = get_logger(__name__)
 
 MAX_BATCH = 500
-
-Connection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy[Any]"
 
 CLAIM_INBOX = """
 INSERT INTO inbox (consumer_group, event_id)
@@ -44,36 +53,45 @@ ENABLED_ENDPOINTS = """
 SELECT id, merchant_id, events FROM webhook_endpoints
 WHERE merchant_id = ANY($1::text[]) AND enabled"""
 
-LOCK_ORDER_KEYS = "SELECT webhook_lock_order_keys($1::text[], $2::text[])"
-
-ORDER_KEY_ROWS = """
-SELECT d.id, d.endpoint_id, d.order_key, d.event_at, d.event_id, d.status, d.attempts,
-       d.due_at IS NULL AS held, d.lease_token IS NOT NULL AS leased
-FROM unnest($1::text[], $2::text[]) AS k(endpoint_id, order_key)
-JOIN webhook_deliveries d ON d.endpoint_id = k.endpoint_id AND d.order_key = k.order_key"""
-
-INSERT_DELIVERIES = """
-INSERT INTO webhook_deliveries
-    (id, merchant_id, endpoint_id, event_id, event_type, payload, order_key, event_at, due_at, next_retry_at)
-SELECT r.id, r.merchant_id, r.endpoint_id, r.event_id, r.event_type, r.payload, r.order_key, r.event_at,
-       now() + make_interval(secs => r.due_in_s), now() + make_interval(secs => r.due_in_s)
-FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[], $7::text[],
-            $8::timestamptz[], $9::float8[])
-     AS r(id, merchant_id, endpoint_id, event_id, event_type, payload, order_key, event_at, due_in_s)
-ON CONFLICT (event_id, endpoint_id) DO NOTHING"""
-
-HOLD = """
-UPDATE webhook_deliveries SET due_at = NULL, next_retry_at = NULL, updated_at = now()
-WHERE id = ANY($1::text[]) AND status = 'pending' AND attempts = 0 AND lease_token IS NULL"""
-
-RELEASE = """
-UPDATE webhook_deliveries SET due_at = now(), next_retry_at = now(), updated_at = now()
-WHERE id = ANY($1::text[]) AND status = 'pending' AND due_at IS NULL"""
+# After TAKE_IN (in an earlier statement of the same transaction, see ordering.py): the new rows,
+# each due at once or held by the ordering rule, and the stored held rows of the batch's keys that
+# the batch's events let go. `unattempted` holds the new rows too: a new row holds the later ones,
+# new or stored, of its endpoint and key (`new` has no two rows of one event and endpoint: the
+# inbox claim dropped redeliveries).
+WRITE_DELIVERIES = f"""
+WITH keys AS (SELECT DISTINCT * FROM unnest($10::text[], $11::text[]) AS u(merchant_id, order_key)),
+new AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::bytea[],
+                         $7::text[], $8::bigint[], $9::timestamptz[])
+        AS r(id, merchant_id, endpoint_id, event_id, event_type, payload, order_key, ordering_seq, event_at)
+),
+unattempted AS (
+    {STORED_UNATTEMPTED}
+    UNION ALL
+    SELECT endpoint_id, order_key, ordering_seq FROM new WHERE ordering_seq IS NOT NULL
+),
+first_waiting AS ({FIRST_WAITING}),
+inserted AS (
+    INSERT INTO webhook_deliveries (id, merchant_id, endpoint_id, event_id, event_type, payload,
+                                    order_key, ordering_seq, event_at, due_at, next_retry_at)
+    SELECT d.id, d.merchant_id, d.endpoint_id, d.event_id, d.event_type, d.payload,
+           d.order_key, d.ordering_seq, d.event_at, due.at, due.at
+    FROM new d
+    LEFT JOIN webhook_order_keys k USING (merchant_id, order_key)
+    LEFT JOIN first_waiting w ON w.endpoint_id = d.endpoint_id AND w.order_key = d.order_key
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN d.ordering_seq IS NULL OR {MAY_MAKE_FIRST_ATTEMPT} THEN now() END AS at
+    ) due
+    ON CONFLICT (event_id, endpoint_id) DO NOTHING
+    RETURNING 1
+),
+released AS ({RELEASE_UPDATE})
+SELECT (SELECT count(*) FROM inserted) AS written, (SELECT count(*) FROM released) AS released"""
 
 
 @dataclass(slots=True)
 class _Submission:
-    event: Event
+    incoming: IncomingEvent
     done: asyncio.Future[None]
 
 
@@ -85,22 +103,21 @@ class DeliveryIntake:
         pool: asyncpg.Pool,
         *,
         group: str,
-        settle_s: float,
         on_due: Callable[[], None],
         max_batch: int = MAX_BATCH,
     ) -> None:
         self._pool = pool
         self._group = group
-        self._settle_s = settle_s
         self._on_due = on_due
         self._max_batch = max_batch
         self._queue: list[_Submission] = []
         self._ready = asyncio.Event()
 
-    async def submit(self, event: Event) -> None:
-        """Write the event's deliveries (exactly once per event id) and wait for the commit."""
+    async def submit(self, event: Event, sequence: int | None = None) -> None:
+        """Take the event in: write its deliveries (exactly once per event id) and record its number
+        (`sequence`, from the stream entry), then wait for the commit."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Submission(event, done))
+        self._queue.append(_Submission(IncomingEvent.of(event, sequence), done))
         self._ready.set()
         await done
 
@@ -121,7 +138,7 @@ class DeliveryIntake:
         if not live:
             return
         try:
-            written = await self._write([item.event for item in live])
+            due = await self._write([item.incoming for item in live])
         except asyncio.CancelledError:
             for item in live:
                 if not item.done.done():
@@ -141,7 +158,7 @@ class DeliveryIntake:
         for item in live:
             if not item.done.done():
                 item.done.set_result(None)
-        if written:
+        if due:
             self._on_due()
 
     @staticmethod
@@ -153,84 +170,66 @@ class DeliveryIntake:
                 with contextlib.suppress(BaseException):
                     item.done.exception()
 
-    async def _write(self, events: Sequence[Event]) -> bool:
-        """The events' delivery rows: inbox claims, rows and ordering in one transaction. True when
-        rows were written (the scheduler then re-reads the earliest due time)."""
+    async def _write(self, incoming: Sequence[IncomingEvent]) -> bool:
+        """The events' delivery rows, inbox claims and ordering in one transaction. True when rows
+        were written or released (the scheduler then re-reads the earliest due time)."""
         async with self._pool.acquire() as conn:
             # Looked up before the transaction: events of merchants without an endpoint for them
-            # (most of them, for most merchants) then cost one read and no commit at all.
-            merchants = sorted({event.merchant_id for event in events})
+            # (most of them, for most merchants) then cost no transaction.
+            merchants = sorted({item.event.merchant_id for item in incoming})
             endpoints: dict[str, list[Endpoint]] = defaultdict(list)
             for row in await conn.fetch(ENABLED_ENDPOINTS, merchants):
                 events_filter = frozenset(row["events"]) if row["events"] is not None else None
                 endpoints[row["merchant_id"]].append(Endpoint(row["id"], row["merchant_id"], events_filter))
-            unique = list({event.id: event for event in events}.values())
+            unique = list({item.event.id: item for item in incoming}.values())
+            numbered = [
+                (item.event.merchant_id, item.order_key, item.sequence)
+                for item in unique
+                if item.order_key is not None and item.sequence is not None
+            ]
             planned = plan_deliveries(unique, endpoints)
             if not planned:
-                return False  # nothing to send, so nothing to make idempotent
+                if not numbered:
+                    return False  # nothing to send, nothing to hold back
+                # Nothing to send, but the numbers count: successors sent elsewhere wait for them.
+                # Two statements on their own suffice: the release must come after the lock's
+                # statement anyway (ordering.py), and a crash between the two leaves the stream
+                # entries unacknowledged, so that their redelivery releases.
+                await take_in(conn, numbered)
+                released = await release_held(conn, [(m, k) for m, k, _ in numbered])
+                return bool(released)
             async with conn.transaction():
-                written = await self._write_planned(conn, planned)
+                written, released_count = await self._write_planned(conn, planned, numbered)
         DELIVERIES_CREATED.inc(written)
-        return written > 0
+        return written > 0 or released_count > 0
 
-    async def _write_planned(self, conn: Connection, planned: list[PlannedDelivery]) -> int:
-        """Inside the transaction: claim the events, insert their rows, apply per-key ordering; how
-        many rows were written."""
+    async def _write_planned(
+        self, conn: Connection, planned: list[PlannedDelivery], numbered: list[tuple[str, str, int]]
+    ) -> tuple[int, int]:
+        """Inside the transaction: claim the events, record their numbers, write their rows and
+        release what they unblocked; (rows written, held rows released)."""
         # Only the events this group has not handled before get rows (redeliveries do nothing).
         candidates = sorted({row.event_id for row in planned})
         claimed = await conn.fetch(CLAIM_INBOX, self._group, candidates)
         fresh_ids = {str(row["event_id"]) for row in claimed}
         planned = [row for row in planned if str(uuid.UUID(row.event_id)) in fresh_ids]
-        if not planned:
-            return 0
-        hold: list[str] = []
-        release: list[str] = []
-        keys = sorted({(row.endpoint.id, row.order_key) for row in planned if row.order_key is not None})
-        if keys:
-            state = await self._key_state(conn, keys)
-            decision = apply_ordering(planned, state, self._settle_s)
-            hold, release = decision.hold, decision.release
-        await _insert(conn, planned)
-        if hold:
-            await conn.execute(HOLD, hold)
-        if release:
-            await conn.execute(RELEASE, release)
-        return len(planned)
-
-    @staticmethod
-    async def _key_state(conn: Connection, keys: Sequence[OrderKey]) -> dict[OrderKey, KeyState]:
-        endpoint_ids = [endpoint_id for endpoint_id, _ in keys]
-        order_keys = [order_key for _, order_key in keys]
-        await conn.execute(LOCK_ORDER_KEYS, endpoint_ids, order_keys)
-        state: dict[OrderKey, KeyState] = defaultdict(KeyState)
-        for row in await conn.fetch(ORDER_KEY_ROWS, endpoint_ids, order_keys):
-            key_state = state[(row["endpoint_id"], row["order_key"])]
-            key_state.seen = True
-            if row["status"] == "pending" and row["attempts"] == 0:
-                key_state.unattempted.append(
-                    UnattemptedDelivery(
-                        id=row["id"],
-                        endpoint_id=row["endpoint_id"],
-                        order_key=row["order_key"],
-                        event_at=row["event_at"],
-                        event_id=row["event_id"],
-                        held=row["held"],
-                        leased=row["leased"],
-                    )
-                )
-        return state
-
-
-async def _insert(conn: Connection, planned: Sequence[PlannedDelivery]) -> None:
-    await conn.execute(
-        INSERT_DELIVERIES,
-        [row.id for row in planned],
-        [row.merchant_id for row in planned],
-        [row.endpoint.id for row in planned],
-        [row.event_id for row in planned],
-        [row.event_type for row in planned],
-        [row.payload for row in planned],
-        [row.order_key for row in planned],
-        [row.event_at for row in planned],
-        [row.due_in_s for row in planned],
-    )
+        if not planned and not numbered:
+            return 0, 0
+        await take_in(conn, numbered)
+        merchants, order_keys = key_columns((m, k) for m, k, _ in numbered)
+        result = await conn.fetchrow(
+            WRITE_DELIVERIES,
+            [row.id for row in planned],
+            [row.merchant_id for row in planned],
+            [row.endpoint.id for row in planned],
+            [row.event_id for row in planned],
+            [row.event_type for row in planned],
+            [row.payload for row in planned],
+            [row.order_key for row in planned],
+            [row.ordering_seq for row in planned],
+            [row.event_at for row in planned],
+            merchants,
+            order_keys,
+        )
+        assert result is not None
+        return int(result["written"]), int(result["released"])

@@ -10,7 +10,8 @@ from enum import StrEnum
 
 import uuid_utils
 
-from paystream.events import EventType
+from paystream.events import Event, EventType
+from paystream.ordering import ordering_key
 
 
 class DeliveryStatus(StrEnum):
@@ -36,9 +37,24 @@ class Endpoint:
         return event_type == EventType.WEBHOOK_TEST or self.events is None or event_type in self.events
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """An event handed to the intake, with its place in its payment's order (see ordering.py):
+    `sequence` is None when the event has no ordering key or came without a number."""
+
+    event: Event
+    order_key: str | None
+    sequence: int | None
+
+    @classmethod
+    def of(cls, event: Event, sequence: int | None) -> IncomingEvent:
+        key = ordering_key(event)
+        return cls(event, key, sequence if key is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedDelivery:
-    """A delivery-log row about to be written. `due_in_s` None means held (see planning.py)."""
+    """A delivery-log row about to be written; whether it is due or held, ordering.py decides."""
 
     id: str
     merchant_id: str
@@ -47,29 +63,8 @@ class PlannedDelivery:
     event_type: str
     payload: bytes
     order_key: str | None
+    ordering_seq: int | None
     event_at: datetime
-    due_in_s: float | None = 0.0
-
-    @property
-    def order_position(self) -> tuple[datetime, uuid.UUID]:
-        return (self.event_at, uuid.UUID(self.event_id))
-
-
-@dataclass(frozen=True, slots=True)
-class UnattemptedDelivery:
-    """An existing pending row of an ordering key that has not had its first attempt yet."""
-
-    id: str
-    endpoint_id: str
-    order_key: str
-    event_at: datetime
-    event_id: uuid.UUID
-    held: bool
-    leased: bool
-
-    @property
-    def order_position(self) -> tuple[datetime, uuid.UUID]:
-        return (self.event_at, self.event_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +78,7 @@ class DueDelivery:
     payload: bytes
     attempts: int
     order_key: str | None
+    ordering_seq: int | None
     url: str
     endpoint_enabled: bool
     secrets: tuple[str, ...]
@@ -95,8 +91,10 @@ class AttemptOutcome:
 
     delivery_id: str
     lease_token: uuid.UUID
+    merchant_id: str
     endpoint_id: str
     order_key: str | None
+    ordering_seq: int | None
     status: DeliveryStatus
     attempted: bool
     # True when this was the delivery's first attempt: later deliveries of its key may now go.

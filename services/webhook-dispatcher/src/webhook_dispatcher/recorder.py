@@ -2,8 +2,8 @@
 
 Attempts finish one by one; their outcomes queue here and one writer commits whatever has gathered
 in a single UPDATE over arrays. Only the holder of a row's current lease token may write its outcome.
-In the same transaction, for every first attempt of an ordered delivery, the next held delivery of
-that (endpoint, payment) is released, and endpoints that answered 410 are disabled with their
+In the same transaction, the first attempt of an ordered delivery releases the held deliveries of its
+payment that it unblocked (see ordering.py), and endpoints that answered 410 are disabled with their
 pending deliveries failed.
 
 Outcomes that cannot be written (PostgreSQL down) are kept and retried; if the process dies first,
@@ -22,13 +22,12 @@ from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.logging import get_logger
 from webhook_dispatcher.metrics import LEASES_LOST, OUTCOMES_UNRECORDED
 from webhook_dispatcher.models import AttemptOutcome
+from webhook_dispatcher.ordering import lock_keys, release_held
 
 log = get_logger(__name__)
 
 MAX_BATCH = 1000
 WRITE_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
-
-LOCK_ORDER_KEYS = "SELECT webhook_lock_order_keys($1::text[], $2::text[])"
 
 RECORD_OUTCOMES = """
 UPDATE webhook_deliveries d SET
@@ -58,19 +57,6 @@ FAIL_DISABLED_PENDING = """
 UPDATE webhook_deliveries
 SET status = 'failed', due_at = NULL, next_retry_at = NULL, error = $2, updated_at = now()
 WHERE endpoint_id = ANY($1::text[]) AND status = 'pending' AND lease_token IS NULL"""
-
-# The next delivery of each key, once no earlier delivery of the key is still waiting for its first attempt.
-RELEASE_NEXT = """
-UPDATE webhook_deliveries s SET due_at = now(), next_retry_at = now(), updated_at = now()
-FROM unnest($1::text[], $2::text[]) AS k(endpoint_id, order_key)
-WHERE s.endpoint_id = k.endpoint_id AND s.order_key = k.order_key
-  AND s.status = 'pending' AND s.attempts = 0 AND s.due_at IS NULL
-  AND NOT EXISTS (
-      SELECT 1 FROM webhook_deliveries p
-      WHERE p.endpoint_id = s.endpoint_id AND p.order_key = s.order_key
-        AND p.status = 'pending' AND p.attempts = 0
-        AND (p.event_at, p.event_id) < (s.event_at, s.event_id))
-RETURNING s.id"""
 
 DISABLED_REASON = "the endpoint answered 410 Gone"
 DISABLED_ERROR = "not sent: the endpoint was disabled after it answered 410 Gone"
@@ -130,12 +116,16 @@ class OutcomeRecorder:
             OUTCOMES_UNRECORDED.set(len(self._queue))
 
     async def _write(self, batch: Sequence[AttemptOutcome]) -> None:
-        ordered = sorted({(o.endpoint_id, o.order_key) for o in batch if o.first_attempt and o.order_key})
+        # The keys whose held deliveries a first attempt here may release (see ordering.py).
+        ordered = {
+            (o.merchant_id, o.order_key)
+            for o in batch
+            if o.first_attempt and o.order_key is not None and o.ordering_seq is not None
+        }
         disabled = sorted({o.endpoint_id for o in batch if o.disable_endpoint})
-        released: list[asyncpg.Record] = []
+        released: list[str] = []
         async with self._pool.acquire() as conn, conn.transaction():
-            if ordered:
-                await conn.execute(LOCK_ORDER_KEYS, [e for e, _ in ordered], [k for _, k in ordered])
+            await lock_keys(conn, ordered)
             recorded = await conn.fetch(
                 RECORD_OUTCOMES,
                 [o.delivery_id for o in batch],
@@ -152,8 +142,7 @@ class OutcomeRecorder:
             if disabled:
                 await conn.execute(DISABLE_ENDPOINTS, disabled, DISABLED_REASON)
                 await conn.execute(FAIL_DISABLED_PENDING, disabled, DISABLED_ERROR)
-            if ordered:
-                released = await conn.fetch(RELEASE_NEXT, [e for e, _ in ordered], [k for _, k in ordered])
+            released = await release_held(conn, ordered)
         if len(recorded) < len(batch):
             lost = len(batch) - len(recorded)
             LEASES_LOST.inc(lost)

@@ -74,7 +74,7 @@ SET due_at = now() + make_interval(secs => $2), lease_token = $8, updated_at = n
 FROM picked
 WHERE d.id = picked.id
 RETURNING d.id, d.merchant_id, d.endpoint_id, d.event_type, d.payload, d.attempts, d.order_key,
-          picked.url, picked.enabled, picked.webhook_secret, picked.previous_secret"""
+          d.ordering_seq, picked.url, picked.enabled, picked.webhook_secret, picked.previous_secret"""
 
 SECONDS_TO_EARLIEST_DUE = """
 SELECT EXTRACT(EPOCH FROM (due_at - now()))::float8
@@ -241,6 +241,7 @@ def _due_delivery(row: asyncpg.Record, token: uuid.UUID) -> DueDelivery:
         payload=bytes(row["payload"]),
         attempts=row["attempts"],
         order_key=row["order_key"],
+        ordering_seq=row["ordering_seq"],
         url=row["url"],
         endpoint_enabled=row["enabled"],
         secrets=tuple(secrets),

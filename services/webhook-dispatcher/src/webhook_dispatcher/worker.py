@@ -17,6 +17,7 @@ from aiohttp import web
 from paystream.consumer import ConsumerConfig, Handler
 from paystream.events import Event, Stream
 from paystream.logging import get_logger
+from paystream.ordering import ordering_key
 from paystream.service import outbox_relay, stream_consumer
 from paystream.web import (
     COMMON_SETTINGS,
@@ -32,11 +33,10 @@ from webhook_dispatcher.delivery import DeliverySender
 from webhook_dispatcher.handlers import build_registry
 from webhook_dispatcher.intake import DeliveryIntake
 from webhook_dispatcher.keys import HTTP_SESSION, INTAKE, RECORDER, SCHEDULER, SETTINGS
-from webhook_dispatcher.ordering import ordering_key
 from webhook_dispatcher.recorder import OutcomeRecorder
 from webhook_dispatcher.resolver import GuardedResolver
 from webhook_dispatcher.scheduler import Scheduler
-from webhook_dispatcher.settings import DispatcherSettings
+from webhook_dispatcher.settings import RECLAIM_SWEEP_S, DispatcherSettings
 from webhook_dispatcher.upkeep import run_upkeep
 
 log = get_logger(__name__)
@@ -81,9 +81,7 @@ async def delivery_pipeline(app: web.Application) -> AsyncIterator[None]:
     recorder = OutcomeRecorder(pool, on_due=wake_scheduler)
     sender = DeliverySender(app[HTTP_SESSION], settings.delivery)
     scheduler = Scheduler(pool, sender, recorder, settings.delivery, listen_dsn=settings.common.database.url)
-    intake = DeliveryIntake(
-        pool, group=GROUP, settle_s=settings.delivery.ordering_settle_s, on_due=scheduler.wake
-    )
+    intake = DeliveryIntake(pool, group=GROUP, on_due=scheduler.wake)
     app[RECORDER], app[SCHEDULER], app[INTAKE] = recorder, scheduler, intake
     supervisor = supervisor_of(app)
     drain_s = settings.delivery.http_timeout_s + 5
@@ -101,8 +99,10 @@ async def delivery_pipeline(app: web.Application) -> AsyncIterator[None]:
         await recording.finish()
 
 
-def _ordering_key(event: Event) -> str | None:
-    return ordering_key(event)
+def _ordering_lane(event: Event) -> str | None:
+    """The consumer's lane of an event: its (merchant, payment), as one string."""
+    key = ordering_key(event)
+    return None if key is None else f"{event.merchant_id}\x1f{key}"
 
 
 def build_handler(app: web.Application) -> Handler:
@@ -117,13 +117,16 @@ def consumer_config(settings: DispatcherSettings) -> ConsumerConfig:
         read_count=min(256, settings.concurrency),
         handler_timeout_s=settings.handler_timeout_s,
         reclaim_idle_ms=settings.reclaim_idle_ms,
-        # A payment's events are handed to the intake one at a time, in stream order.
-        ordering_key=_ordering_key,
+        reclaim_interval_s=RECLAIM_SWEEP_S,
+        # A payment's events are handed to the intake one at a time, in stream order, so that within
+        # one dispatcher they are taken in in order and seldom held (see ordering.py).
+        ordering_key=_ordering_lane,
     )
 
 
 async def log_upkeep(app: web.Application, stop: asyncio.Event) -> None:
-    await run_upkeep(app[POOL], app[SETTINGS].log_retention_days, stop)
+    settings = app[SETTINGS]
+    await run_upkeep(app[POOL], settings.log_retention_days, settings.ordering_grace_s, stop)
 
 
 def create_app(settings: DispatcherSettings) -> web.Application:

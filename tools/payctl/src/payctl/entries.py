@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paystream.errors import PermanentError
-from paystream.events import STREAM_FIELD, Event
+from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, parse_sequence
 from paystream.streaminfo import text
 
 DLQ_SUFFIX = ":dlq"
@@ -22,6 +22,8 @@ class DecodedEntry:
     # Every field but the encoded event (a dead letter's metadata, say).
     extra: dict[str, str]
     raw_event: bytes | None
+    # The event's number in its payment's order (the `seq` field), when it has a well-formed one.
+    sequence: int | None = None
 
     @property
     def event_type(self) -> str | None:
@@ -40,7 +42,14 @@ def decode_entry(entry_id: Any, fields: Mapping[bytes, bytes]) -> DecodedEntry:
             event = Event.decode(raw)
         except PermanentError as exc:
             problem = str(exc)
-    return DecodedEntry(text(entry_id), event, problem, extra, raw)
+    return DecodedEntry(text(entry_id), event, problem, extra, raw, _sequence(fields.get(SEQUENCE_FIELD)))
+
+
+def _sequence(raw: bytes | None) -> int | None:
+    try:
+        return parse_sequence(raw) if raw is not None else None
+    except ValueError:
+        return None
 
 
 def event_json(event: Event) -> dict[str, Any]:

@@ -56,7 +56,8 @@ RECEIVED = "received"
 REJECTED = "rejected"
 
 # One statement, so one round trip and one implicit transaction: the events, and the outbox rows of
-# those that are new. The outbox columns are those `paystream.outbox.enqueue` writes.
+# those that are new. The outbox columns are those `paystream.outbox.enqueue` writes (no
+# `ordering_seq`: a raw provider event keeps no order, see paystream.ordering).
 # The batch arrives as one JSON array of arrays, built by orjson in C: binding a dozen parallel
 # arrays instead cost the API about 10 µs of encoding per event, this about 4 µs (and PostgreSQL
 # about 2 µs more to parse it, measured). `jsonb`, so that the document is parsed once and `->>` is

@@ -23,7 +23,7 @@ from payctl.durations import format_duration
 from payctl.entries import DeadLetter, dlq_name
 from payctl.errors import NotFound, PayctlError
 from payctl.render import fields, shorten, table
-from paystream.events import STREAM_FIELD
+from paystream.events import entry_fields
 from paystream.streaminfo import (
     BUS_STREAMS,
     is_entry_id,
@@ -108,8 +108,8 @@ async def _scan(redis: aioredis.Redis, dlq: str, *, newest_first: bool) -> Async
     low, high = "-", "+"
     while True:
         page = await read_entries(redis, dlq, low=low, high=high, count=PAGE, newest_first=newest_first)
-        for entry_id, entry_fields in page:
-            yield DeadLetter.from_entry(dlq, entry_id, entry_fields)
+        for entry_id, raw_fields in page:
+            yield DeadLetter.from_entry(dlq, entry_id, raw_fields)
         if len(page) < PAGE:
             return
         if newest_first:
@@ -219,7 +219,7 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
                 new_id = text(
                     await redis.xadd(
                         letter.source_stream,
-                        {STREAM_FIELD: raw},
+                        entry_fields(raw, letter.entry.sequence),  # type: ignore[arg-type]
                         maxlen=ctx.settings.stream_maxlen,
                         approximate=True,
                     )

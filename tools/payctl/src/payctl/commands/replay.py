@@ -1,7 +1,8 @@
 """`payctl replay --since TIME`: re-publish events from the PostgreSQL outbox, for after a Redis data loss.
 
 Published outbox rows created in [--since, --until) are read in id order (the order they were first
-published) and each stored payload is XADDed to its stream again. Rows not yet published are left to
+published) and each stored payload is XADDed to its stream again, with its number in its payment's
+order (`seq`) when it has one, as the relay published it. Rows not yet published are left to
 the outbox relay, which publishes them anyway. Consumers are idempotent on the event id, so events
 Redis still had are skipped by their handlers. The outbox keeps published rows for
 `OUTBOX_RETENTION_DAYS` (7 by default); the output names the oldest row still available.
@@ -26,7 +27,7 @@ from payctl.args import positive_int, time_arg
 from payctl.context import Context
 from payctl.errors import NotFound, PayctlError
 from payctl.render import fields, table
-from paystream.events import STREAM_FIELD
+from paystream.events import entry_fields
 from paystream.streaminfo import BUS_STREAMS, text
 
 
@@ -140,7 +141,7 @@ async def _replay(
     cursor, high = bounds["low"] - 1, bounds["high"]
     while cursor < high:
         rows = await conn.fetch(
-            f"""SELECT id, stream, payload FROM outbox
+            f"""SELECT id, stream, payload, ordering_seq FROM outbox
                 WHERE id > $4 AND id <= $5 AND {_FILTER}
                 ORDER BY id LIMIT $6""",
             since,
@@ -154,7 +155,12 @@ async def _replay(
             break
         async with redis.pipeline(transaction=False) as pipe:
             for row in rows:
-                pipe.xadd(row["stream"], {STREAM_FIELD: row["payload"]}, maxlen=maxlen, approximate=True)
+                pipe.xadd(
+                    row["stream"],
+                    entry_fields(row["payload"], row["ordering_seq"]),  # type: ignore[arg-type]
+                    maxlen=maxlen,
+                    approximate=True,
+                )
             await pipe.execute()
         counts.update(row["stream"] for row in rows)
         cursor = rows[-1]["id"]
