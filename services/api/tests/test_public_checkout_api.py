@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
+import orjson
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from notifier.app import create_app as create_notifier_app
 from notifier.auth import decode_token
@@ -21,6 +25,7 @@ from notifier.testing import notifier_settings, open_client, publish
 from notifier.testing import payment_event as notifier_payment_event
 from paystream.events import Event, EventType
 from paystream_api.app import create_app
+from paystream_api.seed import seed_test_merchant
 from paystream_api.settings import ApiSettings
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
@@ -529,3 +534,93 @@ async def test_a_return_url_must_be_an_http_link(
     assert response.status == 422, return_url
     assert_error(await response.json(), "VALIDATION_ERROR", "return_url")
     assert await db_pool.fetchval("SELECT count(*) FROM orders") == before
+
+
+# ---- any byte from outside ------------------------------------------------------------------------------
+
+PROPERTY_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+CONTROL = st.sampled_from([chr(c) for c in (*range(0x00, 0x20), 0x7F)])
+ODD_TEXT = st.one_of(
+    st.text(min_size=1, max_size=40),
+    st.builds(lambda a, c, b: a + c + b, st.text(max_size=10), CONTROL, st.text(max_size=10)),
+    st.text(alphabet="²³¹⁰٠١٢٣४५６７", min_size=1, max_size=8),
+)
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.fixture(scope="module")
+async def roomy_client(redis_url: str, database_url: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """One app, with rate limits out of the way, for the properties (they only send bad input)."""
+    env = {
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": "test-jwt-secret",
+        "TEST_MODE": "true",
+        "PUBLIC_PAYMENTS_PER_IP": "100000",
+        "PUBLIC_READS_PER_IP": "100000",
+    }
+    async with TestClient(TestServer(create_app(ApiSettings.from_env(env)))) as client:
+        yield client
+
+
+@pytest.fixture
+async def roomy_api(roomy_client: TestClient[Any, Any], db_pool: asyncpg.Pool) -> TestClient[Any, Any]:
+    async with db_pool.acquire() as conn, conn.transaction():
+        await seed_test_merchant(conn)  # another test may have emptied the database
+    return roomy_client
+
+
+async def _client_error(response: Any) -> dict[str, Any]:
+    assert 400 <= response.status < 500, (response.status, await response.text())
+    assert response.content_type == "application/json"
+    body: dict[str, Any] = await response.json()
+    return body["error"]
+
+
+@pytest.mark.parametrize("template", ["/api/v1/public/orders/{}", "/api/v1/public/payments/{}"])
+@PROPERTY_SETTINGS
+@given(segment=ODD_TEXT)
+async def test_any_path_segment_is_a_json_404(
+    roomy_api: TestClient[Any, Any], template: str, segment: str
+) -> None:
+    error = await _client_error(
+        await roomy_api.get(template.format(quote(segment, safe="")), params={"key": KEY})
+    )
+    assert error["code"] == "NOT_FOUND_ERROR"
+
+
+@PROPERTY_SETTINGS
+@given(key=ODD_TEXT)
+async def test_any_key_is_a_4xx_naming_it(roomy_api: TestClient[Any, Any], key: str) -> None:
+    response = await roomy_api.get(f"/api/v1/public/orders/order_AAAAAAAAAAAAAAAA?key={quote(key, safe='')}")
+    assert (await _client_error(response))["field"] == "key"
+
+
+@PROPERTY_SETTINGS
+@given(document=JSON_VALUES)
+async def test_any_payment_body_is_never_a_5xx(
+    roomy_api: TestClient[Any, Any], db_pool: asyncpg.Pool, document: Any
+) -> None:
+    before = await counts(db_pool)
+    response = await roomy_api.post(
+        "/api/v1/public/payments",
+        params={"key": KEY},
+        data=orjson.dumps(document),
+        headers={"Idempotency-Key": "p-1"},
+    )
+    await _client_error(response)
+    assert await counts(db_pool) == before

@@ -198,6 +198,11 @@
 
     open() {
       if (this._open) return;
+      if (!document.body) {
+        // Called from a <head> script: open once there is a body to put the modal in.
+        document.addEventListener("DOMContentLoaded", () => this.open(), { once: true });
+        return;
+      }
       const existing = document.getElementById(MODAL_ID);
       if (existing) existing.remove(); // another instance's modal: only one checkout at a time
       const src = this.checkoutUrl();
