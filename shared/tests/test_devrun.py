@@ -173,6 +173,7 @@ def test_banner_shows_urls_and_credentials_but_no_database_password() -> None:
     text = "\n".join(banner(env, urls))
 
     assert "http://127.0.0.1:8000" in text and "http://127.0.0.1:8080" in text
+    assert "http://127.0.0.1:8000/demo" in text
     assert "postgresql://u:***@db:5432/paystream" in text and "hunter2" not in text
     assert "key_test_abc123" in text and "rzp_webhook_secret_test" in text
 

@@ -131,12 +131,15 @@ async def open_page(browser: Browser) -> AsyncIterator[PageFactory]:
 
 
 @pytest.fixture
-def screenshot() -> Callable[[Page, str], Awaitable[Path]]:
+def screenshot() -> Callable[..., Awaitable[Path]]:
+    """`await screenshot(page, name, full_page=True)`. Transitions are finished first (a picture
+    taken mid-fade shows what nobody sees); `full_page=False` keeps to the viewport, which is what
+    a visitor sees while a fixed overlay (a modal) covers it."""
     ARTIFACTS.mkdir(exist_ok=True)
 
-    async def take(page: Page, name: str) -> Path:
+    async def take(page: Page, name: str, *, full_page: bool = True) -> Path:
         path = ARTIFACTS / f"{name}.png"
-        await page.screenshot(path=str(path), full_page=True)
+        await page.screenshot(path=str(path), full_page=full_page, animations="disabled")
         return path
 
     return take

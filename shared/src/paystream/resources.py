@@ -25,7 +25,8 @@ REFUND_STATUSES: tuple[str, ...] = ("pending", "processed", "failed")
 
 # The columns each representation is built from: select these (or `*`) wherever one is needed.
 ORDER_COLUMNS = (
-    "id, merchant_id, amount, amount_paid, currency, receipt, notes, status, attempts, created_at, updated_at"
+    "id, merchant_id, amount, amount_paid, currency, receipt, notes, status, attempts, return_url, "
+    "created_at, updated_at"
 )
 PAYMENT_COLUMNS = (
     "id, merchant_id, order_id, amount, currency, method, vpa, card_network, card_last4, status, "
@@ -54,6 +55,7 @@ class OrderResource(TypedDict):
     notes: dict[str, Any]
     status: str
     attempts: int
+    return_url: str | None
     created_at: str
     updated_at: str
 
@@ -118,6 +120,7 @@ def order_resource(row: Row) -> OrderResource:
         "notes": dict(row["notes"] or {}),
         "status": row["status"],
         "attempts": int(row["attempts"]),
+        "return_url": row["return_url"],
         "created_at": format_timestamp(row["created_at"]),
         "updated_at": format_timestamp(row["updated_at"]),
     }

@@ -28,9 +28,14 @@ def _json(body: bytes, status: int, *, replayed: bool = False) -> web.Response:
 
 
 async def create_once(
-    request: web.Request, merchant_id: str, body: JsonBody, create: CreateObject
+    request: web.Request, merchant_id: str, body: JsonBody, create: CreateObject, *, key_scope: str = ""
 ) -> web.Response:
-    """Create the object (201), honouring the request's Idempotency-Key if it has one."""
+    """Create the object (201), honouring the request's Idempotency-Key if it has one.
+
+    `key_scope` keeps a caller's keys apart from the merchant's own: the public checkout's keys come
+    from payers' browsers, and must never claim (or be refused for) a key the merchant's backend
+    uses. The scope is joined with a space, which no valid key contains, so no merchant key can
+    ever equal a scoped one."""
     pool = request.app[POOL]
     raw_key = request.headers.get(idempotency.HEADER)
     if raw_key is None:
@@ -39,6 +44,8 @@ async def create_once(
         return _json(orjson.dumps(created), CREATED)
 
     key = idempotency.validate_key(raw_key)
+    if key_scope:
+        key = f"{key_scope} {key}"
     secret = idempotency.fingerprint_secret(request.app[SETTINGS].jwt_secret)
     request_fingerprint = idempotency.fingerprint(secret, request.method, request.path, body.canonical)
     outcome = await idempotency.claim(pool, merchant_id, key, request_fingerprint)

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from paystream.db import Connection
 from paystream.errors import NotFoundError
 from paystream.invoices import record_invoice_owner
 from paystream.logging import get_logger
@@ -31,9 +32,11 @@ class NewOrder:
     currency: str
     receipt: str | None
     notes: dict[str, str | int | float | bool]
+    # Where a standalone hosted checkout offers to send the payer back (see frontend.checkout).
+    return_url: str | None = None
 
 
-ORDER_FIELDS = frozenset({"amount", "currency", "receipt", "notes"})
+ORDER_FIELDS = frozenset({"amount", "currency", "receipt", "notes", "return_url"})
 
 
 def parse_new_order(fields: Mapping[str, Any]) -> NewOrder:
@@ -44,13 +47,16 @@ def parse_new_order(fields: Mapping[str, Any]) -> NewOrder:
         currency=validation.currency(fields.get("currency")),
         receipt=validation.optional_text(fields.get("receipt"), "receipt", max_length=RECEIPT_MAX_LENGTH),
         notes=validation.notes(fields.get("notes")),
+        return_url=None
+        if fields.get("return_url") is None
+        else validation.link(fields["return_url"], "return_url"),
     )
 
 
-async def insert_order(conn: asyncpg.Connection, merchant_id: str, order: NewOrder) -> OrderResource:
+async def insert_order(conn: Connection, merchant_id: str, order: NewOrder) -> OrderResource:
     row = await conn.fetchrow(
-        f"""INSERT INTO orders (id, merchant_id, amount, currency, receipt, notes)
-            VALUES ($1, $2, $3, $4, $5, $6)
+        f"""INSERT INTO orders (id, merchant_id, amount, currency, receipt, notes, return_url)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
             RETURNING {ORDER_COLUMNS}""",
         new_id(ORDER_PREFIX),
         merchant_id,
@@ -58,6 +64,7 @@ async def insert_order(conn: asyncpg.Connection, merchant_id: str, order: NewOrd
         order.currency,
         order.receipt,
         order.notes,
+        order.return_url,
     )
     assert row is not None
     # The order id is the invoice a checkout page watches on the notifier: its owner is known at once.

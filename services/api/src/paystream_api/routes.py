@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from paystream.web import add_ops_routes
-from paystream_api import frontend, merchant_api, merchants, provider_webhooks, webhook_api
+from paystream_api import frontend, merchant_api, merchants, provider_webhooks, public_api, webhook_api
 
 
 def setup_routes(app: web.Application) -> None:
@@ -14,4 +14,5 @@ def setup_routes(app: web.Application) -> None:
     merchant_api.setup_routes(app)
     webhook_api.setup_routes(app)
     provider_webhooks.setup_routes(app)
+    public_api.setup_routes(app)
     frontend.setup_routes(app)

@@ -18,6 +18,38 @@ from paystream.settings import (
 
 
 @dataclass(frozen=True, slots=True)
+class PublicLimits:
+    """Requests a minute to the public checkout endpoints (`/api/v1/public/...`), which take only
+    the public key, counted per API process (see paystream_api.public_api.access).
+
+    Paying is the scarce budget: it is what card testers hammer. A payer makes a few attempts, but
+    carrier-grade NAT puts many payers behind one address, hence 20 per address. Reads are a page
+    load plus the polling fallback (one read every 2 s while a payment settles, 30 a minute), so
+    300 per address allows ten payers polling at once behind one address. The per-key budgets are
+    a ceiling per merchant for each replica, far above a shop's checkout traffic (20 payments a
+    second), and stop one leaked key from being used to flood the database."""
+
+    payments_per_address: int = 20
+    payments_per_key: int = 1200
+    reads_per_address: int = 300
+    reads_per_key: int = 6000
+
+    @classmethod
+    def from_env(cls, environ: Environ = os.environ) -> PublicLimits:
+        defaults = cls()
+        return cls(
+            payments_per_address=env_int(
+                environ, "PUBLIC_PAYMENTS_PER_IP", defaults.payments_per_address, minimum=1
+            ),
+            payments_per_key=env_int(
+                environ, "PUBLIC_PAYMENTS_PER_KEY", defaults.payments_per_key, minimum=1
+            ),
+            reads_per_address=env_int(environ, "PUBLIC_READS_PER_IP", defaults.reads_per_address, minimum=1),
+            reads_per_key=env_int(environ, "PUBLIC_READS_PER_KEY", defaults.reads_per_key, minimum=1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ApiSettings:
     common: CommonSettings
     port: int
@@ -33,6 +65,7 @@ class ApiSettings:
     # Failed merchant authentications tolerated per minute (see paystream_api.auth).
     auth_failures_per_address: int = 20
     auth_failures_per_key: int = 100
+    public_limits: PublicLimits = PublicLimits()
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
@@ -53,4 +86,5 @@ class ApiSettings:
             ).rstrip("/"),
             auth_failures_per_address=env_int(environ, "AUTH_FAILURES_PER_IP", 20, minimum=1),
             auth_failures_per_key=env_int(environ, "AUTH_FAILURES_PER_KEY", 100, minimum=1),
+            public_limits=PublicLimits.from_env(environ),
         )

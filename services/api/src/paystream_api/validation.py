@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from yarl import URL
+
 from paystream.errors import ValidationError
 
 # Amounts are integers in minor units. The ceiling (100 crore rupees in paise) rejects absurd
@@ -30,6 +32,7 @@ ISO_4217_CURRENCIES = frozenset(_ISO_4217_CODES.split())
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 NOTES_MAX_KEYS = 15
+LINK_MAX_LENGTH = 2048
 NOTES_MAX_LENGTH = 256
 
 
@@ -138,3 +141,21 @@ def choice(value: Any, field: str, options: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in options:
         raise ValidationError(f"{field} must be one of: {', '.join(options)}", field=field)
     return value
+
+
+def link(value: Any, field: str) -> str:
+    """An absolute http(s) URL a browser is sent to (a return link): no other scheme, no
+    credentials, no backslashes or spaces (browsers and yarl read those differently), a host."""
+    url_text = text(value, field, max_length=LINK_MAX_LENGTH)
+    problem = f"{field} must be an absolute http or https URL"
+    if not url_text.lower().startswith(("http://", "https://")) or any(c in url_text for c in "\\ "):
+        raise ValidationError(problem, field=field)
+    try:
+        url = URL(url_text)
+    except ValueError:
+        raise ValidationError(problem, field=field) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValidationError(problem, field=field)
+    if url.user is not None or url.password is not None:
+        raise ValidationError(f"{field} must not hold a user name or password", field=field)
+    return url_text

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from paystream_api.frontend import checkout, demo
 from paystream_api.frontend.assets import setup_static
 
 
 def setup_routes(app: web.Application) -> None:
     setup_static(app)
+    checkout.setup_routes(app)
+    demo.setup_routes(app)

@@ -1,0 +1,1 @@
+../services/api/src/paystream_api/frontend/static/checkout.js
