@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from paystream_api.frontend import dashboard
 from paystream_api.frontend.assets import setup_static
 
 
 def setup_routes(app: web.Application) -> None:
     setup_static(app)
+    dashboard.setup_routes(app)
