@@ -61,6 +61,7 @@ def session_body(request: web.Request, session: asyncpg.Record | None, token: st
     )
     return {
         "signed_in": True,
+        "test_mode": settings.common.test_mode.enabled,
         "merchant": merchant.to_resource(),
         "csrf_token": sessions.csrf_token(token),
         "session": {"id": session["session_id"], "expires_at": format_timestamp(session["expires_at"])},

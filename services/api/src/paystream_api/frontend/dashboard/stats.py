@@ -5,7 +5,7 @@
   their status now;
 - `GET /api/v1/dashboard/webhooks/summary`: delivery success rate over the last 24 hours and per
   5 minutes over the last hour (delivered / attempted: a delivery whose last attempt failed counts
-  as failing until a retry succeeds).
+  as failing until a retry succeeds), and the event types an endpoint can subscribe to.
 
 Both read the merchant's (merchant_id, created_at) indexes; buckets are counted in PostgreSQL and
 the empty ones filled in here, so a chart always has every point of its hour.
@@ -19,6 +19,7 @@ from aiohttp import web
 
 from paystream.web import POOL, json_response
 from paystream_api.auth import authenticate
+from paystream_api.webhook_api.events import SUBSCRIBABLE_EVENT_TYPES
 
 PAYMENT_MINUTES = 60
 WEBHOOK_BUCKET_S = 300
@@ -119,6 +120,7 @@ async def webhooks_summary(request: web.Request) -> web.Response:
             delivered[index] = row["delivered"]
             failing[index] = row["failing"]
     body = {
+        "event_types": sorted(SUBSCRIBABLE_EVENT_TYPES),
         "last_24h": {
             "delivered": day["delivered"],
             "failing": day["failing"],
