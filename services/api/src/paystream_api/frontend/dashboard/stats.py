@@ -40,8 +40,8 @@ async def payments_summary(request: web.Request) -> web.Response:
                   count(*) AS total,
                   count(*) FILTER (WHERE status = 'success') AS succeeded,
                   count(*) FILTER (WHERE status = 'failed') AS failed,
-                  COALESCE(sum(amount) FILTER (WHERE status = 'success'), 0) AS volume,
-                  COALESCE(sum(amount_refunded), 0) AS refunded
+                  COALESCE(sum(amount) FILTER (WHERE status = 'success'), 0)::bigint AS volume,
+                  COALESCE(sum(amount_refunded), 0)::bigint AS refunded
            FROM payments WHERE merchant_id = $1 GROUP BY currency ORDER BY count(*) DESC, currency""",
         merchant.id,
     )
