@@ -188,11 +188,15 @@ export function badge(status, extra = "") {
   return el("span", { class: `badge ${status} ${extra}`.trim(), dataset: { status } }, status);
 }
 
-export function emptyRow(columns, title, text) {
+export function emptyRow(columns, title, text, { compact = false } = {}) {
   return el(
     "tr",
     { class: "empty-row" },
-    el("td", { colspan: columns }, el("div", { class: "empty" }, el("div", { class: "empty-icon" }, "∅"), el("strong", {}, title), text)),
+    el(
+      "td",
+      { colspan: columns },
+      el("div", { class: compact ? "empty compact" : "empty" }, el("div", { class: "empty-icon" }, "∅"), el("strong", {}, title), text),
+    ),
   );
 }
 
@@ -204,7 +208,7 @@ export function toast(message, kind = "info") {
   }
   const item = el("div", { class: `toast ${kind}` }, message);
   area.append(item);
-  setTimeout(() => item.remove(), 4000);
+  setTimeout(() => item.remove(), 2500);
 }
 
 export async function copyText(text, button) {

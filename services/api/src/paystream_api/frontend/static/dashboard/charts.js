@@ -17,7 +17,8 @@ function applyDefaults() {
   defaults.font.family = getComputedStyle(document.body).fontFamily;
   defaults.font.size = 12;
   defaults.color = COLORS.text;
-  defaults.animation = { duration: 250 };
+  // Figures change in place every few seconds: no animation to watch each time.
+  defaults.animation = false;
   defaults.plugins.legend.position = "bottom";
   defaults.plugins.legend.labels.boxWidth = 10;
   defaults.plugins.legend.labels.boxHeight = 10;

@@ -107,20 +107,25 @@ async function main() {
   ].join("\n");
   addCopyButton($("docs-setup"));
   let index = 0;
+  // Collapsed groups keep the page short; the account and payments start open.
   const sections = SECTIONS.map((section) =>
     el(
-      "div",
-      { class: "doc-section" },
-      el("h3", {}, section.title),
-      section.endpoints.map(([method, path, text, body, idempotent]) => {
-        index += 1;
-        return el(
-          "div",
-          { class: "doc-section" },
-          el("div", { class: "doc-endpoint" }, el("span", { class: `method ${method.toLowerCase()}` }, method), el("code", {}, path.split("?")[0]), el("span", { class: "help" }, text)),
-          codeBlock(curl(method, path, key, body, idempotent), `docs-curl-${index}`),
-        );
-      }),
+      "details",
+      { class: "doc-group", open: ["Account", "Payments"].includes(section.title), "data-test-id": `docs-group-${section.title.toLowerCase().replace(/\s+/g, "-")}` },
+      el("summary", {}, section.title, el("span", { class: "help" }, `${section.endpoints.length} endpoint${section.endpoints.length > 1 ? "s" : ""}`)),
+      el(
+        "div",
+        { class: "doc-list" },
+        section.endpoints.map(([method, path, text, body, idempotent]) => {
+          index += 1;
+          return el(
+            "div",
+            { class: "doc-section" },
+            el("div", { class: "doc-endpoint" }, el("span", { class: `method ${method.toLowerCase()}` }, method), el("code", {}, path.split("?")[0]), el("span", { class: "help" }, text)),
+            codeBlock(curl(method, path, key, body, idempotent), `docs-curl-${index}`),
+          );
+        }),
+      ),
     ),
   );
   $("docs-endpoints").replaceChildren(...sections);

@@ -43,7 +43,7 @@ function showPageError(message) {
   const box = $("payment-error");
   box.textContent = message;
   box.hidden = false;
-  document.querySelector(".grid-2").hidden = true;
+  for (const part of document.querySelectorAll('.grid-2, [data-test-id="refunds-card"]')) part.hidden = true;
 }
 
 function detail(label, value, testId) {
@@ -79,9 +79,9 @@ function renderPayment(payment) {
   const canRefund = payment.status === "success" && state.refundable > 0;
   for (const control of form.querySelectorAll("input, button")) control.disabled = !canRefund;
   const amountInput = $("refund-amount-input");
-  if (canRefund && (!amountInput.value || parseAmount(amountInput.value, payment.currency) > state.refundable)) {
-    amountInput.value = majorUnits(state.refundable, payment.currency);
-  }
+  // Prefilled with the full refundable amount, never over what the merchant typed (live updates
+  // re-render this page at any moment).
+  if (canRefund && !amountInput.value) amountInput.value = majorUnits(state.refundable, payment.currency);
   $("refund-note").textContent = canRefund
     ? "Full or partial: change the amount for a partial refund."
     : payment.status === "success"
@@ -110,7 +110,7 @@ function renderRefunds(page) {
       el("td", { class: "muted", dataset: { label: "Created" } }, formatTime(refund.created_at)),
     ),
   );
-  if (rows.length === 0) rows.push(emptyRow(5, "No refunds", "Refunds of this payment appear here."));
+  if (rows.length === 0) rows.push(emptyRow(5, "No refunds yet", "Refunds of this payment appear here.", { compact: true }));
   $("refunds-table").querySelector("tbody").replaceChildren(...rows);
 }
 
@@ -186,7 +186,11 @@ function bindRefundForm() {
       await loadAll();
     } catch (error) {
       // The API's own words: it knows the refundable amount, even under concurrent refunds.
-      errorBox.textContent = error.message;
+      const hint =
+        error.code === "REFUND_AMOUNT_EXCEEDS_REFUNDABLE"
+          ? ` At most ${formatAmount(state.refundable, currency)} can still be refunded.`
+          : "";
+      errorBox.textContent = `Refund refused: ${error.message}.${hint}`;
       errorBox.hidden = false;
     } finally {
       button.textContent = "Refund";
@@ -197,7 +201,7 @@ function bindRefundForm() {
 
 async function main() {
   await initShell();
-  bindRefundForm();
+  bindRefundForm(); // its controls stay disabled until the payment is shown
   await loadAll();
   const reload = debounce(loadAll, 300);
   await connectLive({

@@ -53,4 +53,6 @@ form.addEventListener("submit", async (event) => {
   }
 });
 
+// Enabled only now: a click before this script ran would submit the form natively.
+button.disabled = false;
 keyInput.focus();

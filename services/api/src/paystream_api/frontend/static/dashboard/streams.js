@@ -63,7 +63,7 @@ function render(body) {
         el("td", { class: "num", dataset: { label: "Last heartbeat" } }, `${formatDuration(reader.last_beat_s)} ago`),
       );
     });
-    readersBody.replaceChildren(...(readers.length ? readers : [emptyRow(5, "No notifier running", "Start the notifier to follow payments live.")]));
+    readersBody.replaceChildren(...(readers.length ? readers : [emptyRow(5, "No notifier running", "Start the notifier to follow payments live.", { compact: true })]));
     const streams = bus.streams.map((stream) => {
       const dead = bus.dead_letters[stream.stream] || 0;
       if (dead > 0) problems.push(`${stream.stream}: ${dead} dead letter(s)`);

@@ -64,6 +64,8 @@ function renderConfig(config) {
   if (!config.url) stateBadge.replaceChildren(el("span", { class: "badge" }, "not configured"));
   else stateBadge.replaceChildren(el("span", { class: `badge ${config.enabled ? "success" : "failed"}` }, config.enabled ? "enabled" : "disabled"));
   if (config.url && !config.enabled && config.disabled_reason) message("warn", `Disabled: ${config.disabled_reason}`);
+  $("webhook-url-input").disabled = false;
+  $("save-webhook-button").disabled = false;
   $("test-webhook-button").disabled = !config.url || !config.enabled;
   renderSecret();
 }
@@ -305,6 +307,9 @@ async function main() {
   await initShell();
   const summary = await loadSummary();
   state.eventTypes = summary ? summary.event_types : [];
+  // The form is enabled by the first render of the saved configuration, after which nothing
+  // renders a configuration older than what the merchant saved.
+  await Promise.all([loadConfig(), loadLogs()]);
   bindEndpointForm();
   bindSecret();
   bindTabs($("webhook-filter"), (status) => {
@@ -312,7 +317,6 @@ async function main() {
     state.offset = 0;
     loadLogs();
   });
-  await Promise.all([loadConfig(), loadLogs()]);
   const refresh = debounce(() => {
     loadLogs();
     loadSummary();
