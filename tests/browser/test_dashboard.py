@@ -119,6 +119,12 @@ async def sign_in(page: Page, platform: Platform, path: str = "/dashboard") -> N
     await expect(tid(page, "logout-button")).to_be_visible()
 
 
+async def capture(screenshot: Screenshot, page: Page, name: str) -> None:
+    """A full-page screenshot from the top (the fixed sidebar is drawn where the viewport is)."""
+    await page.evaluate("window.scrollTo(0, 0)")
+    await screenshot(page, name)
+
+
 async def live(page: Page) -> None:
     await expect(tid(page, "live-status")).to_have_attribute("data-state", "connected", timeout=15_000)
 
@@ -130,7 +136,7 @@ async def test_sign_in_refuses_a_wrong_secret_then_opens_the_payments_page(
     watch.expect_failure(r"401")  # the wrong secret's answer, shown to the merchant
     await page.goto(platform.api_url + "/dashboard")
     await expect(tid(page, "login-form")).to_be_visible()
-    await screenshot(page, "dashboard-signin-desktop")
+    await capture(screenshot, page, "dashboard-signin-desktop")
     await tid(page, "key-input").fill(KEY)
     await tid(page, "secret-input").fill("not-the-secret")
     await tid(page, "login-button").click()
@@ -164,7 +170,7 @@ async def test_a_payment_created_over_rest_appears_and_settles_live_without_a_re
     await expect(status).to_have_text("success", timeout=20_000)
     assert await page.evaluate("window.__sameDocument === true"), "the page reloaded"
     await expect(tid(page, "success-rate")).to_have_text("100%")  # the totals follow too
-    await screenshot(page, "dashboard-payments-desktop")
+    await capture(screenshot, page, "dashboard-payments-desktop")
 
 
 async def test_a_refund_from_the_payment_page_and_the_apis_error_when_the_amount_is_too_high(
@@ -192,7 +198,7 @@ async def test_a_refund_from_the_payment_page_and_the_apis_error_when_the_amount
     listed = await (await rest.get(f"/api/v1/payments/{payment_id}/refunds")).json()
     assert [refund["amount"] for refund in listed["data"]] == [12_050]
     await expect(tid(page, "timeline-event-refund.created")).to_be_visible()
-    await screenshot(page, "dashboard-payment-desktop")
+    await capture(screenshot, page, "dashboard-payment-desktop")
 
 
 async def test_webhooks_set_the_url_send_a_test_see_the_log_and_retry_a_failed_delivery(
@@ -222,7 +228,7 @@ async def test_webhooks_set_the_url_send_a_test_see_the_log_and_retry_a_failed_d
     await tid(page, "reveal-secret-button").click()
     await expect(tid(page, "webhook-secret")).to_have_text(WEBHOOK_SECRET)
     await tid(page, "reveal-secret-button").click()
-    await screenshot(page, "dashboard-webhooks-desktop")
+    await capture(screenshot, page, "dashboard-webhooks-desktop")
 
 
 async def test_the_streams_page_shows_each_group_and_refreshes(
@@ -235,7 +241,7 @@ async def test_the_streams_page_shows_each_group_and_refreshes(
     await expect(tid(page, "dead-letters-payment:events")).to_have_text("0")
     first = await tid(page, "streams-updated").text_content()
     await expect(tid(page, "streams-updated")).not_to_have_text(first or "", timeout=10_000)
-    await screenshot(page, "dashboard-streams-desktop")
+    await capture(screenshot, page, "dashboard-streams-desktop")
 
 
 async def test_the_docs_page_fills_in_the_key_and_shows_the_readmes_snippets(
@@ -253,7 +259,7 @@ async def test_the_docs_page_fills_in_the_key_and_shows_the_readmes_snippets(
     await expect(snippet).to_contain_text("function verifyStandard")
     assert await snippet.text_content() == (SNIPPETS / "verify_webhook.js").read_text()
     await tid(page, "snippet-python").click()
-    await screenshot(page, "dashboard-docs-desktop")
+    await capture(screenshot, page, "dashboard-docs-desktop")
 
 
 async def test_every_page_works_on_a_phone(
@@ -263,7 +269,7 @@ async def test_every_page_works_on_a_phone(
     page, _watch = await open_page(viewport=PHONE)
     await page.goto(platform.api_url + "/dashboard")
     await expect(tid(page, "login-form")).to_be_visible()
-    await screenshot(page, "dashboard-signin-phone")
+    await capture(screenshot, page, "dashboard-signin-phone")
     await sign_in(page, platform)
     pages = {
         "payments": ("/dashboard", f"payment-row-{payment_id}"),
@@ -277,7 +283,7 @@ async def test_every_page_works_on_a_phone(
         await expect(tid(page, ready)).to_be_visible(timeout=15_000)
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{name} scrolls sideways on a phone ({width}px)"
-        await screenshot(page, f"dashboard-{name}-phone")
+        await capture(screenshot, page, f"dashboard-{name}-phone")
 
 
 async def test_sign_out_revokes_the_session_so_the_old_cookie_gets_401(
