@@ -456,6 +456,31 @@ async def bus_snapshot(
     return BusSnapshot(now_ms, infos, groups, await dead_letter_counts(redis, names), members, readers)
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    """Committed events not yet published to their streams."""
+
+    # Counted up to `cap`: at the cap it reads "at least that many".
+    unpublished: int
+    capped: bool
+    # Age of the oldest unpublished event; 0 when there is none.
+    oldest_age_s: float
+
+
+async def outbox_backlog(pool: asyncpg.Pool, *, cap: int = LAG_COUNT_CAP) -> OutboxBacklog:
+    """The outbox's backlog (the metrics' and the dashboard's): two index reads, however large it is."""
+    row = await pool.fetchrow(
+        """SELECT
+             (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL
+                                    LIMIT $1) AS unpublished) AS backlog,
+             (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox
+              WHERE published_at IS NULL ORDER BY id LIMIT 1) AS oldest_s""",
+        cap,
+    )
+    assert row is not None
+    return OutboxBacklog(int(row["backlog"]), int(row["backlog"]) >= cap, max(0.0, row["oldest_s"] or 0.0))
+
+
 class BusMetrics:
     """Stream and outbox gauges computed when `/metrics` is scraped, at most once per `max_age_s`.
 
@@ -523,21 +548,13 @@ class BusMetrics:
     async def _refresh_outbox(self, pool: asyncpg.Pool) -> None:
         try:
             async with asyncio.timeout(self._timeout_s):
-                row = await pool.fetchrow(
-                    """SELECT
-                         (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL
-                                                LIMIT $1) AS unpublished) AS backlog,
-                         (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox
-                          WHERE published_at IS NULL ORDER BY id LIMIT 1) AS oldest_s""",
-                    LAG_COUNT_CAP,
-                )
+                backlog = await outbox_backlog(pool)
         except _DATABASE_READ_FAILURES as exc:
             log.warning("metrics.outbox_read_failed", error=str(exc) or type(exc).__name__)
             BUS_METRICS_UP.labels("database").set(0)
             return
-        assert row is not None
-        OUTBOX_BACKLOG.set(row["backlog"])
-        OUTBOX_OLDEST_UNPUBLISHED.set(max(0.0, row["oldest_s"] or 0.0))
+        OUTBOX_BACKLOG.set(backlog.unpublished)
+        OUTBOX_OLDEST_UNPUBLISHED.set(backlog.oldest_age_s)
         BUS_METRICS_UP.labels("database").set(1)
 
 

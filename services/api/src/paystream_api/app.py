@@ -8,10 +8,11 @@ from aiohttp import web
 
 from paystream.logging import get_logger
 from paystream.migrations import apply_migrations
+from paystream.ratelimit import RateLimiter
 from paystream.service import outbox_relay
 from paystream.web import COMMON_SETTINGS, POOL, SERVICE_NAME, error_middleware, stores
-from paystream_api.auth import AUTH_THROTTLE, AuthThrottle
-from paystream_api.keys import SETTINGS
+from paystream_api.auth import AUTH_THROTTLE, THROTTLE_WINDOW_S, AuthThrottle
+from paystream_api.keys import SETTINGS, SIGNIN_THROTTLE
 from paystream_api.provider_webhooks import seed_test_provider_accounts
 from paystream_api.routes import setup_routes
 from paystream_api.seed import seed_test_merchant
@@ -49,6 +50,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[AUTH_THROTTLE] = AuthThrottle.per_minute(
         per_address=settings.auth_failures_per_address, per_key=settings.auth_failures_per_key
     )
+    app[SIGNIN_THROTTLE] = RateLimiter(settings.dashboard_signin_failures_per_address, THROTTLE_WINDOW_S)
     app.cleanup_ctx.append(stores)
     app.cleanup_ctx.append(migrate_and_seed)
     app.cleanup_ctx.append(outbox_relay(takeover_delay_s=RELAY_TAKEOVER_DELAY_S))

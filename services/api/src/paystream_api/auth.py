@@ -8,6 +8,10 @@ Failed attempts are throttled twice, in memory per API process (`paystream.ratel
   minute, wrong secrets for that key are answered 429 instead of 401. The right secret always
   passes: nobody can lock a merchant out by hammering its key.
 A request with the right secret is never slowed: nothing is counted or waited on for it.
+
+A request without `X-Api-Key`/`X-Api-Secret` may instead carry a dashboard session cookie
+(`paystream_api.sessions`): the same handlers then serve the dashboard, writes only with the CSRF
+checks. Dashboard sign-in has a budget of its own (`signin_throttle`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from paystream.inputs import header_token
 from paystream.logging import get_logger
 from paystream.ratelimit import RateLimitedError, RateLimiter
 from paystream.web import POOL
+from paystream_api import sessions
+from paystream_api.keys import SETTINGS
 
 log = get_logger(__name__)
 
@@ -71,7 +77,15 @@ def client_address(request: web.Request) -> str:
 
 
 async def authenticate(request: web.Request) -> Merchant:
-    """The merchant named by the request's API key and secret; 401, or 429 past the failure budgets."""
+    """The merchant named by the request's API key and secret, or by its dashboard session cookie
+    when it sends neither header; 401, 403 for a cookie write that fails the CSRF checks, or 429
+    past the failure budgets."""
+    if (
+        API_KEY_HEADER not in request.headers
+        and API_SECRET_HEADER not in request.headers
+        and sessions.SESSION_COOKIE in request.cookies
+    ):
+        return await authenticate_session(request)
     throttle = request.app[AUTH_THROTTLE]
     address = client_address(request)
     wait = throttle.per_address.retry_after(address)
@@ -88,11 +102,20 @@ async def authenticate(request: web.Request) -> Merchant:
     if not api_key or not api_secret:
         throttle.per_address.hit(address)
         raise AuthenticationError("X-Api-Key and X-Api-Secret headers are required")
+    return await verify_credentials(request, api_key, api_secret, address_budget=throttle.per_address)
+
+
+async def verify_credentials(
+    request: web.Request, api_key: str, api_secret: str, *, address_budget: RateLimiter
+) -> Merchant:
+    """The merchant whose key and secret these are; a failure counts against `address_budget` (the
+    caller checked it is not spent) and the key's budget: 401, or 429 once the key's is spent."""
+    throttle = request.app[AUTH_THROTTLE]
     row = await fetch_merchant_by_key(request.app[POOL], api_key)
     # Compare against a dummy hash when the key is unknown, so timing does not reveal valid keys.
     expected = row["api_secret_hash"] if row else hash_secret("unknown-key")
     if not hmac.compare_digest(expected, hash_secret(api_secret)) or row is None:
-        throttle.per_address.hit(address)
+        address_budget.hit(client_address(request))
         key_wait = throttle.per_key.check_and_hit(api_key)
         if key_wait is not None:
             log.warning("auth.key_throttled", api_key_prefix=api_key[:8])
@@ -100,6 +123,30 @@ async def authenticate(request: web.Request) -> Merchant:
                 "too many failed authentications for this API key; retry later", retry_after_s=key_wait
             )
         raise AuthenticationError("invalid API key or secret")
+    return merchant_from_row(row)
+
+
+async def authenticate_session(request: web.Request) -> Merchant:
+    """The merchant of the request's live dashboard session; writes must pass the CSRF checks.
+    Session failures are not counted against the address: a 256-bit token cannot be guessed, and
+    an expired tab polling must not lock its user out of signing in again."""
+    token = sessions.session_token(request)
+    row = None
+    if token is not None:
+        row = await sessions.live_session(
+            request.app[POOL], token, idle_s=request.app[SETTINGS].dashboard_session_idle_s
+        )
+    if token is None or row is None:
+        raise AuthenticationError(
+            "the dashboard session has ended (signed out or expired); sign in again",
+            code="SESSION_EXPIRED",
+        )
+    if request.method not in sessions.SAFE_METHODS:
+        sessions.check_csrf(request, token)
+    return merchant_from_row(row)
+
+
+def merchant_from_row(row: asyncpg.Record) -> Merchant:
     return Merchant(
         id=row["id"],
         name=row["name"],

@@ -66,6 +66,11 @@ class ApiSettings:
     auth_failures_per_address: int = 20
     auth_failures_per_key: int = 100
     public_limits: PublicLimits = PublicLimits()
+    # Dashboard sessions (paystream_api.sessions): an absolute lifetime, an idle timeout, and the
+    # failed sign-ins tolerated per client address per minute (then 429).
+    dashboard_session_ttl_s: int = 12 * 3600
+    dashboard_session_idle_s: int = 2 * 3600
+    dashboard_signin_failures_per_address: int = 5
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
@@ -87,4 +92,9 @@ class ApiSettings:
             auth_failures_per_address=env_int(environ, "AUTH_FAILURES_PER_IP", 20, minimum=1),
             auth_failures_per_key=env_int(environ, "AUTH_FAILURES_PER_KEY", 100, minimum=1),
             public_limits=PublicLimits.from_env(environ),
+            dashboard_session_ttl_s=env_int(environ, "DASHBOARD_SESSION_TTL_S", 12 * 3600, minimum=60),
+            dashboard_session_idle_s=env_int(environ, "DASHBOARD_SESSION_IDLE_S", 2 * 3600, minimum=60),
+            dashboard_signin_failures_per_address=env_int(
+                environ, "DASHBOARD_SIGNIN_FAILURES_PER_IP", 5, minimum=1
+            ),
         )

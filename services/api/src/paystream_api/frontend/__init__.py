@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from paystream_api.frontend import checkout, demo
+from paystream_api.frontend import checkout, dashboard, demo
 from paystream_api.frontend.assets import setup_static
 
 
@@ -17,3 +17,4 @@ def setup_routes(app: web.Application) -> None:
     setup_static(app)
     checkout.setup_routes(app)
     demo.setup_routes(app)
+    dashboard.setup_routes(app)
