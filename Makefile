@@ -5,12 +5,12 @@ UV := $(VENV)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 STAMP := $(VENV)/.synced
-PYPROJECTS := pyproject.toml $(wildcard shared/pyproject.toml services/*/pyproject.toml)
+PYPROJECTS := pyproject.toml $(wildcard shared/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
 .PHONY: run test lint migrate bench install clean chaos
 
 run: $(STAMP)
-	$(VENV)/bin/python -m paystream.devrun
+	$(VENV)/bin/python -m paystream_devstack.devrun
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -34,7 +34,7 @@ install: $(STAMP)
 $(STAMP): uv.lock $(PYPROJECTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	test -x $(UV) || $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.4,<1"
-	$(UV) sync --frozen --inexact --all-packages --group dev --python $(VENV)/bin/python
+	$(UV) sync --frozen --inexact --all-packages --group dev --group bench --python $(VENV)/bin/python
 	touch $(STAMP)
 
 uv.lock: $(PYPROJECTS)

@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from paystream.embedded import EmbeddedRedis
 from paystream.events import STREAM_FIELD, Event, EventType
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.embedded import EmbeddedRedis
+from paystream_devstack.testing import ServiceProcess, eventually
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 

@@ -11,8 +11,8 @@ import pytest
 from chaos_scenario import ScenarioFactory
 from toxiproxy import TcpProxy
 
-from paystream.embedded import EmbeddedRedis
-from paystream.testing import eventually
+from paystream_devstack.embedded import EmbeddedRedis
+from paystream_devstack.testing import eventually
 
 pytestmark = pytest.mark.chaos
 

@@ -15,8 +15,8 @@ import time
 import pytest
 from chaos_scenario import ScenarioFactory
 
-from paystream.embedded import EmbeddedRedis
-from paystream.testing import eventually
+from paystream_devstack.embedded import EmbeddedRedis
+from paystream_devstack.testing import eventually
 
 pytestmark = pytest.mark.chaos
 

@@ -10,7 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from notifier.settings import NotifierSettings, parse_origins
-from notifier.testing import (
+from paystream.errors import SettingsError
+from paystream_devstack.testing import eventually
+from paystream_devstack.testing.notifier_client import (
     JWT_SECRET,
     MERCHANT_A,
     ClientFactory,
@@ -20,8 +22,6 @@ from notifier.testing import (
     publish,
     sign,
 )
-from paystream.errors import SettingsError
-from paystream.testing import eventually
 
 
 def refusal(client_errors: list[object]) -> dict[str, object]:

@@ -21,7 +21,7 @@ from dispatcher_testkit import (
 )
 
 from paystream.events import EventType
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 
 async def fail_always(_request: ReceivedRequest, _count: int) -> web.StreamResponse:

