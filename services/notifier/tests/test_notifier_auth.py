@@ -145,6 +145,11 @@ async def test_socket_is_closed_when_its_token_expires(
 
     assert client.sio.connected
     await eventually(lambda: client.disconnects == 1, timeout=5)
+    # Why: the server said so before closing (and it is the last thing the socket received).
+    assert client.events("session:expired") == [
+        {"code": "TOKEN_EXPIRED", "message": "authentication token expired"}
+    ]
+    assert client.received[-1].name == "session:expired"
 
 
 async def test_cors_allows_only_configured_origins(start_notifier: ServerFactory) -> None:
