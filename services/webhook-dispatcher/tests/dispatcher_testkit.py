@@ -185,11 +185,7 @@ async def stream_handled(redis: aioredis.Redis, group: str = "webhook-dispatcher
         return True
     groups = {info["name"].decode(): info for info in await redis.xinfo_groups(Stream.PAYMENT_EVENTS)}
     info = groups.get(group)
-    return (
-        info is not None
-        and info["last-delivered-id"] == last_entry[0][0]
-        and int(info["pending"]) == 0
-    )
+    return info is not None and info["last-delivered-id"] == last_entry[0][0] and int(info["pending"]) == 0
 
 
 # --- the delivery log -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from paystream.db import Connection
 from paystream.errors import NotFoundError
 from paystream.invoices import record_invoice_owner
 from paystream.logging import get_logger
@@ -47,7 +48,7 @@ def parse_new_order(fields: Mapping[str, Any]) -> NewOrder:
     )
 
 
-async def insert_order(conn: asyncpg.Connection, merchant_id: str, order: NewOrder) -> OrderResource:
+async def insert_order(conn: Connection, merchant_id: str, order: NewOrder) -> OrderResource:
     row = await conn.fetchrow(
         f"""INSERT INTO orders (id, merchant_id, amount, currency, receipt, notes)
             VALUES ($1, $2, $3, $4, $5, $6)
@@ -72,14 +73,14 @@ async def create_order(request: web.Request) -> web.Response:
     # Validated before the idempotency key is claimed: a malformed request never uses one up.
     order = parse_new_order(body.fields)
 
-    async def create(conn: asyncpg.Connection) -> OrderResource:
+    async def create(conn: Connection) -> OrderResource:
         return await insert_order(conn, merchant.id, order)
 
     return await create_once(request, merchant.id, body, create)
 
 
 async def fetch_order(
-    conn: asyncpg.Connection | asyncpg.Pool, merchant_id: str, order_id: str
+    conn: Connection | asyncpg.Pool, merchant_id: str, order_id: str
 ) -> asyncpg.Record | None:
     if not is_id(ORDER_ID, order_id):
         return None

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 from payment_processor.outcomes import ORDER_PAID_BY_ANOTHER_PAYMENT, Outcome, OutcomePolicy
 from paystream import outbox
 from paystream.aio import backoff_delay, wait_any
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
 from paystream.events import Event, EventType, Stream
 from paystream.logging import get_logger
 from paystream.resources import payment_event, payment_resource, refund_event, refund_resource
@@ -134,7 +134,7 @@ class SettlementScheduler:
         log.info("settlement.payments_settled", count=len(rows))
         return len(due)
 
-    async def _decide(self, conn: asyncpg.Connection, due: Sequence[asyncpg.Record]) -> dict[str, Outcome]:
+    async def _decide(self, conn: Connection, due: Sequence[asyncpg.Record]) -> dict[str, Outcome]:
         """Each payment's outcome. An order takes one successful payment: the orders are locked (in
         id order, so batches cannot deadlock) and a later success for a paid order becomes a failure."""
         order_ids = sorted({row["order_ref"] for row in due if row["order_ref"]})

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from paystream.aio import backoff_delay, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
 from paystream.logging import get_logger
 from paystream_api.seed import TEST_MERCHANT_ID
 from paystream_api.settings import ApiSettings
@@ -144,7 +144,7 @@ class AccountDirectory:
 
 
 async def seed_provider_accounts(
-    conn: asyncpg.Connection,
+    conn: Connection,
     merchant_id: str,
     *,
     razorpay_webhook_secret: str,
@@ -177,7 +177,7 @@ async def seed_provider_accounts(
     )
 
 
-async def seed_test_provider_accounts(conn: asyncpg.Connection, settings: ApiSettings) -> None:
+async def seed_test_provider_accounts(conn: Connection, settings: ApiSettings) -> None:
     """The test merchant's Razorpay and PAYable accounts, from RAZORPAY_WEBHOOK_SECRET,
     PAYABLE_MERCHANT_KEY and PAYABLE_MERCHANT_TOKEN (call after `seed_test_merchant`)."""
     await seed_provider_accounts(

@@ -182,4 +182,3 @@ def spawn_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     yield spawn
     for service in reversed(started):
         service.stop()
-
