@@ -29,7 +29,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
+from paystream.db import DATABASE_ERRORS, Connection
 from paystream.errors import ConflictError, ValidationError
 from paystream.logging import get_logger
 
@@ -170,7 +170,7 @@ async def release(pool: asyncpg.Pool, held: Claim) -> None:
             held.key,
             held.token,
         )
-    except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+    except DATABASE_ERRORS as exc:
         log.warning("idempotency.release_failed", error=str(exc))
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from paystream.aio import backoff_delay, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
+from paystream.db import DATABASE_ERRORS, Connection
 from paystream.logging import get_logger
 from paystream_api.seed import TEST_MERCHANT_ID
 from paystream_api.settings import ApiSettings
@@ -122,7 +122,7 @@ class AccountDirectory:
                 return True  # another request reloaded while this one waited
             try:
                 await self.load()
-            except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+            except DATABASE_ERRORS as exc:
                 self._last_load = loop.time()  # do not hammer a failing database
                 log.warning("provider_accounts.reload_failed", error=str(exc))
                 return False
@@ -138,7 +138,7 @@ class AccountDirectory:
             try:
                 await self.load()
                 failures = 0
-            except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+            except DATABASE_ERRORS as exc:
                 failures += 1
                 log.warning("provider_accounts.reload_failed", error=str(exc))
 
