@@ -15,10 +15,15 @@ COPY services/api/pyproject.toml services/api/
 COPY services/payment-processor/pyproject.toml services/payment-processor/
 COPY services/webhook-dispatcher/pyproject.toml services/webhook-dispatcher/
 COPY services/notifier/pyproject.toml services/notifier/
-RUN uv sync --frozen --no-dev --all-packages --no-install-workspace
+COPY tools/payctl/pyproject.toml tools/payctl/
+# The runtime packages only: the dev stack (tools/devstack: embedded Redis and PostgreSQL, the test
+# plugin) is a workspace member too, and never enters the image (shared/tests/test_runtime_image.py).
+ARG RUNTIME_PACKAGES="--package paystream-api --package payment-processor --package webhook-dispatcher --package paystream-notifier --package payctl"
+RUN uv sync --frozen --no-dev --no-install-workspace $RUNTIME_PACKAGES
 COPY shared/ shared/
 COPY services/ services/
-RUN uv sync --frozen --no-dev --all-packages --no-editable
+COPY tools/payctl/ tools/payctl/
+RUN uv sync --frozen --no-dev --no-editable $RUNTIME_PACKAGES
 
 FROM python:3.11-slim
 RUN useradd --system --user-group --uid 10001 --home-dir /app --no-create-home paystream

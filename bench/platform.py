@@ -1,7 +1,7 @@
 """Boot the platform for a run: fresh stores, migrations, the four services as real processes, the
 bare baseline server and the merchant receiver; and stop all of it, whatever happened.
 
-The services get the environment `make run` gives them (`paystream.devrun.config`), on free
+The services get the environment `make run` gives them (`paystream_devstack.devrun.config`), on free
 loopback ports, with JSON logs at WARNING (logging off the hot path) and test-mode settlement.
 """
 
@@ -24,12 +24,12 @@ from bench.params import BenchParams
 from bench.processes import Child, Children
 from bench.stores import Stores
 from paystream.db import create_pool
-from paystream.devrun.config import SERVICE_MODULES, service_environment
-from paystream.embedded import free_port
 from paystream.migrations import apply_migrations
 from paystream.netguard import LOOPBACK_NETS
 from paystream.redis import create_redis
 from paystream.settings import DatabaseSettings, RedisSettings
+from paystream_devstack.devrun.config import SERVICE_MODULES, service_environment
+from paystream_devstack.embedded import free_port
 
 RAZORPAY_SECRET = "rzp_bench_webhook_secret"
 # HS256 wants 32 bytes or more; the notifier checks the length outside test mode.

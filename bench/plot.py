@@ -1,42 +1,31 @@
 """Latency over time, one panel per measured series: every request as a dot, p50 and p99 per time
-bucket as lines, drawn with `bench.png`."""
+bucket as lines, drawn with matplotlib (the `bench` dependency group; the Agg backend, no display)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.png import BLACK, GREY, Canvas, Color
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+
 from bench.stats import LatencySeries, percentile
 
-WIDTH = 1000
-PANEL_HEIGHT = 220
-LEFT, RIGHT, TOP, BOTTOM = 80, 20, 34, 30
-DOT: Color = (150, 190, 235)
-CLIPPED: Color = (245, 170, 60)
-P50: Color = (20, 60, 160)
-P99: Color = (200, 30, 30)
 BUCKETS = 100
+PANEL_INCHES = (10.0, 2.6)
+DOT = "#96bee8"
+CLIPPED = "#f5aa3c"
+P50 = "#143ca0"
+P99 = "#c81e1e"
 
 
-def nice_step(span: float, ticks: int = 5) -> float:
-    """A round tick step (1, 2 or 5 times a power of ten) giving about `ticks` ticks over `span`."""
-    raw = max(span, 1e-9) / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    return float(next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw))
-
-
-def tick_label(value: float, step: float) -> str:
-    if step >= 1:
-        return str(round(value))
-    decimals = max(0, -math.floor(math.log10(step)))
-    return f"{value:.{decimals}f}"
-
-
-def _bucket_percentiles(
+def bucket_percentiles(
     xs: Sequence[float], ys: Sequence[float], span: float
 ) -> list[tuple[float, float, float]]:
+    """(bucket middle, p50, p99) for each of BUCKETS time buckets over `span` that holds a value."""
     width = span / BUCKETS if span > 0 else 1.0
     buckets: list[list[float]] = [[] for _ in range(BUCKETS + 1)]
     for x, y in zip(xs, ys, strict=True):
@@ -51,63 +40,47 @@ def _bucket_percentiles(
     return points
 
 
-def draw_panel(canvas: Canvas, top: int, series: LatencySeries) -> None:
+def _panel(axes: plt.Axes, series: LatencySeries) -> None:
     summary = series.summary()
     p50 = "-" if summary["p50_ms"] is None else summary["p50_ms"]
     p99 = "-" if summary["p99_ms"] is None else summary["p99_ms"]
-    title = f"{series.name}   n {summary['count']}   p50 {p50} ms   p99 {p99} ms"
-    canvas.text(LEFT, top + 8, title.replace("_", " "), BLACK, scale=2)
-    x0, x1 = LEFT, WIDTH - RIGHT
-    y0, y1 = top + TOP, top + PANEL_HEIGHT - BOTTOM
+    axes.set_title(
+        f"{series.name.replace('_', ' ')}   n {summary['count']}   p50 {p50} ms   p99 {p99} ms",
+        loc="left",
+        fontsize=10,
+    )
+    axes.set_ylabel("ms")
+    axes.set_xlabel("time (s)")
+    axes.grid(True, color="#ebebeb")
     if not series.latency_ms:
-        canvas.text(x0 + 10, (y0 + y1) // 2, "no measured requests", GREY)
+        axes.text(0.5, 0.5, "no measured requests", transform=axes.transAxes, ha="center", color="grey")
         return
     origin = min(series.started_at)
     xs = [start - origin for start in series.started_at]
-    span_x = max(xs) or 1.0
-    top_ms = series.quantile(0.999) or 1.0
-    step_y = nice_step(top_ms * 1.1)
-    max_y = step_y * math.ceil(top_ms * 1.1 / step_y)
-    step_x = nice_step(span_x)
-
-    def px(x: float) -> int:
-        return x0 + round(x / span_x * (x1 - x0))
-
-    def py(y: float) -> int:
-        return y1 - round(min(y, max_y) / max_y * (y1 - y0))
-
-    value = 0.0
-    while value <= max_y + 1e-9:
-        canvas.line(x0, py(value), x1, py(value), (235, 235, 235))
-        label = tick_label(value, step_y)
-        canvas.text(x0 - 8 - Canvas.text_width(label), py(value) - 5, label, BLACK)
-        value += step_y
-    value = 0.0
-    while value <= span_x + 1e-9:
-        canvas.line(px(value), y1, px(value), y1 + 4, BLACK)
-        label = tick_label(value, step_x)
-        canvas.text(px(value) - Canvas.text_width(label) // 2, y1 + 8, label, BLACK)
-        value += step_x
-    canvas.text(x0 - 70, y0 - 16, "ms", BLACK)
-    canvas.text(x0 - 75, y1 + 8, "time s", BLACK)
-    for x, y in zip(xs, series.latency_ms, strict=True):
-        canvas.set(px(x), py(y), CLIPPED if y > max_y else DOT)
-    previous: tuple[int, int, int] | None = None
-    for x, p50, p99 in _bucket_percentiles(xs, series.latency_ms, span_x):
-        point = (px(x), py(p50), py(p99))
-        if previous is not None:
-            canvas.line(previous[0], previous[1], point[0], point[1], P50)
-            canvas.line(previous[0], previous[2], point[0], point[2], P99)
-        previous = point
-    canvas.line(x0, y0, x0, y1, BLACK)
-    canvas.line(x0, y1, x1, y1, BLACK)
+    top_ms = (series.quantile(0.999) or 1.0) * 1.1
+    inside = [(x, y) for x, y in zip(xs, series.latency_ms, strict=True) if y <= top_ms]
+    clipped = [(x, top_ms) for x, y in zip(xs, series.latency_ms, strict=True) if y > top_ms]
+    if inside:
+        axes.scatter(*zip(*inside, strict=True), s=2, color=DOT, linewidths=0, label="requests")
+    if clipped:
+        axes.scatter(*zip(*clipped, strict=True), s=4, color=CLIPPED, linewidths=0, label="above p99.9")
+    points = bucket_percentiles(xs, series.latency_ms, max(xs) or 1.0)
+    axes.plot([p[0] for p in points], [p[1] for p in points], color=P50, linewidth=1.2, label="p50")
+    axes.plot([p[0] for p in points], [p[2] for p in points], color=P99, linewidth=1.2, label="p99")
+    axes.set_ylim(0, top_ms)
+    axes.set_xlim(left=0)
+    axes.legend(loc="upper right", fontsize=8, frameon=False, ncols=4)
 
 
 def latency_plot(series: Sequence[LatencySeries], path: Path) -> None:
-    """Write one panel per series, stacked, to `path`."""
-    height = 40 + PANEL_HEIGHT * max(1, len(series))
-    canvas = Canvas(WIDTH, height)
-    canvas.text(LEFT, 10, "latency over time: dots = requests, blue = p50, red = p99 per bucket", BLACK)
-    for index, item in enumerate(series):
-        draw_panel(canvas, 30 + index * PANEL_HEIGHT, item)
-    canvas.save(path)
+    """Write one panel per series, stacked, to `path` (a PNG)."""
+    rows = max(1, len(series))
+    figure, axes = plt.subplots(rows, 1, figsize=(PANEL_INCHES[0], PANEL_INCHES[1] * rows), squeeze=False)
+    for index in range(rows):
+        if index < len(series):
+            _panel(axes[index][0], series[index])
+        else:
+            axes[index][0].set_axis_off()
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100)
+    plt.close(figure)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paystream.devrun.supervisor import parent_death_signal
+from paystream_devstack.devrun.supervisor import parent_death_signal
 
 
 @dataclass

@@ -20,8 +20,8 @@ import asyncpg
 import redis.asyncio as aioredis
 import uuid_utils
 
-from paystream.devrun.supervisor import parent_death_signal
-from paystream.embedded import EmbeddedPostgres, EmbeddedRedis
+from paystream_devstack.devrun.supervisor import parent_death_signal
+from paystream_devstack.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
 class BenchSetupError(RuntimeError):

@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import orjson
@@ -22,7 +21,7 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 import uuid_utils
 
-from bench.png import Canvas
+from bench.plot import bucket_percentiles, latency_plot
 from bench.report import REQUIRED_KEYS
 from bench.stats import LatencySeries, percentile
 
@@ -144,26 +143,16 @@ def test_ctrl_c_stops_every_process(tmp_path: Path) -> None:
     assert not (tmp_path / "latest.json").exists()
 
 
-def test_png_is_valid_and_holds_the_pixels() -> None:
-    canvas = Canvas(7, 3)
-    canvas.line(0, 0, 6, 2, (255, 0, 0))
-    data = canvas.encode()
+def test_the_plot_is_a_png_with_a_panel_per_series(tmp_path: Path) -> None:
+    measured, empty = LatencySeries("create_payment"), LatencySeries("idle")
+    measured.extend([0.0, 0.5, 1.0, 1.5], [3.0, 1.0, 200.0, 2.0])
+    path = tmp_path / "plot.png"
+    latency_plot([measured, empty], path)
+    data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks = {}
-    offset = 8
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        kind, body = data[offset + 4 : offset + 8], data[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-        chunks[kind] = body
-        offset += 12 + length
-    assert struct.unpack(">IIBBBBB", chunks[b"IHDR"]) == (7, 3, 8, 2, 0, 0, 0)
-    rows = zlib.decompress(chunks[b"IDAT"])
-    assert len(rows) == 3 * (1 + 7 * 3)
-    assert rows[1:4] == b"\xff\x00\x00"  # the line starts at the top-left pixel
-    assert rows[-3:] == b"\xff\x00\x00"  # and ends at the bottom-right one
-    assert rows[1 + 3 * 3 : 1 + 3 * 4] == b"\xff\xff\xff"  # (3, 0) is off the line
+    width, height = struct.unpack(">II", data[16:24])
+    assert width == 1000 and height == 2 * 260  # one 10 x 2.6 inch panel per series, at 100 dpi
+    assert bucket_percentiles([0.0, 0.5, 1.0], [3.0, 1.0, 2.0], 1.0)[0][1:] == (3.0, 3.0)
 
 
 def test_percentiles_are_nearest_rank() -> None:

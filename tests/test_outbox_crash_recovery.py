@@ -11,9 +11,17 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from paystream.embedded import EmbeddedRedis
 from paystream.events import STREAM_FIELD, Event, EventType
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.embedded import EmbeddedRedis
+from paystream_devstack.testing import ServiceProcess, eventually
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """This module stops, restarts or cuts off Redis: its services and checks use the private server,
+    even when the suite runs on another one (TEST_REDIS_URL)."""
+    return redis_server.url
+
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 

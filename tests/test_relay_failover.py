@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from paystream.events import STREAM_FIELD, Event, EventType, Stream
 from paystream.outbox import enqueue
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.testing import ServiceProcess, eventually
 
 
 async def commit_event(pool: asyncpg.Pool) -> Event:

@@ -1,20 +1,18 @@
 """docker-compose.yml and infra/k8s/ run the services `make run` runs, with the same variables.
 
-No Docker engine or YAML library is at hand here, so the files are read with a small loader for the
-block-style YAML they are written in (mappings, lists, JSON-style flow lists, anchors, aliases and
-`<<` merges). It refuses what it does not understand rather than guess.
+No Docker engine runs here, so the files are read with PyYAML and compared with devrun's own list.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from paystream.devrun.config import (
+from paystream_devstack.devrun.config import (
     DEV_DEFAULTS,
     HOST_DEFAULTS,
     MIGRATIONS_MODULE,
@@ -36,119 +34,11 @@ PORT_VARIABLE = {
     "webhook_dispatcher": "DISPATCHER_PORT",
     "notifier": "NOTIFIER_PORT",
 }
-_KEY = re.compile(r"^(?P<key>[A-Za-z0-9_.<-][^:\s]*):(?:\s+(?P<rest>.*))?$")
 _INTERPOLATION = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
 
 
-class _BlockYaml:
-    """Just enough YAML for our deployment files; unknown syntax is an error, not a guess."""
-
-    def __init__(self, text: str) -> None:
-        self.lines: list[tuple[int, str]] = []
-        for raw in text.splitlines():
-            content = _strip_comment(raw).rstrip()
-            if content.strip():
-                self.lines.append((len(content) - len(content.lstrip(" ")), content.strip()))
-        self.pos = 0
-        self.anchors: dict[str, Any] = {}
-
-    def document(self) -> Any:
-        value = self._block(self.lines[0][0])
-        if self.pos != len(self.lines):
-            raise ValueError(f"unexpected indentation at {self.lines[self.pos][1]!r}")
-        return value
-
-    def _block(self, indent: int) -> Any:
-        if self.lines[self.pos][1].startswith("- "):
-            return self._sequence(indent)
-        return self._mapping(indent)
-
-    def _mapping(self, indent: int) -> dict[str, Any]:
-        entries: dict[str, Any] = {}
-        merged: dict[str, Any] = {}
-        while self.pos < len(self.lines) and self.lines[self.pos][0] == indent:
-            content = self.lines[self.pos][1]
-            match = _KEY.match(content)
-            if match is None or content.startswith("- "):
-                raise ValueError(f"not a mapping entry: {content!r}")
-            self.pos += 1
-            value = self._value(match["rest"] or "", indent)
-            if match["key"] == "<<":
-                merged.update(value)
-            elif match["key"] in entries:
-                raise ValueError(f"duplicate key {match['key']!r}")
-            else:
-                entries[match["key"]] = value
-        return {**merged, **entries}
-
-    def _sequence(self, indent: int) -> list[Any]:
-        items: list[Any] = []
-        while self.pos < len(self.lines) and self.lines[self.pos][0] == indent:
-            content = self.lines[self.pos][1]
-            if not content.startswith("- "):
-                break
-            rest = content[2:].lstrip()
-            if _KEY.match(rest) and rest[0] not in "\"'[{":
-                # `- key: value` opens a mapping whose keys line up with `key`.
-                column = indent + len(content) - len(rest)
-                self.lines[self.pos] = (column, rest)
-                items.append(self._mapping(column))
-            else:
-                self.pos += 1
-                items.append(self._scalar(rest))
-        return items
-
-    def _value(self, rest: str, indent: int) -> Any:
-        anchor = None
-        if rest.startswith("&"):
-            anchor, _, rest = rest[1:].partition(" ")
-        if rest:
-            value = self._scalar(rest)
-        elif self.pos < len(self.lines) and (
-            self.lines[self.pos][0] > indent
-            or (self.lines[self.pos][0] == indent and self.lines[self.pos][1].startswith("- "))
-        ):
-            value = self._block(self.lines[self.pos][0])
-        else:
-            value = None
-        if anchor:
-            self.anchors[anchor] = value
-        return value
-
-    def _scalar(self, text: str) -> Any:
-        if text.startswith("*"):
-            return self.anchors[text[1:]]
-        if text[0] in '[{"':
-            return json.loads(text)
-        if text[0] == "'":
-            return text[1:-1].replace("''", "'")
-        if text[0] in "|>&!%@`":
-            raise ValueError(f"unsupported YAML: {text!r}")
-        if re.fullmatch(r"-?\d+", text):
-            return int(text)
-        return {"true": True, "false": False, "null": None, "~": None}.get(text, text)
-
-
-def _strip_comment(line: str) -> str:
-    quote = None
-    for index, char in enumerate(line):
-        if quote:
-            if char == quote:
-                quote = None
-        elif char in "\"'":
-            quote = char
-        elif char == "#" and (index == 0 or line[index - 1] in " \t"):
-            return line[:index]
-    return line
-
-
 def load_documents(path: Path) -> list[Any]:
-    documents = re.split(r"(?m)^---\s*$", path.read_text())
-    return [
-        _BlockYaml(text).document()
-        for text in documents
-        if any(_strip_comment(line).strip() for line in text.splitlines())
-    ]
+    return [document for document in yaml.safe_load_all(path.read_text()) if document is not None]
 
 
 @pytest.fixture(scope="module")
@@ -161,21 +51,6 @@ def compose() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def k8s() -> list[dict[str, Any]]:
     return [doc for path in sorted((ROOT / "infra" / "k8s").glob("*.yaml")) for doc in load_documents(path)]
-
-
-def test_the_loader_reads_anchors_merges_and_flow_lists(tmp_path: Path) -> None:
-    path = tmp_path / "sample.yml"
-    path.write_text(
-        "base: &base\n  a: 1\n  b: 'x # not a comment'\nitem:\n  <<: *base\n  b: two  # comment\n"
-        'list:\n- "p:q"\n- k: v\n  n: [1, "a, b"]\n'
-    )
-    assert load_documents(path) == [
-        {
-            "base": {"a": 1, "b": "x # not a comment"},
-            "item": {"a": 1, "b": "two"},
-            "list": ["p:q", {"k": "v", "n": [1, "a, b"]}],
-        }
-    ]
 
 
 def test_compose_runs_the_devrun_services_and_the_migrations(compose: dict[str, Any]) -> None:

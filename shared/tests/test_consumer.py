@@ -11,12 +11,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext, StreamConsumer
-from paystream.embedded import EmbeddedRedis
 from paystream.errors import PermanentError
 from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType, dead_letter_stream
 from paystream.redis import create_redis
 from paystream.settings import RedisSettings
-from paystream.testing import eventually
+from paystream_devstack.embedded import EmbeddedRedis
+from paystream_devstack.testing import eventually
 
 STREAM = "test:events"
 GROUP = "test-group"

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from paystream.events import STREAM_FIELD, Event, EventType
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 STREAM = "sample:events"
 GROUP = "sample-group"
@@ -30,7 +30,7 @@ class Workers:
     def start(self, name: str, **overrides: str) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
         process = subprocess.Popen(
-            [sys.executable, "-m", "paystream.testing.sample_worker"],
+            [sys.executable, "-m", "paystream_devstack.testing.sample_worker"],
             env={**os.environ, **self.env, "SAMPLE_CONSUMER": name, **overrides},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""`python -m paystream.devrun`: settings, restart policy, and a real run with stand-in services."""
+"""`python -m paystream_devstack.devrun`: settings, restart policy, and a real run with stand-in services."""
 
 from __future__ import annotations
 
@@ -24,8 +24,12 @@ import psutil
 import pytest
 import redis.asyncio as aioredis
 
-from paystream.devrun.__main__ import banner
-from paystream.devrun.config import (
+from paystream.devrun_state import STATE_FILE, find_state
+from paystream.errors import SettingsError
+from paystream.settings import CommonSettings
+from paystream.web import serve
+from paystream_devstack.devrun.__main__ import banner
+from paystream_devstack.devrun.config import (
     DEV_DEFAULTS,
     HOST_DEFAULTS,
     DevRunSettings,
@@ -34,14 +38,10 @@ from paystream.devrun.config import (
     service_environment,
     services_from_json,
 )
-from paystream.devrun.servers import StoreUrls
-from paystream.devrun.state import STATE_FILE, find_state
-from paystream.devrun.supervisor import Backoff
-from paystream.embedded import free_port
-from paystream.errors import SettingsError
-from paystream.settings import CommonSettings
-from paystream.testing.polling import eventually
-from paystream.web import serve
+from paystream_devstack.devrun.servers import StoreUrls
+from paystream_devstack.devrun.supervisor import Backoff
+from paystream_devstack.embedded import free_port
+from paystream_devstack.testing.polling import eventually
 
 # A service stand-in: reports its environment, starts a grandchild in its process group, and on SIGTERM
 # stops it and exits, except "stubborn", which ignores SIGTERM so that devrun has to SIGKILL it.
@@ -251,7 +251,7 @@ def test_printed_credentials_are_the_seeded_merchant() -> None:
 
 @dataclass
 class DevRun:
-    """A running `python -m paystream.devrun` and every line it has printed so far."""
+    """A running `python -m paystream_devstack.devrun` and every line it has printed so far."""
 
     process: asyncio.subprocess.Process
     data_dir: str
@@ -308,7 +308,7 @@ async def start_devrun(tmp_path: Path) -> AsyncIterator[Callable[[Sequence[str]]
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "paystream.devrun",
+            "paystream_devstack.devrun",
             env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,

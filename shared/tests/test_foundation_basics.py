@@ -11,11 +11,11 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
-from paystream.embedded import free_port
 from paystream.errors import PermanentError, SettingsError
 from paystream.events import Event, EventType
 from paystream.logging import configure_logging
 from paystream.settings import CommonSettings, LogSettings
+from paystream_devstack.embedded import free_port
 
 
 def test_envelope_round_trips_and_ids_are_time_ordered() -> None:

@@ -13,7 +13,7 @@ from paystream.consumer import ConsumerConfig, MessageContext, StreamConsumer
 from paystream.events import Event
 from paystream.heartbeat import HEARTBEAT_PREFIX, Heartbeat, ReaderKind, read_heartbeats
 from paystream.streaminfo import server_time_ms
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 STREAM = "test:events"
 GROUP = "test-group"

@@ -17,7 +17,7 @@ from paystream.netguard import (
     parse_outbound_url,
 )
 from paystream.settings import OutboundSettings
-from paystream.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
+from paystream_devstack.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 
 DEV_MODE = OutboundPolicy.from_cidr_list(LOOPBACK_NETS)
 PORT = 8080

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType
 from paystream.outbox import OutboxRelay, enqueue
 from paystream.settings import OutboxSettings
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 STREAM = "payment:events"
 
@@ -139,9 +139,9 @@ async def test_two_relays_publish_each_row_once_and_in_order(
 async def test_redis_down_keeps_rows_until_it_is_back(
     db_pool: asyncpg.Pool, clean_db: str, relay_factory: list
 ) -> None:
-    from paystream.embedded import free_port
     from paystream.redis import create_redis
     from paystream.settings import RedisSettings
+    from paystream_devstack.embedded import free_port
 
     dead = create_redis(RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"))
     relay = OutboxRelay(db_pool, dead, OutboxSettings(), listen_dsn=clean_db)

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from paystream.settings import CommonSettings
 from paystream.supervision import Supervisor, TaskState
-from paystream.testing import eventually
 from paystream.web import COMMON_SETTINGS, SERVICE_NAME, add_ops_routes, background, stores
+from paystream_devstack.testing import eventually
 
 
 class Flaky:

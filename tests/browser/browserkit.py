@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.async_api import ConsoleMessage, Page, Request, Response
 
-from paystream.testing import ServiceProcess
+from paystream_devstack.testing import ServiceProcess
 
 CHROMIUM_FLAGS = (
     "--no-sandbox",

@@ -29,8 +29,8 @@ from playwright.async_api import (
     async_playwright,
 )
 
-from paystream.embedded import free_port
-from paystream.testing import ServiceProcess
+from paystream_devstack.embedded import free_port
+from paystream_devstack.testing import ServiceProcess
 
 # The suite runs with --import-mode=importlib, which puts no test directory on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))

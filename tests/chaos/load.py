@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 PAYMENTS_PATH = "/api/v1/payments"

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from paystream.embedded import free_port
+from paystream_devstack.embedded import free_port
 
 EventKey = tuple[str, str]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from load import AUTH
 
-from notifier.testing import Client, make_token, open_client
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.testing import ServiceProcess, eventually
+from paystream_devstack.testing.notifier_client import Client, make_token, open_client
 
 API = "paystream_api"
 PROCESSOR = "payment_processor"

@@ -28,7 +28,7 @@ from invariants import DELIVERY_ORDER_ROWS, PAYMENT_LIFECYCLE, first_attempt_ord
 from platform_stack import API, DISPATCHER, PROCESSOR
 
 from paystream.events import Stream
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.testing import ServiceProcess, eventually
 
 pytestmark = pytest.mark.chaos
 

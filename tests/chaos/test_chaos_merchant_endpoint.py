@@ -12,7 +12,7 @@ from chaos_scenario import ScenarioFactory
 from invariants import wait_until_drained
 from platform_stack import API, DISPATCHER, PROCESSOR
 
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 pytestmark = pytest.mark.chaos
 

@@ -19,9 +19,9 @@ import pytest
 from chaos_scenario import ScenarioFactory
 
 from paystream.db import create_pool
-from paystream.embedded import EmbeddedPostgres
 from paystream.migrations import apply_migrations
 from paystream.settings import DatabaseSettings
+from paystream_devstack.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.chaos
 

@@ -15,8 +15,16 @@ import time
 import pytest
 from chaos_scenario import ScenarioFactory
 
-from paystream.embedded import EmbeddedRedis
-from paystream.testing import eventually
+from paystream_devstack.embedded import EmbeddedRedis
+from paystream_devstack.testing import eventually
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """This module stops, restarts or cuts off Redis: its services and checks use the private server,
+    even when the suite runs on another one (TEST_REDIS_URL)."""
+    return redis_server.url
+
 
 pytestmark = pytest.mark.chaos
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from paystream.testing.rawhttp import raw_request
 from paystream_api.app import create_app
 from paystream_api.settings import ApiSettings
+from paystream_devstack.testing.rawhttp import raw_request
 
 ME = "/api/v1/merchants/me"
 RIGHT = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}

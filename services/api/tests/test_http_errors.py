@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from paystream.testing import ServiceProcess
-from paystream.testing.rawhttp import raw_request
+from paystream_devstack.testing import ServiceProcess
+from paystream_devstack.testing.rawhttp import raw_request
 
 ME = "/api/v1/merchants/me"
 

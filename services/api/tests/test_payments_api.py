@@ -15,9 +15,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from paystream.events import Event
-from paystream.testing import eventually
 from paystream_api.app import create_app
 from paystream_api.settings import ApiSettings
+from paystream_devstack.testing import eventually
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 OTHER_AUTH = {"X-Api-Key": "key_other_merchant", "X-Api-Secret": "secret_other_merchant"}

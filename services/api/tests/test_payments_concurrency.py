@@ -12,7 +12,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from paystream.testing import ServiceProcess
+from paystream_devstack.testing import ServiceProcess
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 PAYMENT = {

@@ -17,11 +17,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from paystream.testing import eventually
-from paystream.testing.rawhttp import raw_request
 from paystream.web import POOL
 from paystream_api.app import create_app
 from paystream_api.settings import ApiSettings
+from paystream_devstack.testing import eventually
+from paystream_devstack.testing.rawhttp import raw_request
 
 
 def _load_payloads() -> ModuleType:

@@ -17,11 +17,11 @@ import uuid_utils
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from paystream.testing import ServiceProcess, eventually
-from paystream.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 from paystream_api.app import create_app
 from paystream_api.auth import hash_secret
 from paystream_api.settings import ApiSettings
+from paystream_devstack.testing import ServiceProcess, eventually
+from paystream_devstack.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 OTHER_AUTH = {"X-Api-Key": "key_other_webhooks", "X-Api-Secret": "secret_other_webhooks"}

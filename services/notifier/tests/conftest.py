@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
 from notifier.app import create_app
-from notifier.testing import (
+from paystream.invoices import record_invoice_owner
+from paystream_devstack.testing.notifier_client import (
     Client,
     ClientFactory,
     OwnerRecorder,
@@ -20,7 +21,6 @@ from notifier.testing import (
     notifier_settings,
     open_client,
 )
-from paystream.invoices import record_invoice_owner
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from notifier.settings import NotifierSettings, parse_origins
-from notifier.testing import (
+from paystream.errors import SettingsError
+from paystream_devstack.testing import eventually
+from paystream_devstack.testing.notifier_client import (
     JWT_SECRET,
     MERCHANT_A,
     ClientFactory,
@@ -20,8 +22,6 @@ from notifier.testing import (
     publish,
     sign,
 )
-from paystream.errors import SettingsError
-from paystream.testing import eventually
 
 
 def refusal(client_errors: list[object]) -> dict[str, object]:
@@ -145,6 +145,11 @@ async def test_socket_is_closed_when_its_token_expires(
 
     assert client.sio.connected
     await eventually(lambda: client.disconnects == 1, timeout=5)
+    # Why: the server said so before closing (and it is the last thing the socket received).
+    assert client.events("session:expired") == [
+        {"code": "TOKEN_EXPIRED", "message": "authentication token expired"}
+    ]
+    assert client.received[-1].name == "session:expired"
 
 
 async def test_cors_allows_only_configured_origins(start_notifier: ServerFactory) -> None:

@@ -19,7 +19,9 @@ from notifier.catchup import CatchUpResult, CatchUpScanner
 from notifier.keys import HUB
 from notifier.positions import stream_entries
 from notifier.rooms import Emission
-from notifier.testing import (
+from paystream.events import Event, EventType, Stream
+from paystream_devstack.testing import eventually
+from paystream_devstack.testing.notifier_client import (
     MERCHANT_A,
     MERCHANT_B,
     Client,
@@ -31,8 +33,6 @@ from notifier.testing import (
     payment_event,
     publish,
 )
-from paystream.events import Event, EventType, Stream
-from paystream.testing import eventually
 
 
 def catch_up_summaries(client: Client) -> list[dict[str, object]]:

@@ -8,7 +8,12 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from notifier.testing import (
+from paystream import outbox
+from paystream.events import Event, EventType, Stream
+from paystream.invoices import record_invoice_owner
+from paystream.outbox import OutboxRelay
+from paystream.settings import OutboxSettings
+from paystream_devstack.testing.notifier_client import (
     MERCHANT_A,
     MERCHANT_B,
     Client,
@@ -18,11 +23,6 @@ from notifier.testing import (
     payment_event,
     publish,
 )
-from paystream import outbox
-from paystream.events import Event, EventType, Stream
-from paystream.invoices import record_invoice_owner
-from paystream.outbox import OutboxRelay
-from paystream.settings import OutboxSettings
 
 
 async def settle(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from notifier.notifications import masked_token, notifications_for
-from notifier.testing import MERCHANT_A, payment_event
 from paystream.events import Event, EventType
+from paystream_devstack.testing.notifier_client import MERCHANT_A, payment_event
 
 
 def names_and_rooms(event: Event) -> list[tuple[str, tuple[str, ...]]]:

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import pytest
 import redis.asyncio as aioredis
 
-from notifier.testing import (
+from paystream.events import Event, EventType
+from paystream_devstack.embedded import free_port
+from paystream_devstack.testing import ServiceProcess, eventually
+from paystream_devstack.testing.notifier_client import (
     MERCHANT_A,
     MERCHANT_B,
     Client,
@@ -21,9 +24,6 @@ from notifier.testing import (
     payment_event,
     publish,
 )
-from paystream.embedded import free_port
-from paystream.events import Event, EventType
-from paystream.testing import ServiceProcess, eventually
 
 pytestmark = pytest.mark.slow
 

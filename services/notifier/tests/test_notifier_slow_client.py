@@ -9,8 +9,15 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 
-from notifier.testing import MERCHANT_A, ClientFactory, ServerFactory, make_token, payment_event, publish
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
+from paystream_devstack.testing.notifier_client import (
+    MERCHANT_A,
+    ClientFactory,
+    ServerFactory,
+    make_token,
+    payment_event,
+    publish,
+)
 
 
 class StalledPollingClient:

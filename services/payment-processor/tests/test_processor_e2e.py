@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from paystream.events import Event
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.testing import ServiceProcess, eventually
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 UPI = {

@@ -24,8 +24,8 @@ from paystream.consumer import HandlerRegistry, MessageContext
 from paystream.errors import PermanentError, SettingsError
 from paystream.events import Event, EventType
 from paystream.resources import PAYMENT_COLUMNS, payment_resource
-from paystream.testing import eventually
 from paystream.web import POOL
+from paystream_devstack.testing import eventually
 
 MERCHANT = "mer_test0000000001"
 GROUP = "payment-processor"

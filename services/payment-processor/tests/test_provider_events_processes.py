@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from paystream.events import STREAM_FIELD
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.testing import ServiceProcess, eventually
 
 WEBHOOK = "/api/v1/providers/razorpay/webhook"
 

@@ -178,6 +178,16 @@ async def publish(redis: aioredis.Redis, *events: Event | NumberedEvent) -> None
         await pipe.execute()
 
 
+async def stream_handled(redis: aioredis.Redis, group: str = "webhook-dispatcher") -> bool:
+    """True once `group` has been handed every entry of `payment:events` and acknowledged each."""
+    last_entry = await redis.xrevrange(Stream.PAYMENT_EVENTS, count=1)
+    if not last_entry:
+        return True
+    groups = {info["name"].decode(): info for info in await redis.xinfo_groups(Stream.PAYMENT_EVENTS)}
+    info = groups.get(group)
+    return info is not None and info["last-delivered-id"] == last_entry[0][0] and int(info["pending"]) == 0
+
+
 # --- the delivery log -----------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from dispatcher_testkit import (
 
 from paystream import outbox
 from paystream.events import Event, EventType, Stream
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 
 async def test_event_is_delivered_signed_with_exact_body(

@@ -23,7 +23,7 @@ from dispatcher_testkit import (
 )
 
 from paystream.events import EventType
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 
 async def test_a_hanging_endpoint_does_not_delay_other_merchants(

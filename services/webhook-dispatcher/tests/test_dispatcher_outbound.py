@@ -22,8 +22,8 @@ from dispatcher_testkit import (
 )
 
 from paystream.events import EventType
-from paystream.testing import ServiceProcess, eventually
-from paystream.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
+from paystream_devstack.testing import ServiceProcess, eventually
+from paystream_devstack.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 from webhook_dispatcher.delivery import DeliverySender
 from webhook_dispatcher.keys import HTTP_SESSION, SETTINGS
 from webhook_dispatcher.models import DeliveryStatus, DueDelivery

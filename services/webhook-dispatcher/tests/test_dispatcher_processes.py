@@ -24,9 +24,9 @@ from dispatcher_testkit import (
     publish,
 )
 
-from paystream.embedded import free_port
 from paystream.events import EventType
-from paystream.testing import ServiceProcess, eventually
+from paystream_devstack.embedded import free_port
+from paystream_devstack.testing import ServiceProcess, eventually
 
 pytestmark = pytest.mark.chaos
 

@@ -18,10 +18,11 @@ from dispatcher_testkit import (
     delivery,
     payment_event,
     publish,
+    stream_handled,
 )
 
 from paystream.events import EventType
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 
 async def fail_always(_request: ReceivedRequest, _count: int) -> web.StreamResponse:
@@ -124,9 +125,11 @@ async def test_410_disables_the_endpoint_and_fails_its_waiting_deliveries(
     await publish(
         redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_GONE000000000002", "created")
     )
-    await asyncio.sleep(0.5)  # a negative: give the (enabled) pipeline time to do the wrong thing
+    # A negative, judged once the dispatcher has handled the event (acknowledged its entry: its
+    # effects are committed), not after a guessed wait.
+    await eventually(lambda: stream_handled(redis), timeout=10)
+    assert len(await deliveries(db_pool, merchant.id)) == 2  # no new row: nothing will ever be sent
     assert len(receiver.requests) == 1
-    assert len(await deliveries(db_pool, merchant.id)) == 2
 
 
 async def test_retry_after_is_honoured_within_the_schedule_range(

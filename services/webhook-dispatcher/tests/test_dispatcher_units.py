@@ -84,9 +84,11 @@ def test_test_schedule_waits_5_10_15_20_then_gives_up() -> None:
 def test_production_schedule_has_ten_percent_jitter() -> None:
     schedule = RetrySchedule((0, 60, 300, 1800, 7200), jitter=0.1)
     delays = [schedule.next_delay(1) for _ in range(200)]
+    assert None not in delays  # (or the range checks below would pass over every value)
     assert all(54 <= d <= 66 for d in delays if d is not None)
     assert len({round(d or 0, 3) for d in delays}) > 50
     last = [schedule.next_delay(4) for _ in range(50)]
+    assert None not in last
     assert all(6480 <= d <= 7920 for d in last if d is not None)
     assert schedule.next_delay(5) is None
 

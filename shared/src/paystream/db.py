@@ -33,6 +33,8 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+# The database is unreachable, or refused the statement: what a loop that must not die catches.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
 
 
 # A refusal of the data itself (SQLSTATE class 22, asyncpg's `DataError` family, which also covers a

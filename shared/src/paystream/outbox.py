@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection, notify_after_transaction
+from paystream.db import DATABASE_ERRORS, Connection, notify_after_transaction
 from paystream.events import Event, entry_fields
 from paystream.inbox import purge_inbox
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
@@ -50,8 +50,7 @@ DEFAULT_LINGER_S = 0.002
 NOTIFY_CHANNEL = "outbox"
 # Safety net only: a missed NOTIFY (a dropped listener connection) costs at most this much latency.
 FALLBACK_POLL_SECONDS = 1.0
-LISTEN_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
-PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*LISTEN_FAILURES, *REDIS_UNAVAILABLE_ERRORS)
+PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, *REDIS_UNAVAILABLE_ERRORS)
 
 
 # One statement for the whole batch: number the keyed events (one counter upsert per key, in key
@@ -325,7 +324,7 @@ class OutboxRelay:
                         self._wake.set()  # catch up on anything committed while no one led
                         self._leadership.set()
                     await wait_or_stop(stop, LEADER_PROBE_SECONDS)
-            except LISTEN_FAILURES as exc:
+            except DATABASE_ERRORS as exc:
                 failures += 1
                 log.warning("outbox.listen_failed", error=str(exc))
             except Exception:  # a listener that died would leave this relay unable to ever lead

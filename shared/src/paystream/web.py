@@ -20,7 +20,7 @@ from aiohttp.web_request import BaseRequest
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from paystream.aio import backoff_delay
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS, create_pool
+from paystream.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE_ERRORS, create_pool
 from paystream.errors import ApiError, ServiceUnavailableError
 from paystream.gctuning import freeze_startup_heap
 from paystream.inputs import is_token
@@ -69,7 +69,7 @@ async def stores(app: web.Application) -> AsyncIterator[None]:
                 settings.database, server_settings={"application_name": app.get(SERVICE_NAME, "paystream")}
             )
             break
-        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+        except DATABASE_ERRORS as exc:
             failures += 1
             if loop.time() > deadline:
                 raise
@@ -117,7 +117,7 @@ async def health(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(2):
             await app[POOL].fetchval("SELECT 1")
-    except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError):  # type: ignore[misc]
+    except DATABASE_ERRORS:
         checks["database"] = "down"
     try:
         async with asyncio.timeout(2):
@@ -176,7 +176,7 @@ async def error_middleware(
         )
         body = {"error": {"code": code, "description": exc.reason, "field": None}}
         return json_response(body, status=exc.status, headers={REQUEST_ID_HEADER: request_id})
-    except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.exceptions.CannotConnectNowError) as exc:  # type: ignore[misc]
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
         log.warning("request.database_unavailable", error=str(exc), path=request.path)
         unavailable = ServiceUnavailableError("the database is unavailable; retry shortly")
         return json_response(unavailable.to_body(), status=503, headers={"Retry-After": "1"})

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 from payctl_testkit import PAYMENTS, payment_event, publish, run_payctl
 
 from notifier.auth import AuthError, authenticate
-from paystream.devrun.state import DevRunState, write_state
-from paystream.embedded import free_port
+from paystream.devrun_state import DevRunState, write_state
 from paystream.events import EventType
+from paystream_devstack.embedded import free_port
 
 SECRET = "devrun-file-secret"
 

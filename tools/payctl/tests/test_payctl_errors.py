@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from payctl_testkit import PAYMENTS, Payctl, run_payctl
 
-from paystream.embedded import free_port
+from paystream_devstack.embedded import free_port
 
 
 async def test_unreachable_redis_is_one_line_and_exit_2() -> None:

@@ -11,8 +11,8 @@ from aiohttp import web
 from payctl_testkit import PAYMENTS, PROCESSOR, BusState, Payctl, payment_event, publish
 
 from paystream.db import connect
-from paystream.embedded import free_port
 from paystream.events import EventType
+from paystream_devstack.embedded import free_port
 
 SERVICES = ("API", "PROCESSOR", "DISPATCHER", "NOTIFIER")
 

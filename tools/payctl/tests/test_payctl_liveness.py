@@ -17,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifier.app import create_app as create_notifier_app
 from notifier.keys import HUB
 from notifier.reader import StreamTail
-from notifier.testing import notifier_settings
 from paystream.events import STREAM_FIELD, EventType, Stream
 from paystream.heartbeat import HEARTBEAT_PREFIX
-from paystream.testing import eventually
-from paystream.testing.processes import ServiceProcess
+from paystream_devstack.testing import eventually
+from paystream_devstack.testing.notifier_client import notifier_settings
+from paystream_devstack.testing.processes import ServiceProcess
 
 PROCESSOR = "payment-processor"
 PROCESSOR_STREAMS = (Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS, Stream.PROVIDER_EVENTS_PRIORITY)
@@ -85,7 +85,7 @@ def sample_worker(
             "SAMPLE_HEARTBEAT_INTERVAL_MS": "200",
             "LOG_FORMAT": "json",
         }
-        return spawn_service("paystream.testing.sample_worker", env)
+        return spawn_service("paystream_devstack.testing.sample_worker", env)
 
     return start
 

@@ -19,7 +19,7 @@ from payment_processor.settings import ProcessorSettings
 from payment_processor.worker import create_app
 from paystream.events import Event, EventType
 from paystream.streaminfo import BusMetrics, count_after
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 PROVIDER_DLQ = "provider:events:dlq"
 

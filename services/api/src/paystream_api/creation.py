@@ -6,17 +6,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import asyncpg
 import orjson
 from aiohttp import web
 
+from paystream.db import Connection
 from paystream.web import POOL
 from paystream_api import idempotency
 from paystream_api.keys import SETTINGS
 from paystream_api.request_body import JsonBody
 
 # Builds the object inside the caller's transaction and returns its representation.
-CreateObject = Callable[[asyncpg.Connection], Awaitable[Mapping[str, Any]]]
+CreateObject = Callable[[Connection], Awaitable[Mapping[str, Any]]]
 
 CREATED = 201
 REPLAY_HEADER = "Idempotent-Replayed"

@@ -29,7 +29,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_ERRORS, Connection
 from paystream.errors import ConflictError, ValidationError
 from paystream.logging import get_logger
 
@@ -134,7 +134,7 @@ async def claim(
     )
 
 
-async def complete(conn: asyncpg.Connection, held: Claim, status: int, body: bytes) -> None:
+async def complete(conn: Connection, held: Claim, status: int, body: bytes) -> None:
     """Store the answer with the object, in its transaction; 409 (and a rollback) if the claim was
     taken over by another request meanwhile."""
     if not conn.is_in_transaction():
@@ -170,7 +170,7 @@ async def release(pool: asyncpg.Pool, held: Claim) -> None:
             held.key,
             held.token,
         )
-    except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+    except DATABASE_ERRORS as exc:
         log.warning("idempotency.release_failed", error=str(exc))
 
 

@@ -79,14 +79,14 @@ async def create_order(request: web.Request) -> web.Response:
     # Validated before the idempotency key is claimed: a malformed request never uses one up.
     order = parse_new_order(body.fields)
 
-    async def create(conn: asyncpg.Connection) -> OrderResource:
+    async def create(conn: Connection) -> OrderResource:
         return await insert_order(conn, merchant.id, order)
 
     return await create_once(request, merchant.id, body, create)
 
 
 async def fetch_order(
-    conn: asyncpg.Connection | asyncpg.Pool, merchant_id: str, order_id: str
+    conn: Connection | asyncpg.Pool, merchant_id: str, order_id: str
 ) -> asyncpg.Record | None:
     if not is_id(ORDER_ID, order_id):
         return None

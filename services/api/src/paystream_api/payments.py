@@ -18,6 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from paystream import inputs, outbox
+from paystream.db import Connection
 from paystream.errors import BadRequestError, NotFoundError, ValidationError
 from paystream.events import EventType, Stream
 from paystream.invoices import record_invoice_owner
@@ -84,9 +85,7 @@ def parse_new_payment(fields: Mapping[str, Any], today: datetime) -> NewPayment:
     return NewPayment(order_id, amount, currency, method, vpa, card)
 
 
-async def _claim_order(
-    conn: asyncpg.Connection, merchant_id: str, payment: NewPayment
-) -> asyncpg.Record | None:
+async def _claim_order(conn: Connection, merchant_id: str, payment: NewPayment) -> asyncpg.Record | None:
     """The merchant's order named by `order_id`, counted as attempted (locked until commit); None
     when `order_id` is the merchant's own reference."""
     if not is_id(ORDER_ID, payment.order_id):
@@ -120,7 +119,7 @@ async def _claim_order(
     return row
 
 
-async def insert_payment(conn: asyncpg.Connection, merchant_id: str, payment: NewPayment) -> PaymentResource:
+async def insert_payment(conn: Connection, merchant_id: str, payment: NewPayment) -> PaymentResource:
     """Insert a pending payment with its two events and invoice owner (caller's transaction)."""
     order = await _claim_order(conn, merchant_id, payment)
     currency = order["currency"] if order is not None else (payment.currency or validation.DEFAULT_CURRENCY)
@@ -168,14 +167,14 @@ async def create_payment(request: web.Request) -> web.Response:
     # Validated before the idempotency key is claimed: a malformed request never uses one up.
     payment = parse_new_payment(body.fields, datetime.now(UTC))
 
-    async def create(conn: asyncpg.Connection) -> PaymentResource:
+    async def create(conn: Connection) -> PaymentResource:
         return await insert_payment(conn, merchant.id, payment)
 
     return await create_once(request, merchant.id, body, create)
 
 
 async def fetch_payment(
-    conn: asyncpg.Connection | asyncpg.Pool, merchant_id: str, payment_id: str, *, for_update: bool = False
+    conn: Connection | asyncpg.Pool, merchant_id: str, payment_id: str, *, for_update: bool = False
 ) -> asyncpg.Record:
     """The merchant's payment, or 404 (also for another merchant's: never reveal it exists)."""
     row: asyncpg.Record | None = None

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from paystream import inputs, outbox
+from paystream.db import Connection
 from paystream.errors import BadRequestError, NotFoundError
 from paystream.events import EventType, Stream
 from paystream.logging import get_logger
@@ -50,7 +50,7 @@ def parse_new_refund(fields: Mapping[str, Any]) -> NewRefund:
 
 
 async def insert_refund(
-    conn: asyncpg.Connection, merchant_id: str, payment_id: str, refund: NewRefund
+    conn: Connection, merchant_id: str, payment_id: str, refund: NewRefund
 ) -> RefundResource:
     """Insert a pending refund if the payment can take it (caller's transaction)."""
     payment = await fetch_payment(conn, merchant_id, payment_id, for_update=True)
@@ -106,7 +106,7 @@ async def create_refund(request: web.Request) -> web.Response:
     # Validated before the idempotency key is claimed: a malformed request never uses one up.
     refund = parse_new_refund(body.fields)
 
-    async def create(conn: asyncpg.Connection) -> RefundResource:
+    async def create(conn: Connection) -> RefundResource:
         return await insert_refund(conn, merchant.id, payment_id, refund)
 
     return await create_once(request, merchant.id, body, create)

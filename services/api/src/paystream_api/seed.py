@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from paystream.db import Connection
 from paystream_api.auth import hash_secret
 
 TEST_MERCHANT_ID = "mer_test0000000001"
@@ -13,7 +12,7 @@ TEST_API_SECRET = "secret_test_xyz789"
 TEST_WEBHOOK_SECRET = "whsec_test_abc123"
 
 
-async def seed_test_merchant(conn: asyncpg.Connection) -> None:
+async def seed_test_merchant(conn: Connection) -> None:
     await conn.execute(
         """INSERT INTO merchants (id, name, email, api_key, api_secret_hash, webhook_secret)
            VALUES ($1, 'Test Merchant', $2, $3, $4, $5)

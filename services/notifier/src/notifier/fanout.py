@@ -10,6 +10,7 @@ up), so one slow client never holds up the reader or anyone else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from functools import partial
 from itertools import groupby
@@ -39,6 +40,10 @@ from paystream.logging import get_logger
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 
 log = get_logger(__name__)
+
+# Sent to a socket whose token has expired, just before it is closed.
+SESSION_EXPIRED = "session:expired"
+EXPIRED_FAREWELL = {"code": "TOKEN_EXPIRED", "message": "authentication token expired"}
 
 NAMESPACE = "/"
 CATCH_UP_COMPLETE = "catchup:complete"
@@ -232,15 +237,19 @@ class Hub:
             return
         session.closing = True
         log.info("socket.token_expired", sid=sid, merchant_id=session.principal.merchant_id)
-        self._disconnect_later(session)
+        # Said before the close, so a frontend knows to fetch a fresh token rather than retry this one.
+        self._disconnect_later(session, farewell=(SESSION_EXPIRED, EXPIRED_FAREWELL))
 
-    def _disconnect_later(self, session: Session) -> None:
+    def _disconnect_later(self, session: Session, farewell: tuple[str, dict[str, str]] | None = None) -> None:
         """Close the socket's transport in the background; the reader never waits for a client."""
-        task = asyncio.create_task(self._close_transport(session), name=f"close:{session.sid}")
+        task = asyncio.create_task(self._close_transport(session, farewell), name=f"close:{session.sid}")
         self._disconnects.add(task)
         task.add_done_callback(self._disconnects.discard)
 
-    async def _close_transport(self, session: Session) -> None:
+    async def _close_transport(self, session: Session, farewell: tuple[str, dict[str, str]] | None) -> None:
+        if farewell is not None:
+            with contextlib.suppress(Exception):  # a client already gone needs no explanation
+                await self.sio.emit(farewell[0], farewell[1], to=session.sid, namespace=NAMESPACE)
         # An Engine.IO CLOSE after whatever is queued; no waiting for the client to take it (one
         # that stopped reading never would). A drain waits for the transports to end instead.
         socket = self.sio.eio.sockets.get(session.eio_sid)

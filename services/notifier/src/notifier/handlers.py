@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
 import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
 from notifier.auth import AuthError, authenticate, token_from_handshake
 from notifier.keys import HUB, SETTINGS
 from notifier.metrics import AUTH_REFUSED
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_ERRORS
 from paystream.inputs import is_text
 from paystream.invoices import invoice_visible_to
 from paystream.logging import get_logger
@@ -85,7 +84,7 @@ def register(sio: socketio.AsyncServer, app: web.Application) -> None:
             visible = await invoice_visible_to(
                 app[POOL], principal.merchant_id, invoice_id, principal.salon_id
             )
-        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+        except DATABASE_ERRORS as exc:
             log.warning("subscribe.database_unavailable", error=str(exc))
             return {"ok": False, "error": "temporarily unavailable; retry shortly"}
         if not visible:

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 from payment_processor.outcomes import ORDER_PAID_BY_ANOTHER_PAYMENT, Outcome, OutcomePolicy
 from paystream import outbox
 from paystream.aio import backoff_delay, wait_any
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_ERRORS, Connection
 from paystream.events import Event, EventType, Stream
 from paystream.logging import get_logger
 from paystream.resources import payment_event, payment_resource, refund_event, refund_resource
@@ -36,7 +36,6 @@ FALLBACK_CHECK_S = 2.0
 LOCKED_ELSEWHERE_PAUSE_S = 0.02
 # Sleep a hair past the due time, so the rows are due by the database's clock too.
 DUE_MARGIN_S = 0.002
-SETTLE_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
 
 SETTLED = Counter(
     "paystream_settlements_total", "API payments and refunds moved to a final state", ["kind", "status"]
@@ -134,7 +133,7 @@ class SettlementScheduler:
         log.info("settlement.payments_settled", count=len(rows))
         return len(due)
 
-    async def _decide(self, conn: asyncpg.Connection, due: Sequence[asyncpg.Record]) -> dict[str, Outcome]:
+    async def _decide(self, conn: Connection, due: Sequence[asyncpg.Record]) -> dict[str, Outcome]:
         """Each payment's outcome. An order takes one successful payment: the orders are locked (in
         id order, so batches cannot deadlock) and a later success for a paid order becomes a failure."""
         order_ids = sorted({row["order_ref"] for row in due if row["order_ref"]})
@@ -233,7 +232,7 @@ class SettlementScheduler:
             try:
                 sleep = await self._tick()
                 failures = 0
-            except SETTLE_FAILURES as exc:
+            except DATABASE_ERRORS as exc:
                 failures += 1
                 sleep = backoff_delay(failures)
                 log.warning("settlement.failed", error=str(exc), retry_in_s=round(sleep, 2))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from paystream.aio import backoff_delay, wait_any
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_ERRORS
 from paystream.logging import get_logger
 from webhook_dispatcher.metrics import LEASES_LOST, OUTCOMES_UNRECORDED
 from webhook_dispatcher.models import AttemptOutcome
@@ -27,7 +27,6 @@ from webhook_dispatcher.ordering import lock_keys, release_held
 log = get_logger(__name__)
 
 MAX_BATCH = 1000
-WRITE_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
 
 RECORD_OUTCOMES = """
 UPDATE webhook_deliveries d SET
@@ -105,7 +104,7 @@ class OutcomeRecorder:
             batch = self._queue[: self._max_batch]
             try:
                 await self._write(batch)
-            except WRITE_FAILURES as exc:
+            except DATABASE_ERRORS as exc:
                 failures += 1
                 delay = backoff_delay(failures)
                 log.warning("recorder.write_failed", error=str(exc), outcomes=len(batch), retry_in_s=delay)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from paystream.aio import backoff_delay, wait_any, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_ERRORS
 from paystream.logging import get_logger
 from webhook_dispatcher.delivery import DeliverySender
 from webhook_dispatcher.metrics import IN_FLIGHT
@@ -40,7 +40,6 @@ SATURATED_WAKE_S = 1.0
 # How many due rows a claim looks at per row it may take, so that one endpoint's backlog at its limit
 # does not hide other endpoints' due rows.
 SCAN_FACTOR = 4
-CLAIM_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError)
 
 CLAIM_DUE = """
 WITH busy AS (
@@ -120,7 +119,7 @@ class Scheduler:
                     claimed, wanted = await self.claim_once()
                     wait_s = 0.0 if claimed and claimed == wanted else await self._seconds_to_next(claimed)
                     failures = 0
-                except CLAIM_FAILURES as exc:
+                except DATABASE_ERRORS as exc:
                     failures += 1
                     wait_s = backoff_delay(failures)
                     log.warning("scheduler.claim_failed", error=str(exc), retry_in_s=round(wait_s, 2))
@@ -217,7 +216,7 @@ class Scheduler:
                 self._wake.set()  # catch up on anything announced while not listening
                 while not stop.is_set() and not conn.is_closed():
                     await wait_or_stop(stop, 5.0)
-            except CLAIM_FAILURES as exc:
+            except DATABASE_ERRORS as exc:
                 failures += 1
                 log.warning("scheduler.listen_failed", error=str(exc))
                 await wait_or_stop(stop, backoff_delay(failures))

@@ -16,7 +16,7 @@ import asyncio
 import asyncpg
 
 from paystream.aio import wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_ERRORS
 from paystream.logging import get_logger
 from webhook_dispatcher.ordering import OrderKey, release_held
 
@@ -117,5 +117,5 @@ async def run_upkeep(
                 deleted = await purge_finished(pool, retention_days)
                 if deleted:
                     log.info("upkeep.purged", deliveries=deleted, retention_days=retention_days)
-        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+        except DATABASE_ERRORS as exc:
             log.warning("upkeep.failed", error=str(exc))

@@ -27,7 +27,7 @@ from payctl.errors import EXIT_UNAVAILABLE, PayctlError
 from payctl.render import Output
 from payctl.settings import PayctlSettings
 from payctl.stores import DATABASE_CONNECTION_ERRORS, REDIS_CONNECTION_ERRORS, Stores
-from paystream.devrun.state import find_state
+from paystream.devrun_state import find_state
 from paystream.errors import SettingsError
 
 COMMANDS = (streams, groups, pending, tail, show, dlq, claim, replay, health, token)

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from payctl.errors import EXIT_UNAVAILABLE, PayctlError
-from paystream.devrun.state import DevRunState
+from paystream.devrun_state import DevRunState
 from paystream.settings import OutboxSettings
 
 # Service -> (variable naming its port, default port); PAYCTL_<SERVICE>_URL overrides the base URL.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from paystream.aio import backoff_delay, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_ERRORS, Connection
 from paystream.logging import get_logger
 from paystream_api.seed import TEST_MERCHANT_ID
 from paystream_api.settings import ApiSettings
@@ -122,7 +122,7 @@ class AccountDirectory:
                 return True  # another request reloaded while this one waited
             try:
                 await self.load()
-            except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+            except DATABASE_ERRORS as exc:
                 self._last_load = loop.time()  # do not hammer a failing database
                 log.warning("provider_accounts.reload_failed", error=str(exc))
                 return False
@@ -138,13 +138,13 @@ class AccountDirectory:
             try:
                 await self.load()
                 failures = 0
-            except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.PostgresError) as exc:  # type: ignore[misc]
+            except DATABASE_ERRORS as exc:
                 failures += 1
                 log.warning("provider_accounts.reload_failed", error=str(exc))
 
 
 async def seed_provider_accounts(
-    conn: asyncpg.Connection,
+    conn: Connection,
     merchant_id: str,
     *,
     razorpay_webhook_secret: str,
@@ -177,7 +177,7 @@ async def seed_provider_accounts(
     )
 
 
-async def seed_test_provider_accounts(conn: asyncpg.Connection, settings: ApiSettings) -> None:
+async def seed_test_provider_accounts(conn: Connection, settings: ApiSettings) -> None:
     """The test merchant's Razorpay and PAYable accounts, from RAZORPAY_WEBHOOK_SECRET,
     PAYABLE_MERCHANT_KEY and PAYABLE_MERCHANT_TOKEN (call after `seed_test_merchant`)."""
     await seed_provider_accounts(

@@ -195,7 +195,7 @@ class IngestWriter:
                 # Answered before the connection goes back to the pool, which costs one more round
                 # trip (the NOTIFY that wakes the relay) that no request needs to wait for.
                 _answer(by_key, inserted)
-        except (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.exceptions.CannotConnectNowError) as exc:  # type: ignore[misc]
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
             # TimeoutError is among these: a store that took too long.
             log.warning("provider_ingest.database_unavailable", error=str(exc), batch=len(batch))
             _fail(batch, ServiceUnavailableError("the database is unavailable; retry shortly"))

@@ -106,16 +106,20 @@ def build_record(
     if not event_id:
         # Without an event id, the body's hash de-duplicates the provider's retries.
         event_id = "sha256:" + hashlib.sha256(body).hexdigest()
-    usable_type = isinstance(event_type, str) and event_type and is_text(event_type)
-    type_name = event_type[:200] if usable_type else "unknown"
-    usable_account = isinstance(payload_account, str) and is_text(payload_account)
+    type_name = (
+        event_type[:200] if isinstance(event_type, str) and event_type and is_text(event_type) else "unknown"
+    )
     return IngestRecord(
         provider=RAZORPAY,
         event_id=event_id,
         event_type=type_name,
         merchant_id=account.merchant_id,
         provider_account_id=account.id,
-        account_id=payload_account[:64] if usable_account else account.account_id,
+        account_id=(
+            payload_account[:64]
+            if isinstance(payload_account, str) and is_text(payload_account)
+            else account.account_id
+        ),
         payload=body.decode(),
         status=REJECTED if problems else RECEIVED,
         reason="; ".join(problems) if problems else None,

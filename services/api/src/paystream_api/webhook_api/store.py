@@ -6,17 +6,15 @@ import base64
 import re
 import secrets
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 import orjson
 import uuid_utils
-from asyncpg.pool import PoolConnectionProxy
 
+from paystream.db import Connection
 from paystream.events import EventType, utc_now
 from paystream_api.webhook_api.validation import EndpointConfig, LogQuery
-
-Connection: TypeAlias = "asyncpg.Connection | PoolConnectionProxy[Any]"
 
 SECRET_PREFIX = "whsec_"
 ROTATION_OVERLAP_HOURS = 24

@@ -46,10 +46,10 @@ from payment_processor.provider_events.store import (
     claim_and_lock,
     settle,
 )
-from payment_processor.provider_events.work import DbConnection, Rejected, StoredEvent, Work
+from payment_processor.provider_events.work import Rejected, StoredEvent, Work
 from paystream import outbox
 from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS, data_refusal
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection, data_refusal
 from paystream.errors import PermanentError
 from paystream.events import Event, EventType, Stream
 from paystream.groupcommit import GroupCommitter, Submission
@@ -222,7 +222,7 @@ async def _process_claims(
         await _finish(conn, settlements)
 
 
-async def _finish(conn: DbConnection, settlements: Sequence[Settlement]) -> None:
+async def _finish(conn: Connection, settlements: Sequence[Settlement]) -> None:
     """What the handled events leave besides their typed rows, one statement each for the batch:
     the invoices' owners, the events' outcomes and audit rows, and the domain events."""
     await record_invoice_owners(
@@ -233,7 +233,7 @@ async def _finish(conn: DbConnection, settlements: Sequence[Settlement]) -> None
     await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, emitted)
 
 
-async def run_handler(conn: DbConnection, stored: StoredEvent) -> Settlement:
+async def run_handler(conn: Connection, stored: StoredEvent) -> Settlement:
     """Run the event's handler; how the event ends (`processed` or `ignored`). `Rejected`, and the
     database's refusals, propagate."""
     work = Work(conn, stored)
@@ -245,7 +245,7 @@ async def run_handler(conn: DbConnection, stored: StoredEvent) -> Settlement:
     return Settlement(work, PROCESSED)
 
 
-async def settle_alone(conn: DbConnection, stored: StoredEvent) -> None:
+async def settle_alone(conn: Connection, stored: StoredEvent) -> None:
     """Handle and settle one event in a savepoint: its effects, its owners, its outcome and audit
     row, its domain events. When the handler rejects it, or the database refuses something the
     event's content put in any of these (SQLSTATE class 22), none of that is kept: the event is

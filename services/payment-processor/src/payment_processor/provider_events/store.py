@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from payment_processor.provider_events.fields import unix_time
-from payment_processor.provider_events.work import DbConnection, StoredEvent, Work
+from payment_processor.provider_events.work import StoredEvent, Work
+from paystream.db import Connection
 
 RECEIVED = "received"
 PROCESSED = "processed"
@@ -80,7 +81,7 @@ class LockedEvent:
 
 
 async def claim_and_lock(
-    conn: DbConnection, group: str, claims: Sequence[EventClaim]
+    conn: Connection, group: str, claims: Sequence[EventClaim]
 ) -> dict[str, LockedEvent | None]:
     """Claim the envelopes in the inbox and lock the rows they name, in one statement.
 
@@ -137,7 +138,7 @@ class Settlement:
         return reason.replace("\x00", "\\u0000") if reason else None
 
 
-async def settle(conn: DbConnection, settlements: Sequence[Settlement]) -> None:
+async def settle(conn: Connection, settlements: Sequence[Settlement]) -> None:
     """Mark the events handled and write their audit rows, in one statement (in the transaction of
     their effects)."""
     if not settlements:

@@ -14,14 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
-
+from paystream.db import Connection
 from paystream.events import Event, EventType
 from paystream.invoices import InvoiceOwner
-
-# A connection, whether from a pool or not.
-DbConnection = asyncpg.Connection | PoolConnectionProxy
 
 
 class Rejected(Exception):
@@ -49,7 +44,7 @@ class StoredEvent:
 
 @dataclass(slots=True)
 class Work:
-    conn: DbConnection
+    conn: Connection
     event: StoredEvent
     changes: list[dict[str, Any]] = field(default_factory=list)
     emitted: list[Event] = field(default_factory=list)

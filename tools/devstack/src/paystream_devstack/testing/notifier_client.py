@@ -16,7 +16,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from notifier.settings import NotifierSettings
 from paystream.events import STREAM_FIELD, Event, EventType, Stream
-from paystream.testing import eventually
+from paystream_devstack.testing import eventually
 
 JWT_SECRET = "test-jwt-secret"
 MERCHANT_A = "mer_test0000000001"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from paystream.devrun.state import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
+from paystream.devrun_state import DATA_DIR_VARIABLE, DEFAULT_DATA_DIR
 from paystream.errors import SettingsError
 from paystream.netguard import LOOPBACK_NETS
 from paystream.settings import DEFAULT_BIND_HOST, Environ, env_float, env_port, env_str
@@ -109,7 +109,7 @@ def services_from_json(raw: str) -> tuple[ServiceSpec, ...]:
 
 @dataclass(frozen=True, slots=True)
 class DevRunSettings:
-    """How `python -m paystream.devrun` runs, read from the environment."""
+    """How `python -m paystream_devstack.devrun` runs, read from the environment."""
 
     data_dir: Path
     redis_url: str | None

@@ -1,4 +1,4 @@
-"""A consumer process for the runtime's own fault tests (`python -m paystream.testing.sample_worker`).
+"""A consumer process for the runtime's own fault tests (`python -m paystream_devstack.testing.sample_worker`).
 
 Its handler writes one row to `sample_effects` per effect, guarded by the inbox, so a test can
 count effects after killing it. Event data may ask it to pause before or after its commit

@@ -5,9 +5,9 @@ from __future__ import annotations
 import signal
 from dataclasses import dataclass, field
 
-from paystream.devrun.config import DevRunSettings
-from paystream.devrun.supervisor import PrefixedOutput, parent_death_signal
-from paystream.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from paystream_devstack.devrun.config import DevRunSettings
+from paystream_devstack.devrun.supervisor import PrefixedOutput, parent_death_signal
+from paystream_devstack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 
 @dataclass(frozen=True, slots=True)

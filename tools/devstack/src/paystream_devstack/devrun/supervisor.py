@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from paystream.devrun.config import ServiceSpec
+from paystream_devstack.devrun.config import ServiceSpec
 
 SUPERVISOR_NAME = "devrun"
 _LINE_LIMIT = 1 << 20

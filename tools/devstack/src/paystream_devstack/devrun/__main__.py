@@ -1,4 +1,4 @@
-"""`python -m paystream.devrun` (`make run`): the whole platform on one machine, for development.
+"""`python -m paystream_devstack.devrun` (`make run`): the whole platform on one machine, for development.
 
 Starts embedded Redis and PostgreSQL unless REDIS_URL / DATABASE_URL are set, applies the migrations,
 runs the four services as supervised child processes and stops everything on Ctrl-C or SIGTERM.
@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from paystream.devrun.config import DevRunSettings, SeedMerchant, service_environment
-from paystream.devrun.servers import DevStores, StoreUrls
-from paystream.devrun.state import DevRunState, remove_state, write_state
-from paystream.devrun.supervisor import PrefixedOutput, Supervisor, parent_death_signal
+from paystream.devrun_state import DevRunState, remove_state, write_state
 from paystream.errors import SettingsError
 from paystream.notifier_tokens import mint_notifier_token
+from paystream_devstack.devrun.config import DevRunSettings, SeedMerchant, service_environment
+from paystream_devstack.devrun.servers import DevStores, StoreUrls
+from paystream_devstack.devrun.supervisor import PrefixedOutput, Supervisor, parent_death_signal
 
 # The banner's notifier token: long enough for a day of trying things by hand.
 BANNER_TOKEN_TTL_S = 86_400

