@@ -17,8 +17,8 @@ from aiohttp import web
 from browserkit import PHONE, PageFactory, Platform
 from playwright.async_api import Page, expect
 
-from paystream.embedded import free_port
-from paystream.testing.polling import eventually
+from paystream_devstack.embedded import free_port
+from paystream_devstack.testing.polling import eventually
 
 KEY = "key_test_abc123"
 SECRET = "secret_test_xyz789"

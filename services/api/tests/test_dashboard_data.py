@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from paystream import outbox
 from paystream.events import EventType, Stream
 from paystream.resources import payment_event
-from paystream.testing.polling import eventually
+from paystream_devstack.testing.polling import eventually
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 ROOT = Path(__file__).resolve().parents[3]

@@ -18,10 +18,10 @@ from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient, TestServer
 from jwt.warnings import InsecureKeyLengthWarning
 
-from paystream.testing.rawhttp import raw_request
 from paystream_api.app import create_app
 from paystream_api.sessions import token_hash
 from paystream_api.settings import ApiSettings
+from paystream_devstack.testing.rawhttp import raw_request
 
 KEY = "key_test_abc123"
 SECRET = "secret_test_xyz789"

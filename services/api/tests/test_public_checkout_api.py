@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 
 from notifier.app import create_app as create_notifier_app
 from notifier.auth import decode_token
-from notifier.testing import notifier_settings, open_client, publish
-from notifier.testing import payment_event as notifier_payment_event
 from paystream.events import Event, EventType
 from paystream_api.app import create_app
 from paystream_api.seed import seed_test_merchant
 from paystream_api.settings import ApiSettings
+from paystream_devstack.testing.notifier_client import notifier_settings, open_client, publish
+from paystream_devstack.testing.notifier_client import payment_event as notifier_payment_event
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 KEY = "key_test_abc123"

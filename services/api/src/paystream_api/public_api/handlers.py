@@ -8,6 +8,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from paystream.db import Connection
 from paystream.errors import NotFoundError
 from paystream.resources import PAYMENT_COLUMNS, payment_resource
 from paystream.web import POOL, json_response
@@ -71,7 +72,7 @@ async def create_checkout_payment(request: web.Request) -> web.Response:
 
     # A paid order is refused inside the creating transaction (insert_payment locks the order), not
     # here: a browser retrying a payment that went through must get its replay, not a refusal.
-    async def create(conn: asyncpg.Connection) -> CheckoutPayment:
+    async def create(conn: Connection) -> CheckoutPayment:
         return checkout_payment(await insert_payment(conn, merchant.id, payment))
 
     created = await create_once(request, merchant.id, body, create, key_scope=CHECKOUT_KEY_SCOPE)
