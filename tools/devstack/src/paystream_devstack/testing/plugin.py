@@ -101,9 +101,8 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-@pytest.fixture
-async def clean_db(database_url: str) -> AsyncIterator[str]:
-    """An empty database (every table but the migrations record truncated) for one test."""
+async def truncate_tables(database_url: str) -> None:
+    """Empty every table but the migrations record."""
     conn = await connect(database_url)
     try:
         tables = [
@@ -115,6 +114,12 @@ async def clean_db(database_url: str) -> AsyncIterator[str]:
             await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> AsyncIterator[str]:
+    """An empty database (every table but the migrations record truncated) for one test."""
+    await truncate_tables(database_url)
     yield database_url
 
 
