@@ -72,6 +72,12 @@ def _encode_json(value: Any) -> str:
 
 # A transaction left open by a hung process would hold its row and advisory locks for ever.
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+# A process killed in the middle of a statement leaves its backend running that statement, holding
+# every lock its transaction took (PostgreSQL notices a closed socket only when it next reads or
+# writes it). A restarted replica then waits on those locks: seen as handlers timing out and /health
+# failing for half a minute after a SIGKILL. With this, a backend checks its client's socket every
+# second while it runs a statement, and ends its transaction once the client is gone (PostgreSQL 14+).
+CLIENT_CONNECTION_CHECK_INTERVAL_MS = 1_000
 
 
 # Plan every execution with its parameters (and the tables' current sizes). asyncpg prepares each
@@ -86,6 +92,7 @@ PLAN_CACHE_MODE = "force_custom_plan"
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.execute(
         f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_TIMEOUT_MS};"
+        f" SET client_connection_check_interval = {CLIENT_CONNECTION_CHECK_INTERVAL_MS};"
         f" SET plan_cache_mode = {PLAN_CACHE_MODE}"
     )
     for type_name in ("json", "jsonb"):
