@@ -112,6 +112,7 @@ def banner(env: Mapping[str, str], urls: StoreUrls, state_path: Path | None = No
     postgres_origin = "embedded" if urls.postgres_embedded else "from DATABASE_URL"
     rows = [
         ("API", f"http://127.0.0.1:{env['API_PORT']}"),
+        ("Dashboard", f"http://127.0.0.1:{env['API_PORT']}/dashboard (sign in with the API key and secret)"),
         ("Checkout demo", f"http://127.0.0.1:{env['API_PORT']}/demo (a shop page that embeds /checkout.js)"),
         ("Notifier", f"http://127.0.0.1:{env['NOTIFIER_PORT']}"),
         ("Redis", f"{_hide_password(urls.redis_url)} ({redis_origin})"),
