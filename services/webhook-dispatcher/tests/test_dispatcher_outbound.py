@@ -56,6 +56,7 @@ def due_delivery(url: str) -> DueDelivery:
         payload=b'{"event":"payment.created"}',
         attempts=0,
         order_key=None,
+        ordering_seq=None,
         url=url,
         endpoint_enabled=True,
         secrets=(SECRET,),
