@@ -114,9 +114,12 @@ class PendingRow:
 
 
 # The session holding the relay's leader lock (a bigint advisory key shows as its two halves).
+# Advisory locks belong to a database, and pg_locks shows every database's: another database on the
+# same server (another deployment, another test run) holding the same key is no leader of this one.
 LEADER_LOCK_HOLDER = """SELECT pid FROM pg_locks
                         WHERE locktype = 'advisory' AND granted
-                          AND classid = $1 AND objid = $2 AND objsubid = 1"""
+                          AND classid = $1 AND objid = $2 AND objsubid = 1
+                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
 LEADER_LOCK_HELD = f"SELECT EXISTS ({LEADER_LOCK_HOLDER})"
 
 
