@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Sequence
 
 import pytest
@@ -140,3 +141,77 @@ async def test_split_and_retry_fails_only_the_poisonous_item() -> None:
     await committer.stop()
     assert outcomes[0] == 1 and outcomes[2] == 2
     assert isinstance(outcomes[1], ValueError)
+
+
+async def test_a_stop_whose_caller_is_cancelled_still_stops_the_writers_and_fails_their_batches() -> None:
+    committing = asyncio.Event()
+
+    async def commit(batch: Sequence[Submission[int, None]]) -> None:
+        committing.set()
+        await asyncio.Event().wait()  # a store that never answers
+
+    committer: GroupCommitter[int, None] = GroupCommitter(commit, name="test", writers=1, max_batch=1)
+    committer.start()
+    in_flight = asyncio.create_task(committer.submit(1))
+    await committing.wait()
+    queued = asyncio.create_task(committer.submit(2))
+    await asyncio.sleep(0)  # queued behind the batch in flight
+    stopping = asyncio.create_task(committer.stop())  # as long as it takes...
+    await asyncio.sleep(0)
+    stopping.cancel()  # ...until the supervisor's deadline cancels the task that stops it
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    outcomes = await asyncio.wait_for(asyncio.gather(in_flight, queued, return_exceptions=True), timeout=5)
+    assert all(isinstance(outcome, RetryableError) for outcome in outcomes), outcomes
+
+
+async def test_run_is_start_then_stop_for_a_supervised_task() -> None:
+    committed: list[int] = []
+
+    async def commit(batch: Sequence[Submission[int, None]]) -> None:
+        committed.extend(submission.item for submission in batch)
+        for submission in batch:
+            submission.resolve(None)
+
+    committer: GroupCommitter[int, None] = GroupCommitter(commit, name="test", writers=1)
+    stop = asyncio.Event()
+    committer.start()  # a submission may come before the task's first step
+    first = asyncio.create_task(committer.submit(1))
+    running = asyncio.create_task(committer.run(stop, grace_s=5))
+    await first
+    stop.set()
+    await running
+    assert committed == [1]
+    with pytest.raises(RetryableError):
+        await committer.submit(2)
+
+
+async def test_write_behind_submissions_settle_without_a_waiter_and_are_refused_like_the_others() -> None:
+    async def commit(batch: Sequence[Submission[int, None]]) -> None:
+        for submission in batch:
+            if submission.item < 0:
+                submission.fail(ValueError("refused"))
+            else:
+                submission.resolve(None)
+
+    unhandled: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: unhandled.append(context))
+    committer: GroupCommitter[int, None] = GroupCommitter(commit, name="test", writers=1)
+    try:
+        with pytest.raises(RetryableError):
+            committer.submit_nowait(0)  # before start
+        committer.start()
+        written = committer.submit_nowait(1)
+        refused = committer.submit_nowait(-1)
+        await asyncio.wait([written, refused])
+        assert written.result() is None
+        del refused  # nobody looks at its error: that must not be reported as unhandled
+        gc.collect()
+        await committer.stop()
+        with pytest.raises(RetryableError):
+            committer.submit_nowait(2)  # after stop
+    finally:
+        loop.set_exception_handler(previous)
+    assert unhandled == []

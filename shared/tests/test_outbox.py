@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType
-from paystream.outbox import OutboxRelay, enqueue
+from paystream.outbox import RELAY_LEADER_KEY, OutboxRelay, enqueue
 from paystream.settings import OutboxSettings
 from paystream_devstack.testing import eventually
 
@@ -216,6 +216,24 @@ def test_inbox_must_outlive_the_outbox() -> None:
 
     with pytest.raises(SettingsError, match="INBOX_RETENTION_DAYS"):
         OutboxSettings(retention_days=7, inbox_retention_days=7)
+
+
+async def test_a_leader_lock_held_in_another_database_does_not_hold_back_a_relay_of_last_resort(
+    db_pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    clean_db: str,
+    relay_factory: list,
+    postgres_server_url: str,
+) -> None:
+    # Another database on the same server (another deployment, another test run) has a leader.
+    elsewhere = await asyncpg.connect(postgres_server_url)
+    try:
+        assert await elsewhere.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_KEY)
+        last_resort = start_relay(db_pool, redis, clean_db, relay_factory, takeover_delay_s=0.5)
+        # Before: the other database's lock counted as a leader here, so this relay never led.
+        await eventually(lambda: last_resort.is_leader, timeout=10, message="the last resort leads")
+    finally:
+        await elsewhere.close()
 
 
 async def test_a_relay_of_last_resort_leads_only_after_seeing_no_leader_for_its_delay(

@@ -36,6 +36,9 @@ class Dispatcher:
         self.pool = pool
         self.intakes = [DeliveryIntake(pool, group=GROUP, on_due=lambda: None) for _ in range(replicas)]
         self.recorder = OutcomeRecorder(pool, on_due=lambda: None)
+        for intake in self.intakes:
+            intake.start()  # as the worker does: the first submit comes before the tasks' first step
+        self.recorder.start()
         self._stop = asyncio.Event()
         self._tasks = [asyncio.create_task(i.run(self._stop)) for i in self.intakes]
         self._tasks.append(asyncio.create_task(self.recorder.run(self._stop)))

@@ -12,10 +12,13 @@ exception, so no caller waits forever. The rules for waiters, the same for every
 
 - before `start()` and after `stop()`, `submit()` raises `RetryableError` at once (nothing queues
   where no writer will take it);
+- `submit_nowait()` is `submit()` for a write-behind caller: the same refusals, then a future that
+  nobody needs to await (its commit function decides how long to retry);
 - past `max_queued` waiting items, `submit()` raises `CommitterOverloaded` (a `RetryableError`) at
   once rather than queueing behind a store that is not keeping up;
 - on `stop(grace_s)`, what is queued is still committed for up to `grace_s`; then the writers are
-  cancelled and every submission not settled fails with `RetryableError`;
+  cancelled and every submission not settled fails with `RetryableError` (also when the task that
+  called `stop()` is cancelled meanwhile); `run(stop)` is the same for a supervised task;
 - nothing a commit raises can stop a writer: the batch fails, the writer takes the next one.
 
 `split_and_retry()` is the usual answer to a failed batch: commit each submission on its own, so
@@ -25,7 +28,6 @@ that one poisonous item fails alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -116,22 +118,53 @@ class GroupCommitter(Generic[ItemT, ResultT]):
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Refuse new items, commit those already queued (for up to `grace_s`; None: as long as it
-        takes), then stop the writers; what is left unsettled fails. Safe to call twice."""
+        takes), then stop the writers; what is left unsettled fails. Safe to call twice, and when
+        the caller is cancelled while it waits, the writers are stopped all the same."""
         self._closed = True
         self._ready.set()
         tasks, self._tasks = self._tasks, []
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=grace_s)
+        late = set(tasks)
+        try:
+            if tasks:
+                _, late = await asyncio.wait(tasks, timeout=grace_s)
+        finally:
             for task in late:
-                task.cancel()
-            for task in late:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for submission in self._drain():
-            submission.fail(RetryableError(f"{self._name} stopped before committing"))
+                task.cancel()  # its batch fails with RetryableError
+            for submission in self._drain():
+                submission.fail(RetryableError(f"{self._name} stopped before committing"))
+            if late:
+                await asyncio.wait(late)
+
+    async def run(self, stop: asyncio.Event, *, grace_s: float | None = None) -> None:
+        """Run the writers until `stop` is set, then `stop(grace_s)`: the shape of a loop that a
+        task supervisor runs. (Call `start()` first too when submissions may come before this
+        task's first step: until then they are refused.)"""
+        self.start()
+        try:
+            await stop.wait()
+        except asyncio.CancelledError:
+            await self.stop(0)  # cancelled outright: no grace period
+            raise
+        await self.stop(grace_s)
 
     async def submit(self, item: ItemT) -> ResultT:
         """Queue `item` for the next batch and wait until its batch has been committed."""
+        future = self._enqueue(item)
+        try:
+            return await future
+        finally:
+            if not future.done():  # the caller gave up; the writer still settles it
+                future.add_done_callback(_consume_outcome)
+
+    def submit_nowait(self, item: ItemT) -> asyncio.Future[ResultT]:
+        """Queue `item` for the next batch without waiting (a write-behind caller): the future
+        settles when the batch has been committed, and need not be awaited. Refused as `submit()`
+        is, by raising at once."""
+        future = self._enqueue(item)
+        future.add_done_callback(_consume_outcome)
+        return future
+
+    def _enqueue(self, item: ItemT) -> asyncio.Future[ResultT]:
         if self._closed or not self._tasks:
             raise RetryableError(f"{self._name} is not running")
         if self._max_queued is not None and len(self._queue) >= self._max_queued:
@@ -139,11 +172,7 @@ class GroupCommitter(Generic[ItemT, ResultT]):
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         self._queue.append(Submission(item, future))
         self._ready.set()
-        try:
-            return await future
-        finally:
-            if not future.done():  # the caller gave up; the writer still settles it
-                future.add_done_callback(_consume_outcome)
+        return future
 
     @property
     def queued(self) -> int:

@@ -34,6 +34,7 @@ from paystream.aio import backoff_delay, wait_any, wait_or_stop
 from paystream.db import DATABASE_ERRORS, Connection, notify_after_transaction
 from paystream.events import Event, entry_fields
 from paystream.inbox import purge_inbox
+from paystream.listen import Listener, ListenSession
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.ordering import ordering_key
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
@@ -113,9 +114,12 @@ class PendingRow:
 
 
 # The session holding the relay's leader lock (a bigint advisory key shows as its two halves).
+# Advisory locks belong to a database, and pg_locks shows every database's: another database on the
+# same server (another deployment, another test run) holding the same key is no leader of this one.
 LEADER_LOCK_HOLDER = """SELECT pid FROM pg_locks
                         WHERE locktype = 'advisory' AND granted
-                          AND classid = $1 AND objid = $2 AND objsubid = 1"""
+                          AND classid = $1 AND objid = $2 AND objsubid = 1
+                          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
 LEADER_LOCK_HELD = f"SELECT EXISTS ({LEADER_LOCK_HOLDER})"
 
 
@@ -153,6 +157,7 @@ class OutboxRelay:
         self._takeover_delay_s = takeover_delay_s
         self._is_leader = False
         self._leadership = asyncio.Event()
+        self._free_since: float | None = None  # since when a standby has seen the leader lock free
 
     async def publish_pending(self) -> int:
         """Publish every committed, unpublished row; return how many were published."""
@@ -280,61 +285,54 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
     async def _listen(self, stop: asyncio.Event) -> None:
-        """Hold a LISTEN connection open (reconnecting with backoff): each NOTIFY wakes the relay,
-        and the session-level leader lock taken on it makes this relay the publishing one."""
-        failures = 0
-        while not stop.is_set():
-            conn: Connection | None = None
-            try:
-                conn = await asyncpg.connect(
-                    self._listen_dsn, server_settings={"application_name": self._application_name}
-                )
+        """Hold the relay's LISTEN connection (see `paystream.listen`): the session-level leader lock
+        taken on it makes this relay the publishing one, and only then does it listen."""
+        listener = Listener(
+            self._listen_dsn,
+            NOTIFY_CHANNEL,
+            self._wake.set,
+            name="outbox relay",
+            server_settings={
+                "application_name": self._application_name,
                 # This session holds the leader lock: should the process hang (alive, so its socket
                 # stays open), PostgreSQL ends the session once it has been idle this long, which
                 # frees the lock for a standby. A live relay probes every second, so is never idle.
-                timeout_ms = self._settings.leader_idle_timeout_s * 1000
-                await conn.execute(f"SET idle_session_timeout = {timeout_ms}")
-                failures = 0
-                free_since: float | None = None
-                while not stop.is_set() and not conn.is_closed():
-                    if not self._is_leader and self._takeover_delay_s > 0:
-                        # Also a liveness probe, like the lock attempt below.
-                        if await conn.fetchval(LEADER_LOCK_HELD, *advisory_lock_ids(RELAY_LEADER_KEY)):
-                            free_since = None
-                        elif free_since is None:
-                            free_since = time.monotonic()
-                        if free_since is None or time.monotonic() - free_since < self._takeover_delay_s:
-                            await wait_or_stop(stop, LEADER_PROBE_SECONDS)
-                            continue
-                    # Also a liveness probe: a dead connection has lost the lock with it.
-                    leads = await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_KEY)
-                    if leads and self._is_leader:
-                        # Held already: pg_try_advisory_lock stacks, keep the hold count at one.
-                        await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LEADER_KEY)
-                    elif leads:
-                        # Only the leader listens: every NOTIFY wakes each listening session and
-                        # its process, and a standby has nothing to do with a commit.
-                        await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-                        log.info("outbox.relay_leading")
-                        self._is_leader = True
-                        self._wake.set()  # catch up on anything committed while no one led
-                        self._leadership.set()
-                    await wait_or_stop(stop, LEADER_PROBE_SECONDS)
-            except DATABASE_ERRORS as exc:
-                failures += 1
-                log.warning("outbox.listen_failed", error=str(exc))
-            except Exception:  # a listener that died would leave this relay unable to ever lead
-                failures += 1
-                log.exception("outbox.listen_error")
-            finally:
-                self._is_leader = False
-                self._leadership.clear()
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-            if failures:
-                await wait_or_stop(stop, backoff_delay(failures))
+                "idle_session_timeout": str(self._settings.leader_idle_timeout_s * 1000),
+            },
+            listen_at_once=False,
+            tend=self._probe_leadership,
+            tend_interval_s=LEADER_PROBE_SECONDS,
+            on_session_end=self._lose_leadership,
+        )
+        await listener.run(stop)
+
+    async def _probe_leadership(self, session: ListenSession) -> None:
+        """Take the leader lock if it is free (and, for a relay of last resort, has been free for
+        its takeover delay); every statement is also a liveness probe of the lock's session."""
+        conn = session.connection
+        if not self._is_leader and self._takeover_delay_s > 0:
+            if await conn.fetchval(LEADER_LOCK_HELD, *advisory_lock_ids(RELAY_LEADER_KEY)):
+                self._free_since = None
+            elif self._free_since is None:
+                self._free_since = time.monotonic()
+            if self._free_since is None or time.monotonic() - self._free_since < self._takeover_delay_s:
+                return
+        # A dead connection has lost the lock with it.
+        leads = await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LEADER_KEY)
+        if leads and self._is_leader:
+            # Held already: pg_try_advisory_lock stacks, keep the hold count at one.
+            await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LEADER_KEY)
+        elif leads:
+            # Only the leader listens: every NOTIFY wakes each listening session and its process,
+            # and a standby has nothing to do with a commit. Listening wakes the relay once, to
+            # catch up on anything committed while no one led.
+            await session.listen()
+            log.info("outbox.relay_leading")
+            self._is_leader = True
+            self._leadership.set()
+
+    def _lose_leadership(self) -> None:
+        self._is_leader = False
+        self._leadership.clear()
+        self._free_since = None

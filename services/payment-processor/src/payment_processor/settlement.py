@@ -2,18 +2,18 @@
 
 The `payment.created` / `refund.created` handlers only stamp `process_after` (when the processing
 delay ends) and return, so a handler slot is never held for the delay and thousands of payments
-can wait at once. This scheduler sleeps until the earliest `process_after` in the tables (or until
-a handler tells it about an earlier one), then settles everything due in batches: one transaction
-per batch selects the due rows `FOR UPDATE SKIP LOCKED` (replicas never take the same row), decides
-each outcome, updates the rows and writes their events to the outbox. The `status = 'pending'`
-guard under the row lock means a final state never changes, and since `process_after` lives in
-PostgreSQL, a processor restarted mid-delay settles every payment exactly once.
+can wait at once. This scheduler (a `paystream.duetime.DueTimeLoop`) sleeps until the earliest
+`process_after` in the tables (or until a handler tells it about an earlier one), then settles
+everything due in batches: one transaction per batch selects the due rows `FOR UPDATE SKIP LOCKED`
+(replicas never take the same row), decides each outcome, updates the rows and writes their events
+to the outbox. The `status = 'pending'` guard under the row lock means a final state never changes,
+and since `process_after` lives in PostgreSQL, a processor restarted mid-delay settles every payment
+exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,8 +22,8 @@ from prometheus_client import Counter
 
 from payment_processor.outcomes import ORDER_PAID_BY_ANOTHER_PAYMENT, Outcome, OutcomePolicy
 from paystream import outbox
-from paystream.aio import backoff_delay, wait_any
-from paystream.db import DATABASE_ERRORS, Connection
+from paystream.db import Connection
+from paystream.duetime import Claimed, DueTimeLoop, DueTiming
 from paystream.events import Event, EventType, Stream
 from paystream.logging import get_logger
 from paystream.resources import payment_event, payment_resource, refund_event, refund_resource
@@ -55,15 +55,18 @@ class SettlementScheduler:
         self._pool = pool
         self._policy = policy
         self._batch_size = batch_size
-        self._wake = asyncio.Event()
-        self._next_check = math.inf  # loop time the run loop sleeps until; inf while it works
+        self._loop = DueTimeLoop(
+            "settlement",
+            self._claim,
+            self._seconds_to_next_due,
+            DueTiming(
+                fallback_s=FALLBACK_CHECK_S, busy_pause_s=LOCKED_ELSEWHERE_PAUSE_S, margin_s=DUE_MARGIN_S
+            ),
+        )
 
     def due_in(self, seconds: float) -> None:
         """A handler scheduled work `seconds` from now: wake the loop if it would sleep past that."""
-        due_at = asyncio.get_running_loop().time() + seconds
-        if due_at < self._next_check:
-            self._next_check = due_at
-            self._wake.set()
+        self._loop.due_in(seconds)
 
     # -- settling -------------------------------------------------------------------------------
 
@@ -202,42 +205,25 @@ class SettlementScheduler:
         assert row is not None
         return DueTimes(payments=row["payments"], refunds=row["refunds"])
 
-    async def _tick(self) -> float:
-        """Settle what is due; return how long to sleep before the next tick."""
+    async def _claim(self) -> Claimed:
+        """Settle the kinds that are due (payments, then refunds), each until none is left."""
         due = await self.due_in_seconds()
         settled = 0
         if due.payments is not None and due.payments <= 0:
             settled += await self._settle_all(self._settle_payment_batch)
         if due.refunds is not None and due.refunds <= 0:
             settled += await self._settle_all(self._settle_refund_batch)
-        if settled:
-            return 0.0  # look again at once: more may have come due meanwhile
+        return Claimed.SOME if settled else Claimed.NOTHING
+
+    async def _seconds_to_next_due(self) -> float | None:
+        due = await self.due_in_seconds()
         upcoming = [seconds for seconds in (due.payments, due.refunds) if seconds is not None]
-        if not upcoming:
-            return FALLBACK_CHECK_S
-        if min(upcoming) <= 0:
-            return LOCKED_ELSEWHERE_PAUSE_S  # due, but another replica holds those rows right now
-        return min(min(upcoming) + DUE_MARGIN_S, FALLBACK_CHECK_S)
+        return min(upcoming) if upcoming else None
 
     # -- running --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Settle due work until `stop` is set, sleeping until the next due time in between."""
-        loop = asyncio.get_running_loop()
-        failures = 0
         log.info("settlement.started")
-        while not stop.is_set():
-            self._next_check = math.inf
-            self._wake.clear()
-            try:
-                sleep = await self._tick()
-                failures = 0
-            except DATABASE_ERRORS as exc:
-                failures += 1
-                sleep = backoff_delay(failures)
-                log.warning("settlement.failed", error=str(exc), retry_in_s=round(sleep, 2))
-                self._wake.clear()  # retry after the backoff, whatever handlers report meanwhile
-            self._next_check = min(self._next_check, loop.time() + sleep)
-            if sleep > 0:
-                await wait_any([stop, self._wake], sleep)
+        await self._loop.run(stop)
         log.info("settlement.stopped")

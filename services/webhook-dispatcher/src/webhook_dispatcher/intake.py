@@ -2,9 +2,12 @@
 
 Each handler call submits its event and waits until the event's rows (and its inbox claim, which makes
 redeliveries no-ops) have committed; only then does the consumer acknowledge the stream entry. A
-single writer commits whatever has queued up meanwhile in one transaction (group commit), so the cost
-per event is a few array elements, not a few round trips. When a batch fails on a data error, its
-events are retried one per transaction so that one bad event cannot hold back the others.
+single writer of a `paystream.groupcommit.GroupCommitter` commits whatever has queued up meanwhile in
+one transaction (group commit), so the cost per event is a few array elements, not a few round trips;
+the engine's rules hold for the handlers waiting (refused at once before start and after stop; on
+a stop past its grace period, failed with RetryableError, so the consumer delivers them again). When
+a batch fails on a data error, its events are retried one per transaction (`split_and_retry`) so
+that one bad event cannot hold back the others.
 
 The same transaction records the numbered events as taken in and applies the ordering rule
 (ordering.py): inbox claims, then the keys' lock (TAKE_IN), then one statement that writes the rows,
@@ -14,17 +17,15 @@ due or held, and releases the held rows the batch unblocked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
-from paystream.aio import wait_any
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
 from paystream.events import Event
+from paystream.groupcommit import GroupCommitter, Submission, split_and_retry
 from paystream.logging import get_logger
 from webhook_dispatcher.metrics import DELIVERIES_CREATED
 from webhook_dispatcher.models import Endpoint, IncomingEvent, PlannedDelivery
@@ -89,12 +90,6 @@ released AS ({RELEASE_UPDATE})
 SELECT (SELECT count(*) FROM inserted) AS written, (SELECT count(*) FROM released) AS released"""
 
 
-@dataclass(slots=True)
-class _Submission:
-    incoming: IncomingEvent
-    done: asyncio.Future[None]
-
-
 class DeliveryIntake:
     """Group-commits events into delivery-log rows; `submit()` returns once the event's rows committed."""
 
@@ -109,66 +104,42 @@ class DeliveryIntake:
         self._pool = pool
         self._group = group
         self._on_due = on_due
-        self._max_batch = max_batch
-        self._queue: list[_Submission] = []
-        self._ready = asyncio.Event()
+        # One writer, as before: batches of one process then never wait for each other's key locks
+        # (ordering.py). Unbounded: each handler waits for its own submission, so the consumer's
+        # concurrency bounds the queue, and a refusal would only spend one of the event's deliveries.
+        self._committer: GroupCommitter[IncomingEvent, None] = GroupCommitter(
+            self._commit, name="webhook-intake", max_batch=max_batch, writers=1
+        )
+
+    def start(self) -> None:
+        """Start taking submissions (before the consumer hands over events; `run` does it too)."""
+        self._committer.start()
 
     async def submit(self, event: Event, sequence: int | None = None) -> None:
         """Take the event in: write its deliveries (exactly once per event id) and record its number
         (`sequence`, from the stream entry), then wait for the commit."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Submission(IncomingEvent.of(event, sequence), done))
-        self._ready.set()
-        await done
+        await self._committer.submit(IncomingEvent.of(event, sequence))
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Commit batches until `stop` is set and nothing is left to commit."""
-        while True:
-            if not self._queue:
-                if stop.is_set():
-                    return
-                self._ready.clear()
-                await wait_any([self._ready, stop], 1.0)
-                continue
-            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-            await self._commit(batch)
+        """Commit batches until `stop` is set, then what is queued (until the supervisor's grace
+        period ends: it cancels this task, and the waiting handlers fail with RetryableError)."""
+        await self._committer.run(stop)
 
-    async def _commit(self, batch: Sequence[_Submission]) -> None:
-        live = [item for item in batch if not item.done.done()]
-        if not live:
-            return
+    async def _commit(self, batch: Sequence[Submission[IncomingEvent, None]]) -> None:
         try:
-            due = await self._write([item.incoming for item in live])
-        except asyncio.CancelledError:
-            for item in live:
-                if not item.done.done():
-                    item.done.cancel()
-            raise
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            if len(live) > 1 and not isinstance(exc, DATABASE_UNAVAILABLE_ERRORS):
-                log.warning("intake.batch_failed_retrying_singly", error=str(exc), events=len(live))
-                for item in live:
-                    await self._commit([item])
-                return
-            self._fail(live, exc)
+            due = await self._write([submission.item for submission in batch])
+        except DATABASE_UNAVAILABLE_ERRORS:
+            raise  # the batch fails: the handlers see it, and the consumer retries their events
+        except asyncpg.PostgresError as exc:
+            if len(batch) == 1:
+                raise
+            log.warning("intake.batch_failed_retrying_singly", error=str(exc), events=len(batch))
+            await split_and_retry(batch, self._commit)
             return
-        except Exception as exc:  # the handlers see it, and the consumer retries their events
-            self._fail(live, exc)
-            return
-        for item in live:
-            if not item.done.done():
-                item.done.set_result(None)
+        for submission in batch:
+            submission.resolve(None)
         if due:
             self._on_due()
-
-    @staticmethod
-    def _fail(items: Sequence[_Submission], exc: BaseException) -> None:
-        for item in items:
-            if not item.done.done():
-                item.done.set_exception(exc)
-                # Retrieved here so that a handler that timed out meanwhile leaves no loud warning.
-                with contextlib.suppress(BaseException):
-                    item.done.exception()
 
     async def _write(self, incoming: Sequence[IncomingEvent]) -> bool:
         """The events' delivery rows, inbox claims and ordering in one transaction. True when rows

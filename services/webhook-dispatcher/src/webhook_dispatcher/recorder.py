@@ -1,13 +1,15 @@
 """Writes attempt outcomes to the delivery log in batches, and lets ordered deliveries move on.
 
 Attempts finish one by one; their outcomes queue here and one writer commits whatever has gathered
-in a single UPDATE over arrays. Only the holder of a row's current lease token may write its outcome.
-In the same transaction, the first attempt of an ordered delivery releases the held deliveries of its
-payment that it unblocked (see ordering.py), and endpoints that answered 410 are disabled with their
-pending deliveries failed.
+in a single UPDATE over arrays: a write-behind `paystream.groupcommit.GroupCommitter` (`record()`
+queues and returns; nothing waits for the commit). Only the holder of a row's current lease token
+may write its outcome. In the same transaction, the first attempt of an ordered delivery releases
+the held deliveries of its payment that it unblocked (see ordering.py), and endpoints that answered
+410 are disabled with their pending deliveries failed.
 
-Outcomes that cannot be written (PostgreSQL down) are kept and retried; if the process dies first,
-the rows' leases expire and the attempts are made again: at least once, never silently dropped.
+Outcomes that cannot be written (PostgreSQL down) are kept and retried until written (the commit
+function's rule); if the process dies first, or shutdown's flush runs out of time, the rows' leases
+expire and the attempts are made again: at least once, never silently dropped.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 
-from paystream.aio import backoff_delay, wait_any
+from paystream.aio import backoff_delay
 from paystream.db import DATABASE_ERRORS
+from paystream.errors import RetryableError
+from paystream.groupcommit import GroupCommitter, Submission, split_and_retry
 from paystream.logging import get_logger
 from webhook_dispatcher.metrics import LEASES_LOST, OUTCOMES_UNRECORDED
 from webhook_dispatcher.models import AttemptOutcome
@@ -67,17 +71,35 @@ class OutcomeRecorder:
     def __init__(self, pool: asyncpg.Pool, *, on_due: Callable[[], None], max_batch: int = MAX_BATCH) -> None:
         self._pool = pool
         self._on_due = on_due
-        self._max_batch = max_batch
-        self._queue: list[AttemptOutcome] = []
-        self._ready = asyncio.Event()
+        # Unbounded: an outcome refused would be an attempt made twice, and the attempts in flight
+        # (bounded by the scheduler) are what fills the queue.
+        self._committer: GroupCommitter[AttemptOutcome, None] = GroupCommitter(
+            self._commit, name="webhook-recorder", max_batch=max_batch, writers=1
+        )
+        self._unwritten: set[asyncio.Future[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def start(self) -> None:
+        """Start taking outcomes (before the first attempt can finish; `run` does it too)."""
+        self._committer.start()
+
     def record(self, outcome: AttemptOutcome) -> None:
-        self._queue.append(outcome)
-        OUTCOMES_UNRECORDED.set(len(self._queue))
+        try:
+            written = self._committer.submit_nowait(outcome)
+        except RetryableError:  # stopped: shutdown's order (attempts drain first) makes this rare
+            log.warning("recorder.outcome_refused", delivery_id=outcome.delivery_id)
+            return  # its lease expires and the attempt is made again
+        self._unwritten.add(written)
+        OUTCOMES_UNRECORDED.set(len(self._unwritten))
         self._idle.clear()
-        self._ready.set()
+        written.add_done_callback(self._settled)
+
+    def _settled(self, written: asyncio.Future[None]) -> None:
+        self._unwritten.discard(written)
+        OUTCOMES_UNRECORDED.set(len(self._unwritten))
+        if not self._unwritten:
+            self._idle.set()
 
     async def flushed(self) -> None:
         """Wait until every outcome queued so far has been written (for tests and shutdown)."""
@@ -85,34 +107,32 @@ class OutcomeRecorder:
 
     async def run(self, stop: asyncio.Event, *, final_flush_s: float = 10.0) -> None:
         """Write outcomes until `stop` is set; then try to write what is left for `final_flush_s`."""
+        await self._committer.run(stop, grace_s=final_flush_s)
+
+    async def _commit(self, batch: Sequence[Submission[AttemptOutcome, None]]) -> None:
+        """Write the batch, retrying until it is written: an outcome given up on would be an attempt
+        made twice. (Only shutdown's deadline ends the retries, by cancelling them.)"""
         failures = 0
-        deadline: float | None = None
-        loop = asyncio.get_running_loop()
         while True:
-            if stop.is_set() and deadline is None:
-                deadline = loop.time() + final_flush_s
-            if not self._queue:
-                self._idle.set()
-                if stop.is_set():
-                    return
-                self._ready.clear()
-                await wait_any([self._ready, stop], 1.0)
-                continue
-            if deadline is not None and loop.time() > deadline:
-                log.error("recorder.outcomes_unwritten_at_shutdown", count=len(self._queue))
-                return
-            batch = self._queue[: self._max_batch]
             try:
-                await self._write(batch)
+                await self._write([submission.item for submission in batch])
             except DATABASE_ERRORS as exc:
                 failures += 1
                 delay = backoff_delay(failures)
                 log.warning("recorder.write_failed", error=str(exc), outcomes=len(batch), retry_in_s=delay)
-                await wait_any([stop], delay) if deadline is None else await asyncio.sleep(delay)
+                await asyncio.sleep(delay)
                 continue
-            failures = 0
-            del self._queue[: len(batch)]
-            OUTCOMES_UNRECORDED.set(len(self._queue))
+            except asyncio.CancelledError:
+                log.error("recorder.outcomes_unwritten_at_shutdown", count=len(self._unwritten))
+                raise
+            except Exception:
+                if len(batch) == 1:
+                    raise  # a bug, not the database: the batch fails (logged), its lease expires
+                await split_and_retry(batch, self._commit)  # so that one bad outcome fails alone
+                return
+            break
+        for submission in batch:
+            submission.resolve(None)
 
     async def _write(self, batch: Sequence[AttemptOutcome]) -> None:
         # The keys whose held deliveries a first attempt here may release (see ordering.py).

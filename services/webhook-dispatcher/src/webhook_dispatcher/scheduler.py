@@ -3,8 +3,9 @@
 The delivery log is the schedule. A claim takes due rows with `FOR UPDATE SKIP LOCKED` and leases
 them (their `due_at` moves to the lease's end and they get a fresh token), so replicas never take the
 same row and a crashed dispatcher's rows come back when the lease ends. Between claims the scheduler
-sleeps until the earliest due time, woken early by new deliveries (from this process's intake), by
-finished attempts (capacity) and by `NOTIFY webhook_due` (the API's manual retries and test sends).
+(a `paystream.duetime.DueTimeLoop`) sleeps until the earliest due time, woken early by new
+deliveries (from this process's intake), by finished attempts (capacity) and by `NOTIFY
+webhook_due` (the API's manual retries and test sends; a `paystream.listen.Listener`).
 
 Concurrency is bounded twice: at most `max_in_flight` attempts in all, and at most
 `endpoint_max_in_flight` per endpoint, enforced in the claim itself. An endpoint that hangs fills
@@ -21,8 +22,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from paystream.aio import backoff_delay, wait_any, wait_or_stop
-from paystream.db import DATABASE_ERRORS
+from paystream.duetime import Claimed, DueTimeLoop, DueTiming
+from paystream.listen import Listener
 from paystream.logging import get_logger
 from webhook_dispatcher.delivery import DeliverySender
 from webhook_dispatcher.metrics import IN_FLIGHT
@@ -95,14 +96,19 @@ class Scheduler:
         self._sender = sender
         self._recorder = recorder
         self._settings = settings
-        self._listen_dsn = listen_dsn
-        self._wake = asyncio.Event()
         self._attempts: set[asyncio.Task[None]] = set()
         self._endpoint_load: Counter[str] = Counter()
+        self._loop = DueTimeLoop(
+            "webhook-scheduler",
+            self._claim,
+            self._seconds_to_earliest_due,
+            DueTiming(fallback_s=FALLBACK_WAKE_S, busy_pause_s=SATURATED_WAKE_S),
+        )
+        self._listener = Listener(listen_dsn, NOTIFY_CHANNEL, self.wake, name="webhook scheduler")
 
     def wake(self) -> None:
         """Claim again now (there is new work or free capacity)."""
-        self._wake.set()
+        self._loop.wake()
 
     @property
     def in_flight(self) -> int:
@@ -110,21 +116,9 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and attempt until `stop`; then let in-flight attempts finish (one HTTP timeout)."""
-        listener = asyncio.create_task(self._listen(stop), name="webhook-due-listener")
-        failures = 0
+        listener = asyncio.create_task(self._listener.run(stop), name="webhook-due-listener")
         try:
-            while not stop.is_set():
-                self._wake.clear()
-                try:
-                    claimed, wanted = await self.claim_once()
-                    wait_s = 0.0 if claimed and claimed == wanted else await self._seconds_to_next(claimed)
-                    failures = 0
-                except DATABASE_ERRORS as exc:
-                    failures += 1
-                    wait_s = backoff_delay(failures)
-                    log.warning("scheduler.claim_failed", error=str(exc), retry_in_s=round(wait_s, 2))
-                if wait_s > 0:
-                    await wait_any([stop, self._wake], wait_s)
+            await self._loop.run(stop)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -156,17 +150,16 @@ class Scheduler:
             self._start(_due_delivery(row, token))
         return len(rows), wanted
 
-    async def _seconds_to_next(self, claimed: int) -> float:
-        if len(self._attempts) >= self._settings.max_in_flight:
-            return FALLBACK_WAKE_S  # an attempt finishing wakes us
-        seconds = await self._pool.fetchval(SECONDS_TO_EARLIEST_DUE)
-        if seconds is None:
-            return FALLBACK_WAKE_S
-        if seconds <= 0:
-            # Due rows we could not take: held by endpoints at their limit here, or just claimed by
-            # another replica. A finishing attempt wakes us; otherwise look again shortly.
-            return 0.0 if claimed else SATURATED_WAKE_S
-        return float(min(seconds, FALLBACK_WAKE_S))
+    async def _claim(self) -> Claimed:
+        # With every slot busy the claim asks for nothing, and a finishing attempt wakes the loop.
+        # Due rows it could not take belong to endpoints at their limit here, or were just claimed
+        # by another replica: a finishing attempt wakes the loop, or it looks again after
+        # SATURATED_WAKE_S.
+        return Claimed.of(*await self.claim_once())
+
+    async def _seconds_to_earliest_due(self) -> float | None:
+        seconds: float | None = await self._pool.fetchval(SECONDS_TO_EARLIEST_DUE)
+        return seconds
 
     def _start(self, delivery: DueDelivery) -> None:
         self._endpoint_load[delivery.endpoint_id] += 1
@@ -180,7 +173,7 @@ class Scheduler:
             if self._endpoint_load[delivery.endpoint_id] <= 0:
                 del self._endpoint_load[delivery.endpoint_id]
             IN_FLIGHT.set(len(self._attempts))
-            self._wake.set()
+            self._loop.wake()
 
         task.add_done_callback(finished)
 
@@ -203,31 +196,6 @@ class Scheduler:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=2)
-
-    async def _listen(self, stop: asyncio.Event) -> None:
-        """LISTEN for `webhook_due` (reconnecting with backoff); each notification wakes a claim."""
-        failures = 0
-        while not stop.is_set():
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(self._listen_dsn)
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-                failures = 0
-                self._wake.set()  # catch up on anything announced while not listening
-                while not stop.is_set() and not conn.is_closed():
-                    await wait_or_stop(stop, 5.0)
-            except DATABASE_ERRORS as exc:
-                failures += 1
-                log.warning("scheduler.listen_failed", error=str(exc))
-                await wait_or_stop(stop, backoff_delay(failures))
-            except Exception:  # a dead listener would leave manual retries waiting for the fallback
-                failures += 1
-                log.exception("scheduler.listen_error")
-                await wait_or_stop(stop, backoff_delay(failures))
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
 
 
 def _due_delivery(row: asyncpg.Record, token: uuid.UUID) -> DueDelivery:

@@ -83,6 +83,10 @@ async def delivery_pipeline(app: web.Application) -> AsyncIterator[None]:
     scheduler = Scheduler(pool, sender, recorder, settings.delivery, listen_dsn=settings.common.database.url)
     intake = DeliveryIntake(pool, group=GROUP, on_due=scheduler.wake)
     app[RECORDER], app[SCHEDULER], app[INTAKE] = recorder, scheduler, intake
+    # Taking items from now on, before the supervised tasks' first steps (the consumer's handlers
+    # and the attempts must never meet a group committer that refuses them for not having started).
+    recorder.start()
+    intake.start()
     supervisor = supervisor_of(app)
     drain_s = settings.delivery.http_timeout_s + 5
     recording = supervisor.start("webhook-recorder", recorder.run, grace_s=15)
