@@ -78,9 +78,6 @@ log = structlog.get_logger(__name__)
 
 # Redis unreachable, or a command refused (NOGROUP while the group is being recreated, say).
 REDIS_FAILURES: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, ResponseError)
-# A handler failing with one of STORE_UNAVAILABLE_ERRORS failed because a store is unreachable, not
-# because of its event: it is retried for as long as the outage lasts, and the outage does not count
-# towards `max_deliveries` (or every event in flight during a database restart would be dead-lettered).
 
 DLQ_MAXLEN = 100_000
 ERROR_TEXT_LIMIT = 2000
@@ -207,6 +204,10 @@ class StreamConsumer:
         self._ack_ready = asyncio.Event()
         self._lanes: dict[str, _OrderingLane] = {}
         self._stopping = asyncio.Event()
+        # Between a handler's attempts the entry must stay ours: wait well under the reclaim deadline.
+        self._retry_backoff = Backoff(
+            self.config.retry_base_s, min(self.config.retry_cap_s, self.config.reclaim_idle_ms / 2000)
+        )
         self.handled = 0
         self.heartbeat = Heartbeat(
             redis,
@@ -479,10 +480,7 @@ class StreamConsumer:
     async def _handle_with_retries(self, entry: _Entry, event: Event) -> None:
         group, event_type = self.config.group, event.type.value
         outage_failures = 0
-        # Between attempts the entry must stay ours: wait well under the reclaim deadline.
-        backoff = Backoff(
-            self.config.retry_base_s, min(self.config.retry_cap_s, self.config.reclaim_idle_ms / 2000)
-        )
+        backoff = self._retry_backoff
         while True:
             ctx = MessageContext(
                 entry.stream, entry.entry_id, group, self.name, entry.delivery_count, entry.sequence
@@ -501,7 +499,10 @@ class StreamConsumer:
             except Exception as exc:
                 EVENTS_FAILED.labels(group, event_type).inc()
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                # A handler that overran its deadline counts, whatever it was waiting for.
+                # A handler that failed because a store is unreachable, not because of its event, is
+                # retried for as long as the outage lasts, and the outage does not count towards
+                # `max_deliveries` (or every event in flight during a database restart would be
+                # dead-lettered). A handler that overran its deadline counts, whatever it waited for.
                 outage = isinstance(exc, STORE_UNAVAILABLE_ERRORS) and not deadline.expired()
                 if not outage and entry.delivery_count >= self.config.max_deliveries:
                     await self._dead_letter(entry, event, error)
