@@ -269,3 +269,21 @@ async def test_retry_until_ready_gives_up_when_stopped_or_past_its_deadline() ->
 
     with pytest.raises(OSError, match="down"):
         await retry_until_ready("test.start", attempt, deadline_s=0.0, backoff=RecordedBackoff())
+
+
+async def test_a_step_that_never_suspends_still_lets_other_tasks_run() -> None:
+    stop = asyncio.Event()
+    calls = 0
+
+    async def busy() -> StepResult:
+        nonlocal calls
+        calls += 1
+        return AGAIN  # more work, found without a single await that suspends
+
+    async def stopper() -> None:
+        stop.set()
+
+    loop_task = asyncio.create_task(run_until_stopped("test.loop", busy, stop))
+    await asyncio.create_task(stopper())  # runs only if the loop yields
+    await loop_task
+    assert calls >= 1

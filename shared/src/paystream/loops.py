@@ -150,6 +150,7 @@ async def run_until_stopped(
                 failures = 0
             wait_s = interval_s if outcome is None else outcome
             if wait_s is AGAIN or wait_s <= 0:
+                await asyncio.sleep(0)  # a step that found work without suspending must not starve the rest
                 continue
             if await _pause(stop, wake, wait_s):
                 return
