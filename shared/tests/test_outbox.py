@@ -94,10 +94,15 @@ async def test_relay_wakes_on_commit_not_on_a_polling_interval(
     later = payment_event(2)
     await commit_events(db_pool, [later])
     await eventually(lambda: _contains(redis, later.id), timeout=5, message="published on NOTIFY")
-    row = await db_pool.fetchrow(
-        "SELECT published_at, stream_entry_id FROM outbox WHERE event_id = $1", later.id
-    )
-    assert row["published_at"] is not None and row["stream_entry_id"]
+
+    # The entry reaches Redis just before the transaction that marks its row commits.
+    async def marked() -> bool:
+        row = await db_pool.fetchrow(
+            "SELECT published_at, stream_entry_id FROM outbox WHERE event_id = $1", later.id
+        )
+        return row is not None and row["published_at"] is not None and bool(row["stream_entry_id"])
+
+    await eventually(marked, timeout=5, message="row marked published")
 
 
 async def _contains(redis: aioredis.Redis, event_id: str) -> bool:

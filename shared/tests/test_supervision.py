@@ -97,7 +97,7 @@ async def test_health_is_degraded_naming_the_task_while_it_is_down(redis_url: st
     add_ops_routes(app)
     async with TestClient(TestServer(app)) as client:
         await flaky.crashed.wait()
-        # The first restart waits at least RESTART_BASE_S (0.5 s): ample time for one request.
+        # The first restart waits at least 0.5 s (RESTART_BACKOFF): ample time for one request.
         response = await client.get("/health")
         body: dict[str, Any] = await response.json()
         assert not flaky.running.is_set()

@@ -36,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -43,8 +44,6 @@ import structlog
 import uuid_utils
 from redis.exceptions import ResponseError
 
-from paystream.aio import backoff_delay, wait_any, wait_or_stop
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.errors import PermanentError
 from paystream.events import (
     SEQUENCE_FIELD,
@@ -55,6 +54,17 @@ from paystream.events import (
     parse_sequence,
 )
 from paystream.heartbeat import DEFAULT_INTERVAL_S, Heartbeat, ReaderKind
+from paystream.loops import (
+    AGAIN,
+    DEFAULT_BACKOFF,
+    STORE_UNAVAILABLE_ERRORS,
+    Again,
+    Backoff,
+    retry_until_ready,
+    run_until_stopped,
+    wait_any,
+    wait_or_stop,
+)
 from paystream.metrics import (
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
@@ -68,13 +78,6 @@ log = structlog.get_logger(__name__)
 
 # Redis unreachable, or a command refused (NOGROUP while the group is being recreated, say).
 REDIS_FAILURES: tuple[type[BaseException], ...] = (*REDIS_UNAVAILABLE_ERRORS, ResponseError)
-# A handler failing with one of these failed because a store is unreachable, not because of its
-# event: it is retried for as long as the outage lasts, and the outage does not count towards
-# `max_deliveries` (or every event in flight during a database restart would be dead-lettered).
-STORE_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    *DATABASE_UNAVAILABLE_ERRORS,
-    *REDIS_UNAVAILABLE_ERRORS,
-)
 
 DLQ_MAXLEN = 100_000
 ERROR_TEXT_LIMIT = 2000
@@ -201,6 +204,10 @@ class StreamConsumer:
         self._ack_ready = asyncio.Event()
         self._lanes: dict[str, _OrderingLane] = {}
         self._stopping = asyncio.Event()
+        # Between a handler's attempts the entry must stay ours: wait well under the reclaim deadline.
+        self._retry_backoff = Backoff(
+            self.config.retry_base_s, min(self.config.retry_cap_s, self.config.reclaim_idle_ms / 2000)
+        )
         self.handled = 0
         self.heartbeat = Heartbeat(
             redis,
@@ -282,15 +289,13 @@ class StreamConsumer:
         return self.handled - before
 
     async def _retry_until_ready(self, stop: asyncio.Event) -> None:
-        failures = 0
-        while not stop.is_set():
-            try:
-                await self.ensure_groups()
-                return
-            except REDIS_UNAVAILABLE_ERRORS as exc:
-                failures += 1
-                log.warning("consumer.redis_unavailable", error=str(exc), group=self.config.group)
-                await wait_or_stop(stop, backoff_delay(failures))
+        await retry_until_ready(
+            "consumer.create_groups",
+            self.ensure_groups,
+            stop,
+            retry_on=REDIS_UNAVAILABLE_ERRORS,
+            log_fields={"group": self.config.group},
+        )
 
     async def _stop_readers(self, readers: Sequence[asyncio.Task[None]]) -> None:
         # Readers notice `stop` after their current BLOCK ends; cancel only if one hangs beyond that.
@@ -319,29 +324,26 @@ class StreamConsumer:
     # -- reading --------------------------------------------------------------------------------
 
     async def _read_loop(self, stream: str, stop: asyncio.Event) -> None:
-        failures = 0
-        while not stop.is_set():
-            free = await self._free_slots(stop)
-            if free == 0:
-                continue
-            try:
-                entries = await self._read(
-                    stream, count=min(free, self.config.read_count), block_ms=self.config.block_ms
-                )
-                failures = 0
-            except REDIS_UNAVAILABLE_ERRORS as exc:
-                failures += 1
-                delay = backoff_delay(failures)
-                log.warning("consumer.read_failed", stream=stream, error=str(exc), retry_in_s=round(delay, 2))
-                await wait_or_stop(stop, delay)
-                continue
-            except Exception as exc:  # NOGROUP mid-recreation, or anything else: never stop reading
-                failures += 1
-                log.warning("consumer.read_error", stream=stream, error=repr(exc))
-                await wait_or_stop(stop, backoff_delay(failures))
-                continue
-            for entry in entries:
-                await self._start(entry)
+        # XREADGROUP BLOCK paces the loop; a missing group is recreated inside `_read`, and anything
+        # else (a refusal mid-recreation, a bug) backs off: it never stops the reading.
+        await run_until_stopped(
+            "consumer.read",
+            partial(self._read_some, stream, stop),
+            stop,
+            retry_on=REDIS_UNAVAILABLE_ERRORS,
+            log_fields={"stream": stream},
+        )
+
+    async def _read_some(self, stream: str, stop: asyncio.Event) -> Again:
+        free = await self._free_slots(stop)
+        if free == 0:
+            return AGAIN
+        entries = await self._read(
+            stream, count=min(free, self.config.read_count), block_ms=self.config.block_ms
+        )
+        for entry in entries:
+            await self._start(entry)
+        return AGAIN
 
     async def _free_slots(self, stop: asyncio.Event) -> int:
         while len(self._in_flight) >= self.config.concurrency and not stop.is_set():
@@ -371,15 +373,16 @@ class StreamConsumer:
     # -- reclaiming -----------------------------------------------------------------------------
 
     async def _reclaim_loop(self, stream: str, stop: asyncio.Event) -> None:
-        failures = 0
-        while not await wait_or_stop(stop, self.config.reclaim_interval_s):
-            try:
-                await self._reclaim(stream)
-                failures = 0
-            except Exception as exc:  # Redis unreachable, or anything else: never stop sweeping
-                failures += 1
-                log.warning("consumer.reclaim_failed", stream=stream, error=repr(exc))
-                await wait_or_stop(stop, backoff_delay(failures))
+        interval_s = self.config.reclaim_interval_s
+        await run_until_stopped(
+            "consumer.reclaim",
+            partial(self._reclaim, stream),
+            stop,
+            interval_s=interval_s,
+            first_wait_s=interval_s,
+            retry_on=REDIS_UNAVAILABLE_ERRORS,
+            log_fields={"stream": stream},
+        )
 
     async def _reclaim(self, stream: str) -> None:
         """Take over entries idle past the deadline (their consumer died), keeping XAUTOCLAIM's cursor."""
@@ -477,8 +480,7 @@ class StreamConsumer:
     async def _handle_with_retries(self, entry: _Entry, event: Event) -> None:
         group, event_type = self.config.group, event.type.value
         outage_failures = 0
-        # Between attempts the entry must stay ours: wait well under the reclaim deadline.
-        retry_cap_s = min(self.config.retry_cap_s, self.config.reclaim_idle_ms / 2000)
+        backoff = self._retry_backoff
         while True:
             ctx = MessageContext(
                 entry.stream, entry.entry_id, group, self.name, entry.delivery_count, entry.sequence
@@ -497,16 +499,19 @@ class StreamConsumer:
             except Exception as exc:
                 EVENTS_FAILED.labels(group, event_type).inc()
                 error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                # A handler that overran its deadline counts, whatever it was waiting for.
+                # A handler that failed because a store is unreachable, not because of its event, is
+                # retried for as long as the outage lasts, and the outage does not count towards
+                # `max_deliveries` (or every event in flight during a database restart would be
+                # dead-lettered). A handler that overran its deadline counts, whatever it waited for.
                 outage = isinstance(exc, STORE_UNAVAILABLE_ERRORS) and not deadline.expired()
                 if not outage and entry.delivery_count >= self.config.max_deliveries:
                     await self._dead_letter(entry, event, error)
                     return
                 if outage:
                     outage_failures += 1
-                    delay = backoff_delay(outage_failures, self.config.retry_base_s, retry_cap_s)
+                    delay = backoff.delay(outage_failures)
                 else:
-                    delay = backoff_delay(entry.delivery_count - 1, self.config.retry_base_s, retry_cap_s)
+                    delay = backoff.delay(entry.delivery_count - 1)
                 log.warning(
                     "consumer.handler_failed",
                     error=error,
@@ -555,7 +560,10 @@ class StreamConsumer:
         self._ack_ready.set()
 
     async def _acker(self) -> None:
-        """Send acknowledgements in batches until the consumer stops and nothing is left to send."""
+        """Send acknowledgements in batches until the consumer stops and nothing is left to send.
+
+        Not a `run_until_stopped` loop: it outlives the stop (the final flush), and its backoff must
+        not be cut short by it."""
         failures = 0
         while True:
             await self._ack_ready.wait()
@@ -568,7 +576,7 @@ class StreamConsumer:
                     log.error("consumer.acks_abandoned", error=repr(exc))  # entries are redelivered
                     return
                 log.warning("consumer.ack_failed", error=repr(exc))
-                await asyncio.sleep(backoff_delay(failures))
+                await asyncio.sleep(DEFAULT_BACKOFF.delay(failures))
                 continue
             if self._stopping.is_set() and not self._in_flight and not self._acks:
                 return

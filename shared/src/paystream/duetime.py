@@ -31,9 +31,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from paystream.aio import backoff_delay, wait_any
 from paystream.db import DATABASE_ERRORS
 from paystream.logging import get_logger
+from paystream.loops import backoff_delay, wait_any
 
 log = get_logger(__name__)
 

@@ -32,7 +32,7 @@ import orjson
 import redis.asyncio as aioredis
 import structlog
 
-from paystream.aio import wait_or_stop
+from paystream.loops import run_until_stopped
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -128,14 +128,13 @@ class Heartbeat:
     async def run(self, stop: asyncio.Event) -> None:
         """Beat now and every interval until `stop` is set, then delete the record."""
         try:
-            while True:
-                await self._beat_once()
-                if await wait_or_stop(stop, self.interval_ms / 1000):
-                    break
+            await run_until_stopped("heartbeat", self._beat_once, stop)
         finally:
             await self.remove()
 
-    async def _beat_once(self) -> None:
+    async def _beat_once(self) -> float:
+        """One beat; returns the wait until the next, read at each beat (the owner may change it).
+        A failed beat is retried at the next one, not sooner: a late beat is no emergency."""
         try:
             await self.beat()
         except asyncio.CancelledError:
@@ -144,10 +143,11 @@ class Heartbeat:
             if not self._failing:
                 log.warning("heartbeat.failed", key=self.key, error=repr(exc))
             self._failing = True
-            return
+            return self.interval_ms / 1000
         if self._failing:
             log.info("heartbeat.resumed", key=self.key)
         self._failing = False
+        return self.interval_ms / 1000
 
     async def remove(self) -> None:
         """A clean stop: the record goes at once (a consumer that stopped is not a dead one)."""

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from paystream.aio import backoff_delay, wait_any, wait_or_stop
 from paystream.db import DATABASE_ERRORS
 from paystream.logging import get_logger
+from paystream.loops import backoff_delay, wait_any, wait_or_stop
 
 log = get_logger(__name__)
 

@@ -25,16 +25,17 @@ import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import asyncpg
 import redis.asyncio as aioredis
 import structlog
 
-from paystream.aio import backoff_delay, wait_any, wait_or_stop
 from paystream.db import DATABASE_ERRORS, Connection, notify_after_transaction
 from paystream.events import Event, entry_fields
 from paystream.inbox import purge_inbox
 from paystream.listen import Listener, ListenSession
+from paystream.loops import AGAIN, Again, run_until_stopped, wait_any
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.ordering import ordering_key
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
@@ -158,6 +159,7 @@ class OutboxRelay:
         self._is_leader = False
         self._leadership = asyncio.Event()
         self._free_since: float | None = None  # since when a standby has seen the leader lock free
+        self._last_purge = 0.0
 
     async def publish_pending(self) -> int:
         """Publish every committed, unpublished row; return how many were published."""
@@ -249,41 +251,35 @@ class OutboxRelay:
         After a wake the leader lingers `linger_ms` so that the commits of a busy moment leave in one
         batch (one transaction and one pipelined round of XADDs) instead of one batch each."""
         listener = asyncio.create_task(self._listen(stop), name="outbox-listener")
-        failures = 0
-        last_purge = 0.0
-        loop = asyncio.get_running_loop()
+        self._last_purge = 0.0
         try:
-            while not stop.is_set():
-                if not self._is_leader:
-                    await wait_any([stop, self._leadership], self._fallback_poll_s)
-                    continue
-                self._wake.clear()
-                try:
-                    await self.publish_pending()
-                    failures = 0
-                    if loop.time() - last_purge > 3600:
-                        last_purge = loop.time()
-                        await self.purge_published()
-                        await self.purge_handled()
-                except PUBLISH_FAILURES as exc:
-                    failures += 1
-                    delay = backoff_delay(failures)
-                    log.warning("outbox.publish_failed", error=str(exc), retry_in_s=round(delay, 2))
-                    await wait_or_stop(stop, delay)
-                    continue
-                except Exception:  # a relay that stopped would strand every later commit
-                    failures += 1
-                    delay = backoff_delay(failures)
-                    log.exception("outbox.publish_error", retry_in_s=round(delay, 2))
-                    await wait_or_stop(stop, delay)
-                    continue
-                await wait_any([stop, self._wake], self._fallback_poll_s)
-                if self._linger_s and not stop.is_set():
-                    await asyncio.sleep(self._linger_s)
+            # Never ends on an error: a relay that stopped would strand every later commit.
+            await run_until_stopped(
+                "outbox.publish",
+                partial(self._publish_turn, stop),
+                stop,
+                interval_s=self._fallback_poll_s,
+                wake=self._wake,
+                linger_s=self._linger_s,
+                retry_on=PUBLISH_FAILURES,
+            )
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
+
+    async def _publish_turn(self, stop: asyncio.Event) -> Again | None:
+        """The leader publishes (and purges hourly); a standby waits to lead, or for its next try."""
+        if not self._is_leader:
+            await wait_any([stop, self._leadership], self._fallback_poll_s)
+            return AGAIN
+        await self.publish_pending()
+        now = asyncio.get_running_loop().time()
+        if now - self._last_purge > 3600:
+            self._last_purge = now
+            await self.purge_published()
+            await self.purge_handled()
+        return None
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Hold the relay's LISTEN connection (see `paystream.listen`): the session-level leader lock

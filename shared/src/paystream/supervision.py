@@ -21,15 +21,14 @@ from enum import StrEnum
 
 import structlog
 
-from paystream.aio import backoff_delay, wait_or_stop
+from paystream.loops import Backoff, wait_or_stop
 from paystream.metrics import BACKGROUND_TASK_RESTARTS, BACKGROUND_TASK_UP
 
 log = structlog.get_logger(__name__)
 
 # A loop that ran this long before failing starts its backoff from the beginning again.
 HEALTHY_RUN_S = 60.0
-RESTART_BASE_S = 0.5
-RESTART_CAP_S = 30.0
+RESTART_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 LoopRunner = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -133,7 +132,7 @@ class Supervisor:
                     failures = 0
                 failures += 1
                 self._mark_down(status, error)
-                delay = backoff_delay(failures, RESTART_BASE_S, RESTART_CAP_S)
+                delay = RESTART_BACKOFF.delay(failures)
                 if await wait_or_stop(stop, delay):
                     return
                 log.info("background.restarting", task=status.name, restarts=status.restarts + 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -19,11 +20,11 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from paystream.aio import backoff_delay
 from paystream.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE_ERRORS, create_pool
 from paystream.errors import ApiError, ServiceUnavailableError
 from paystream.gctuning import freeze_startup_heap
 from paystream.inputs import is_token
+from paystream.loops import Backoff, retry_until_ready
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS, create_redis
 from paystream.settings import DEFAULT_BIND_HOST, CommonSettings
 from paystream.streaminfo import BUS_METRICS
@@ -59,22 +60,15 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 async def stores(app: web.Application) -> AsyncIterator[None]:
     """Open the PostgreSQL pool and the Redis client; waits for PostgreSQL at start-up."""
     settings = app[COMMON_SETTINGS]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STARTUP_DEADLINE_S
-    failures = 0
-    while True:
-        try:
-            # Named, so pg_stat_activity and the server's logs say which service a session serves.
-            pool = await create_pool(
-                settings.database, server_settings={"application_name": app.get(SERVICE_NAME, "paystream")}
-            )
-            break
-        except DATABASE_ERRORS as exc:
-            failures += 1
-            if loop.time() > deadline:
-                raise
-            log.warning("database.unavailable_at_startup", error=str(exc))
-            await asyncio.sleep(backoff_delay(failures, cap=2.0))
+    # Named, so pg_stat_activity and the server's logs say which service a session serves.
+    server_settings = {"application_name": app.get(SERVICE_NAME, "paystream")}
+    pool = await retry_until_ready(
+        "database.startup",
+        partial(create_pool, settings.database, server_settings=server_settings),
+        retry_on=DATABASE_ERRORS,
+        backoff=Backoff(cap_s=2.0),
+        deadline_s=STARTUP_DEADLINE_S,
+    )
     app[POOL] = pool
     app[REDIS] = create_redis(settings.redis)
     try:

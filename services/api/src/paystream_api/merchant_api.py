@@ -10,9 +10,9 @@ import asyncio
 
 from aiohttp import web
 
-from paystream.aio import wait_or_stop
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.logging import get_logger
+from paystream.loops import Backoff, run_until_stopped
 from paystream.web import POOL, background
 from paystream_api import idempotency, jobs_status, orders, payments, refunds
 
@@ -23,14 +23,21 @@ PURGE_INTERVAL_S = 600.0
 
 async def purge_idempotency_keys(app: web.Application, stop: asyncio.Event) -> None:
     """Every ten minutes, delete keys past their 24 hours (expired keys are never answered from)."""
-    while not await wait_or_stop(stop, PURGE_INTERVAL_S):
-        try:
-            deleted = await idempotency.purge_expired(app[POOL])
-        except DATABASE_UNAVAILABLE_ERRORS as exc:
-            log.warning("idempotency.purge_failed", error=str(exc))
-            continue
+
+    async def purge() -> None:
+        deleted = await idempotency.purge_expired(app[POOL])
         if deleted:
             log.info("idempotency.purged", deleted=deleted)
+
+    await run_until_stopped(
+        "idempotency.purge",
+        purge,
+        stop,
+        interval_s=PURGE_INTERVAL_S,
+        first_wait_s=PURGE_INTERVAL_S,
+        retry_on=DATABASE_UNAVAILABLE_ERRORS,
+        backoff=Backoff(cap_s=PURGE_INTERVAL_S),
+    )
 
 
 def setup_routes(app: web.Application) -> None:

@@ -18,14 +18,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from notifier.positions import ORIGIN, envelope_id, stream_entries
 from notifier.recent import RecentIds
-from paystream.aio import backoff_delay, wait_or_stop
 from paystream.consumer import unique_consumer_name
 from paystream.heartbeat import DEFAULT_INTERVAL_S, Heartbeat, ReaderKind
 from paystream.logging import get_logger
+from paystream.loops import AGAIN, Again, retry_until_ready, run_until_stopped
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 from paystream.streaminfo import entries_behind, stream_info
 
@@ -84,17 +83,15 @@ class StreamTail:
 
     async def start(self, stop: asyncio.Event) -> None:
         """Position at the current end of the stream, retrying until Redis answers."""
-        failures = 0
-        while not stop.is_set():
-            try:
-                newest = await self._redis.xrevrange(self._stream, count=PRIME_ENTRIES)
-                break
-            except REDIS_UNAVAILABLE_ERRORS as exc:
-                failures += 1
-                log.warning("reader.redis_unavailable", error=str(exc))
-                await wait_or_stop(stop, backoff_delay(failures))
-        else:
-            return
+
+        async def newest_entries() -> Any:
+            return await self._redis.xrevrange(self._stream, count=PRIME_ENTRIES)
+
+        newest = await retry_until_ready(
+            "reader.position", newest_entries, stop, retry_on=REDIS_UNAVAILABLE_ERRORS
+        )
+        if newest is None:
+            return  # stopped before Redis answered
         entries = stream_entries(newest)
         for _entry_id, raw in reversed(entries):
             event_id = envelope_id(raw) if raw is not None else None
@@ -106,28 +103,17 @@ class StreamTail:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Hand over new entries until `stop` is set; Redis outages back off and resume in place."""
-        failures = 0
-        while not stop.is_set():
-            try:
-                reply = await self._redis.xread(
-                    {self._stream: self.position}, count=READ_COUNT, block=BLOCK_MS
-                )
-                failures = 0
-                self.heartbeat.mark_read()
-            except REDIS_UNAVAILABLE_ERRORS as exc:
-                failures += 1
-                log.warning("reader.read_failed", error=str(exc))
-                await wait_or_stop(stop, backoff_delay(failures))
-                continue
-            except ResponseError as exc:
-                failures += 1
-                log.warning("reader.read_error", error=str(exc))
-                await wait_or_stop(stop, backoff_delay(failures))
-                continue
-            streams: Any = reply or []
-            for _stream, entries in streams:
-                for entry_id, raw in stream_entries(entries):
-                    await self._hand_over(entry_id, raw)
+        # XREAD BLOCK paces the loop; a refusal (a key of another type) or a bug backs off the same way.
+        await run_until_stopped("reader.read", self._read_some, stop, retry_on=REDIS_UNAVAILABLE_ERRORS)
+
+    async def _read_some(self) -> Again:
+        reply = await self._redis.xread({self._stream: self.position}, count=READ_COUNT, block=BLOCK_MS)
+        self.heartbeat.mark_read()
+        streams: Any = reply or []
+        for _stream, entries in streams:
+            for entry_id, raw in stream_entries(entries):
+                await self._hand_over(entry_id, raw)
+        return AGAIN
 
     async def _hand_over(self, entry_id: str, raw: bytes | None) -> None:
         # The position moves before `on_entry` runs, and `on_entry` picks its recipients before its

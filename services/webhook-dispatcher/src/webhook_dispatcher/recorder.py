@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 
 import asyncpg
 
-from paystream.aio import backoff_delay
 from paystream.db import DATABASE_ERRORS
 from paystream.errors import RetryableError
 from paystream.groupcommit import GroupCommitter, Submission, split_and_retry
 from paystream.logging import get_logger
+from paystream.loops import backoff_delay
 from webhook_dispatcher.metrics import LEASES_LOST, OUTCOMES_UNRECORDED
 from webhook_dispatcher.models import AttemptOutcome
 from webhook_dispatcher.ordering import lock_keys, release_held

@@ -15,9 +15,9 @@ import asyncio
 
 import asyncpg
 
-from paystream.aio import wait_or_stop
 from paystream.db import DATABASE_ERRORS
 from paystream.logging import get_logger
+from paystream.loops import Backoff, run_until_stopped
 from webhook_dispatcher.ordering import OrderKey, release_held
 
 log = get_logger(__name__)
@@ -107,15 +107,24 @@ async def run_upkeep(
     pool: asyncpg.Pool, retention_days: int, ordering_grace_s: float, stop: asyncio.Event
 ) -> None:
     sweeps = 0
-    while not await wait_or_stop(stop, SWEEP_INTERVAL_S):
-        sweeps += 1
-        try:
-            released = await release_orphaned_holds(pool, ordering_grace_s)
-            if released:
-                log.warning("upkeep.released_orphaned_holds", deliveries=released[:20], count=len(released))
-            if sweeps % PURGE_EVERY_SWEEPS == 0:
-                deleted = await purge_finished(pool, retention_days)
-                if deleted:
-                    log.info("upkeep.purged", deliveries=deleted, retention_days=retention_days)
-        except DATABASE_ERRORS as exc:
-            log.warning("upkeep.failed", error=str(exc))
+
+    async def sweep() -> None:
+        nonlocal sweeps
+        sweeps += 1  # a failed sweep counts too: the purge stays about hourly through an outage
+        released = await release_orphaned_holds(pool, ordering_grace_s)
+        if released:
+            log.warning("upkeep.released_orphaned_holds", deliveries=released[:20], count=len(released))
+        if sweeps % PURGE_EVERY_SWEEPS == 0:
+            deleted = await purge_finished(pool, retention_days)
+            if deleted:
+                log.info("upkeep.purged", deliveries=deleted, retention_days=retention_days)
+
+    await run_until_stopped(
+        "upkeep.sweep",
+        sweep,
+        stop,
+        interval_s=SWEEP_INTERVAL_S,
+        first_wait_s=SWEEP_INTERVAL_S,
+        retry_on=DATABASE_ERRORS,
+        backoff=Backoff(cap_s=SWEEP_INTERVAL_S),
+    )

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from paystream.aio import backoff_delay, wait_or_stop
 from paystream.db import DATABASE_ERRORS, Connection
 from paystream.logging import get_logger
+from paystream.loops import Backoff, run_until_stopped
 from paystream_api.seed import TEST_MERCHANT_ID
 from paystream_api.settings import ApiSettings
 
@@ -130,17 +130,15 @@ class AccountDirectory:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Reload every REFRESH_INTERVAL_S until `stop`; failures keep the last good copy."""
-        failures = 0
-        while True:
-            delay = backoff_delay(failures, cap=REFRESH_INTERVAL_S) if failures else REFRESH_INTERVAL_S
-            if await wait_or_stop(stop, delay):
-                return
-            try:
-                await self.load()
-                failures = 0
-            except DATABASE_ERRORS as exc:
-                failures += 1
-                log.warning("provider_accounts.reload_failed", error=str(exc))
+        await run_until_stopped(
+            "provider_accounts.reload",
+            self.load,
+            stop,
+            interval_s=REFRESH_INTERVAL_S,
+            first_wait_s=REFRESH_INTERVAL_S,  # loaded at start-up already
+            retry_on=DATABASE_ERRORS,
+            backoff=Backoff(cap_s=REFRESH_INTERVAL_S),
+        )
 
 
 async def seed_provider_accounts(
