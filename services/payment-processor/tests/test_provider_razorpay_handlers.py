@@ -21,7 +21,7 @@ import pytest
 from payment_processor import provider_events
 from paystream.consumer import MessageContext
 from paystream.errors import PermanentError
-from paystream.events import Event, EventType
+from paystream.events import ConsumerGroup, Event, EventType
 from paystream.groupcommit import Submission
 
 MERCHANT = "mer_test0000000001"
@@ -401,7 +401,7 @@ async def test_concurrent_handler_calls_share_transactions(pool: asyncpg.Pool) -
     handler.start(pool)
     try:
         envelopes = [await stored_capture(pool, f"evt_conc_{n}", f"pay_conc_{n}") for n in range(40)]
-        ctx = MessageContext("provider:events", "0-1", provider_events.GROUP, "test", 1)
+        ctx = MessageContext("provider:events", "0-1", ConsumerGroup.PAYMENT_PROCESSOR, "test", 1)
         await asyncio.gather(*(handler.handle(envelope, ctx) for envelope in envelopes))
     finally:
         await handler.stop()

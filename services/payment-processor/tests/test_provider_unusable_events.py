@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from payment_processor import provider_events
 from paystream.consumer import ConsumerConfig, StreamConsumer
-from paystream.events import STREAM_FIELD, Event, EventType, Stream, dead_letter_stream
+from paystream.events import STREAM_FIELD, ConsumerGroup, Event, EventType, Stream, dead_letter_stream
 
 MERCHANT = "mer_test0000000001"
 STREAMS = (Stream.PROVIDER_EVENTS, Stream.PROVIDER_EVENTS_PRIORITY)
@@ -57,7 +57,11 @@ async def consumer(pool: asyncpg.Pool, redis: aioredis.Redis) -> AsyncIterator[S
     handler = provider_events.ProviderEventHandler()
     handler.start(pool)
     config = ConsumerConfig(
-        group=provider_events.GROUP, streams=STREAMS, retry_base_s=0.01, retry_cap_s=0.02, block_ms=10
+        group=ConsumerGroup.PAYMENT_PROCESSOR,
+        streams=STREAMS,
+        retry_base_s=0.01,
+        retry_cap_s=0.02,
+        block_ms=10,
     )
     try:
         yield StreamConsumer(redis, config, handler.registry)
@@ -118,7 +122,7 @@ async def outcome(pool: asyncpg.Pool, event_id: str) -> tuple[str, str | None]:
 async def assert_all_acknowledged_and_none_dead_lettered(redis: aioredis.Redis) -> None:
     for stream in STREAMS:
         assert await redis.xlen(dead_letter_stream(stream)) == 0, stream
-        pending = await redis.xpending(stream, provider_events.GROUP)
+        pending = await redis.xpending(stream, ConsumerGroup.PAYMENT_PROCESSOR)
         assert pending["pending"] == 0, stream
 
 

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from paystream.events import Event, EventType, Stream, entry_fields
+from paystream.events import ConsumerGroup, Event, EventType, Stream, entry_fields
 from paystream.ordering import ordering_key
 
 # --- the merchant's receiver ---------------------------------------------------------------------
@@ -178,7 +178,7 @@ async def publish(redis: aioredis.Redis, *events: Event | NumberedEvent) -> None
         await pipe.execute()
 
 
-async def stream_handled(redis: aioredis.Redis, group: str = "webhook-dispatcher") -> bool:
+async def stream_handled(redis: aioredis.Redis, group: str = ConsumerGroup.WEBHOOK_DISPATCHER) -> bool:
     """True once `group` has been handed every entry of `payment:events` and acknowledged each."""
     last_entry = await redis.xrevrange(Stream.PAYMENT_EVENTS, count=1)
     if not last_entry:

@@ -22,6 +22,7 @@ from dispatcher_testkit import (
 )
 
 from paystream.events import EventType
+from paystream.webhooks import new_delivery_id
 from paystream_devstack.testing import ServiceProcess, eventually
 from paystream_devstack.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 from webhook_dispatcher.delivery import DeliverySender
@@ -49,13 +50,14 @@ async def sender(dispatcher_env: dict[str, str]) -> AsyncIterator[DeliverySender
 
 def due_delivery(url: str) -> DueDelivery:
     return DueDelivery(
-        id="msg_" + uuid.uuid4().hex,
+        id=new_delivery_id(),
         merchant_id="mer_outbound",
         endpoint_id="we_outbound",
         event_type="payment.created",
         payload=b'{"event":"payment.created"}',
         attempts=0,
         order_key=None,
+        ordering_seq=None,
         url=url,
         endpoint_enabled=True,
         secrets=(SECRET,),

@@ -22,6 +22,7 @@ from dispatcher_testkit import (
 )
 
 from paystream.events import EventType
+from paystream.webhooks import DUE_CHANNEL
 from paystream_devstack.testing import eventually
 
 
@@ -30,7 +31,7 @@ async def fail_always(_request: ReceivedRequest, _count: int) -> web.StreamRespo
 
 
 async def wake_dispatchers(pool: asyncpg.Pool) -> None:
-    await pool.execute("SELECT pg_notify('webhook_due', '')")
+    await pool.execute("SELECT pg_notify($1, '')", DUE_CHANNEL)
 
 
 async def attempts_reached(pool: asyncpg.Pool, delivery_id: str, attempts: int) -> asyncpg.Record | None:

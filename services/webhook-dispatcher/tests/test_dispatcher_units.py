@@ -15,11 +15,12 @@ from paystream.errors import SettingsError
 from paystream.events import Event, EventType
 from paystream.netguard import UnsafeUrlError, is_public_address, parse_outbound_url
 from paystream.ordering import ordering_key
+from paystream.webhooks import standard_key
 from webhook_dispatcher.models import Endpoint, IncomingEvent
 from webhook_dispatcher.planning import plan_deliveries
 from webhook_dispatcher.schedule import RetrySchedule, parse_retry_after
 from webhook_dispatcher.settings import DispatcherSettings
-from webhook_dispatcher.signing import legacy_signature, signed_headers, standard_key, standard_signature
+from webhook_dispatcher.signing import legacy_signature, signed_headers, standard_signature
 
 # --- signatures ---------------------------------------------------------------------------------
 
