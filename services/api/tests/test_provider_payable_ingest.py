@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -17,13 +16,6 @@ from paystream_api.settings import ApiSettings
 from paystream_devstack.testing import provider_payloads as payloads
 
 URLS = ("/api/v1/providers/payable/webhook", "/api/payments/webhook")
-
-
-@pytest.fixture
-async def api(service_env: dict[str, str]) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(ApiSettings.from_env(service_env))
-    async with TestClient(TestServer(app)) as client:
-        yield client
 
 
 @pytest.fixture

@@ -30,13 +30,6 @@ PRIORITY_TYPES = {t for t in RAZORPAY_EVENT_TYPES if t.startswith(("payment.disp
 
 
 @pytest.fixture
-async def api(service_env: dict[str, str]) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(ApiSettings.from_env(service_env))
-    async with TestClient(TestServer(app)) as client:
-        yield client
-
-
-@pytest.fixture
 def secret(service_env: dict[str, str]) -> str:
     return service_env["RAZORPAY_WEBHOOK_SECRET"]
 
