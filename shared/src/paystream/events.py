@@ -42,8 +42,11 @@ class ConsumerGroup(StrEnum):
     WEBHOOK_DISPATCHER = "webhook-dispatcher"
 
 
+DEAD_LETTER_SUFFIX = ":dlq"
+
+
 def dead_letter_stream(stream: str) -> str:
-    return f"{stream}:dlq"
+    return f"{stream}{DEAD_LETTER_SUFFIX}"
 
 
 class EventType(StrEnum):
