@@ -20,6 +20,7 @@ from paystream_devstack.devrun.config import (
     SERVICE_MODULES,
     service_variable_names,
 )
+from paystream_devstack.testing.platform import PORT_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = {
@@ -27,12 +28,6 @@ APP_SERVICES = {
     "payment-processor": "payment_processor",
     "webhook-dispatcher": "webhook_dispatcher",
     "notifier": "notifier",
-}
-PORT_VARIABLE = {
-    "paystream_api": "API_PORT",
-    "payment_processor": "PROCESSOR_PORT",
-    "webhook_dispatcher": "DISPATCHER_PORT",
-    "notifier": "NOTIFIER_PORT",
 }
 _INTERPOLATION = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
 

@@ -1,4 +1,4 @@
-"""What browser tests share besides fixtures: viewports, the platform handle, the page watch."""
+"""What browser tests share besides fixtures: viewports and the page watch."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from playwright.async_api import ConsoleMessage, Page, Request, Response
-
-from paystream_devstack.testing import ServiceProcess
 
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -23,34 +21,6 @@ CHROMIUM_FLAGS = (
 )
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
-SERVICES = {
-    "paystream_api": "API_PORT",
-    "payment_processor": "PROCESSOR_PORT",
-    "notifier": "NOTIFIER_PORT",
-    "webhook_dispatcher": "DISPATCHER_PORT",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Platform:
-    env: dict[str, str]
-    processes: dict[str, ServiceProcess]
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['API_PORT']}"
-
-    @property
-    def notifier_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['NOTIFIER_PORT']}"
-
-    def restart(self, module: str, **overrides: str) -> ServiceProcess:
-        """Stop a service and start it again, with `overrides` in its environment."""
-        old = self.processes[module]
-        old.stop()
-        process = ServiceProcess(module, {**self.env, **overrides}, old.log_path, old.health_url)
-        self.processes[module] = process.start()
-        return process
 
 
 @dataclass

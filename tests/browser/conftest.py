@@ -34,12 +34,13 @@ from paystream.redis import create_redis
 from paystream.settings import RedisSettings
 from paystream_devstack.embedded import free_port
 from paystream_devstack.testing import ServiceProcess
+from paystream_devstack.testing.platform import PORT_VARIABLE, Platform, service_url
 from paystream_devstack.testing.plugin import truncate_tables
 
 # The suite runs with --import-mode=importlib, which puts no test directory on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from browserkit import CHROMIUM_FLAGS, DESKTOP, SERVICES, PageFactory, PageWatch, Platform
+from browserkit import CHROMIUM_FLAGS, DESKTOP, PageFactory, PageWatch
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -92,7 +93,7 @@ async def platform(
     env = {
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
-        **{variable: str(free_port()) for variable in SERVICES.values()},
+        **{variable: str(free_port()) for variable in PORT_VARIABLE.values()},
         "JWT_SECRET": "browser-test-jwt-secret-of-32-bytes!",
         "TEST_MODE": "true",
         "TEST_PROCESSING_DELAY": "300",
@@ -105,9 +106,9 @@ async def platform(
     env["NOTIFIER_PUBLIC_URL"] = f"http://127.0.0.1:{env['NOTIFIER_PORT']}"
     processes: dict[str, ServiceProcess] = {}
     try:
-        for module, port_variable in SERVICES.items():
+        for module in PORT_VARIABLE:
             process = ServiceProcess(
-                module, env, logs / f"{module}.log", f"http://127.0.0.1:{env[port_variable]}/health"
+                module, env, logs / f"{module}.log", service_url(env, module) + "/health"
             )
             processes[module] = await asyncio.to_thread(process.start)
         yield Platform(env, processes)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from browserkit import PageFactory, Platform
+from browserkit import PageFactory
+
+from paystream_devstack.testing.platform import Platform
 
 
 async def test_a_page_on_another_origin_loads_the_vendored_socket_io_client(

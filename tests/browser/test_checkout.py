@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from browserkit import DESKTOP, PHONE, PageFactory, PageWatch, Platform
+from browserkit import DESKTOP, PHONE, PageFactory, PageWatch
 from playwright.async_api import FrameLocator, Page, Route, expect
+
+from paystream_devstack.testing.platform import Platform
 
 KEY = "key_test_abc123"
 AUTH = {"X-Api-Key": KEY, "X-Api-Secret": "secret_test_xyz789"}

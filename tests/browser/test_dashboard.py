@@ -14,10 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from browserkit import PHONE, PageFactory, Platform
+from browserkit import PHONE, PageFactory
 from playwright.async_api import Page, expect
 
 from paystream_devstack.embedded import free_port
+from paystream_devstack.testing.platform import Platform
 from paystream_devstack.testing.polling import eventually
 
 KEY = "key_test_abc123"

@@ -22,7 +22,7 @@ from load import SteadyLoad
 from merchant_receiver import MerchantReceiver
 from platform_stack import PaymentWatcher
 
-from paystream.events import STREAM_FIELD
+from paystream.events import STREAM_FIELD, ConsumerGroup, EventType
 
 # The events an API payment commits, and the one a captured Razorpay payment becomes.
 API_PAYMENT_EVENTS = {"payment.created": 1, "payment.pending": 1, "payment.success": 1}
@@ -197,8 +197,10 @@ async def _check_provider_events(pool: asyncpg.Pool, load: SteadyLoad) -> list[s
     if extra := set(rows) - set(accepted):
         problems.append(f"{len(extra)} provider events stored that no answer accepted: {sorted(extra)[:5]}")
     handled = await pool.fetchval(
-        """SELECT count(*) FROM inbox WHERE consumer_group = 'payment-processor' AND event_id IN
-               (SELECT event_id FROM outbox WHERE event_type = 'provider_event.received')"""
+        """SELECT count(*) FROM inbox WHERE consumer_group = $1 AND event_id IN
+               (SELECT event_id FROM outbox WHERE event_type = $2)""",
+        ConsumerGroup.PAYMENT_PROCESSOR,
+        EventType.PROVIDER_EVENT_RECEIVED,
     )
     if handled != len(rows):
         problems.append(f"{handled} provider envelopes handled for {len(rows)} stored events")

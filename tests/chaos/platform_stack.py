@@ -13,11 +13,8 @@ from load import AUTH
 
 from paystream_devstack.testing import ServiceProcess, eventually
 from paystream_devstack.testing.notifier_client import Client, make_token, open_client
+from paystream_devstack.testing.platform import API, DISPATCHER, NOTIFIER, PROCESSOR, Platform
 
-API = "paystream_api"
-PROCESSOR = "payment_processor"
-DISPATCHER = "webhook_dispatcher"
-NOTIFIER = "notifier"
 SERVICES = (API, PROCESSOR, DISPATCHER, NOTIFIER)
 MERCHANT_ID = "mer_test0000000001"
 WEBHOOK_SECRET = "whsec_test_abc123"
@@ -36,24 +33,8 @@ FAST_RECOVERY = {
 Spawn = Callable[..., ServiceProcess]
 
 
-@dataclass
-class Stack:
-    env: dict[str, str]
-    processes: dict[str, ServiceProcess]
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['API_PORT']}"
-
-    @property
-    def notifier_url(self) -> str:
-        return f"http://127.0.0.1:{self.env['NOTIFIER_PORT']}"
-
-    async def sigkill_and_restart(self, service: str) -> None:
-        """SIGKILL (no cleanup, no drain), then start a fresh process and wait until it is healthy."""
-        process = self.processes[service]
-        process.kill()
-        await asyncio.to_thread(process.start)
+class Stack(Platform):
+    """The platform, and what the fault tests do through its API."""
 
     async def configure_webhook(self, url: str) -> dict[str, object]:
         async with (
@@ -63,10 +44,6 @@ class Stack:
             assert response.status == 200, await response.text()
             config: dict[str, object] = await response.json()
             return config
-
-    def logs(self) -> str:
-        """The tail of every service's log, for a failure message."""
-        return "\n".join(f"--- {name}\n{process.tail(15)}" for name, process in self.processes.items())
 
 
 async def start_stack(

@@ -27,12 +27,12 @@ from chaos_scenario import ScenarioFactory
 from invariants import DELIVERY_ORDER_ROWS, PAYMENT_LIFECYCLE, first_attempt_orders
 from platform_stack import API, DISPATCHER, PROCESSOR
 
-from paystream.events import Stream
+from paystream.events import ConsumerGroup, Stream
 from paystream_devstack.testing import ServiceProcess, eventually
 
 pytestmark = pytest.mark.chaos
 
-GROUP = "webhook-dispatcher"
+GROUP = ConsumerGroup.WEBHOOK_DISPATCHER
 # Far longer than the test takes: nothing is reclaimed before the test ages the entries itself.
 RECLAIM_IDLE_MS = 180_000
 

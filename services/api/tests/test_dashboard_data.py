@@ -132,7 +132,7 @@ async def test_the_webhooks_summary_rates_deliveries(
     assert sum(body["per_bucket"]["failing"]) == 1
     assert len(body["per_bucket"]["success_rate"]) == 12
     assert "payment.success" in body["event_types"]
-    assert "webhook_delivery.due" not in body["event_types"]
+    assert "provider_event.received" not in body["event_types"]
 
 
 async def test_the_streams_figures_are_payctl_healths(api: TestClient[Any, Any], redis: Any) -> None:

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -18,31 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from paystream_api.app import create_app
 from paystream_api.settings import ApiSettings
+from paystream_devstack.testing import provider_payloads as payloads
 
-
-def _load_payloads() -> ModuleType:
-    """The payload fixtures next to this file (tests run with --import-mode=importlib)."""
-    name = "paystream_test_provider_payloads"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parent / "provider_payloads" / "__init__.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-payloads = _load_payloads()
 URLS = ("/api/v1/providers/payable/webhook", "/api/payments/webhook")
-
-
-@pytest.fixture
-async def api(service_env: dict[str, str]) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-    app = create_app(ApiSettings.from_env(service_env))
-    async with TestClient(TestServer(app)) as client:
-        yield client
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import uuid_utils
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from paystream.webhooks import new_delivery_id, webhook_body
 from paystream_api.app import create_app
 from paystream_api.auth import hash_secret
 from paystream_api.settings import ApiSettings
@@ -137,8 +138,8 @@ async def insert_delivery(
     leased: bool = False,
 ) -> str:
     endpoint_id = await pool.fetchval("SELECT id FROM webhook_endpoints WHERE merchant_id = $1", merchant_id)
-    delivery_id = "msg_" + uuid_utils.uuid7().hex
-    body = orjson.dumps({"event": event, "timestamp": 1700000000, "data": {"payment": {"id": "pay_1"}}})
+    delivery_id = new_delivery_id()
+    body = webhook_body(event, datetime.fromtimestamp(1700000000, UTC), {"payment": {"id": "pay_1"}})
     await pool.execute(
         """INSERT INTO webhook_deliveries
                (id, merchant_id, endpoint_id, event_id, event_type, payload, event_at, status, attempts,

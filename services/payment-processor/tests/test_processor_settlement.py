@@ -22,13 +22,13 @@ from payment_processor.settlement import FALLBACK_CHECK_S, SettlementScheduler
 from paystream import settings as common_settings
 from paystream.consumer import HandlerRegistry, MessageContext
 from paystream.errors import PermanentError, SettingsError
-from paystream.events import Event, EventType
+from paystream.events import ConsumerGroup, Event, EventType
 from paystream.resources import PAYMENT_COLUMNS, payment_resource
 from paystream.web import POOL
 from paystream_devstack.testing import eventually
 
 MERCHANT = "mer_test0000000001"
-GROUP = "payment-processor"
+GROUP = ConsumerGroup.PAYMENT_PROCESSOR
 
 
 def processor_env(database_url: str, redis_url: str, **overrides: str) -> dict[str, str]:

@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import importlib.util
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -21,23 +17,9 @@ import redis.asyncio as aioredis
 
 from paystream.events import STREAM_FIELD
 from paystream_devstack.testing import ServiceProcess, eventually
+from paystream_devstack.testing import provider_payloads as payloads
 
 WEBHOOK = "/api/v1/providers/razorpay/webhook"
-
-
-def _load_payloads() -> ModuleType:
-    name = "paystream_test_provider_payloads"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "api" / "tests" / "provider_payloads" / "__init__.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-payloads = _load_payloads()
 
 
 async def post_events(

@@ -2,65 +2,31 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
 import orjson
-import pytest
+from provider_testkit import MERCHANT, domain_events, store_event
 
 from payment_processor import provider_events
 from payment_processor.provider_events.payable import salon_from_reference
-from paystream.events import Event, EventType
-
-MERCHANT = "mer_test0000000001"
-
-
-def _load_payloads() -> ModuleType:
-    name = "paystream_test_provider_payloads"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "api" / "tests" / "provider_payloads" / "__init__.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-payloads = _load_payloads()
-
-
-@pytest.fixture
-async def pool(clean_db: str, db_pool: asyncpg.Pool) -> asyncpg.Pool:
-    return db_pool
+from paystream_devstack.testing import provider_payloads as payloads
 
 
 async def deliver(pool: asyncpg.Pool, name: str, **fields: Any) -> str:
     note = payloads.payable_signed(payloads.payable(name, **fields), "PAYABLE_TEST_TOKEN")
     event_id = f"{note['payableOrderId']}:{note['payableTransactionId']}:{note['statusCode']}"
-    await pool.execute(
-        """INSERT INTO provider_events (provider, event_id, type, provider_account_id, account_id, merchant_id, payload)
-           VALUES ('payable', $1, 'payment', 'pacc_test_payable', 'PAYABLE_TEST_KEY', $2, $3)""",
-        event_id,
-        MERCHANT,
-        orjson.dumps(note).decode(),
-    )
-    envelope = Event(
-        type=EventType.PROVIDER_EVENT_RECEIVED,
-        merchant_id=MERCHANT,
-        data={"provider": "payable", "event_id": event_id, "type": "payment"},
+    envelope = await store_event(
+        pool,
+        provider="payable",
+        event_id=event_id,
+        event_type="payment",
+        payload=orjson.dumps(note).decode(),
+        provider_account_id="pacc_test_payable",
+        account_id="PAYABLE_TEST_KEY",
     )
     await provider_events.process(pool, envelope, "payable", event_id)
     return event_id
-
-
-async def domain_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
-    rows = await pool.fetch("SELECT payload FROM outbox WHERE stream = 'payment:events' ORDER BY id")
-    return [orjson.loads(row["payload"]) for row in rows]
 
 
 async def test_a_success_is_a_successful_payment_for_the_invoice_and_salon(pool: asyncpg.Pool) -> None:

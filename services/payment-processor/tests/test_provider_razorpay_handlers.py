@@ -8,60 +8,35 @@ processor's handling of the envelope that the API queues with it.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
+from provider_testkit import MERCHANT, domain_events, event_status, store_event
 
 from payment_processor import provider_events
 from paystream.consumer import MessageContext
 from paystream.errors import PermanentError
-from paystream.events import Event, EventType
+from paystream.events import ConsumerGroup, Event, EventType
 from paystream.groupcommit import Submission
+from paystream_devstack.testing import provider_payloads as payloads
 
-MERCHANT = "mer_test0000000001"
 PAYMENT = "pay_29QQoUBi66xm2f"
 ORDER = "order_9A33XWu170gUtm"
-
-
-def _load_payloads() -> ModuleType:
-    """The API suite's payload fixtures (tests run with --import-mode=importlib)."""
-    name = "paystream_test_provider_payloads"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "api" / "tests" / "provider_payloads" / "__init__.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-payloads = _load_payloads()
 
 
 async def store(pool: asyncpg.Pool, document: Any, event_id: str, provider: str = "razorpay") -> Event:
     """What the API commits for a verified webhook: the row, and the envelope that names it."""
     event_type = document.get("event", "unknown") if isinstance(document, dict) else "unknown"
-    await pool.execute(
-        """INSERT INTO provider_events (provider, event_id, type, provider_account_id, account_id, merchant_id, payload)
-           VALUES ($1, $2, $3, 'pacc_test_razorpay', $4, $5, $6)""",
-        provider,
-        event_id,
-        event_type,
-        document.get("account_id") if isinstance(document, dict) else None,
-        MERCHANT,
-        orjson.dumps(document).decode(),
-    )
-    return Event(
-        type=EventType.PROVIDER_EVENT_RECEIVED,
-        merchant_id=MERCHANT,
-        data={"provider": provider, "event_id": event_id, "type": event_type},
+    return await store_event(
+        pool,
+        provider=provider,
+        event_id=event_id,
+        event_type=event_type,
+        payload=orjson.dumps(document).decode(),
+        provider_account_id="pacc_test_razorpay",
+        account_id=document.get("account_id") if isinstance(document, dict) else None,
     )
 
 
@@ -69,21 +44,6 @@ async def deliver(pool: asyncpg.Pool, event_type: str, event_id: str, **top_leve
     envelope = await store(pool, payloads.razorpay(event_type, **top_level), event_id)
     await provider_events.process(pool, envelope, "razorpay", event_id)
     return envelope
-
-
-async def domain_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
-    rows = await pool.fetch("SELECT payload FROM outbox WHERE stream = 'payment:events' ORDER BY id")
-    return [orjson.loads(row["payload"]) for row in rows]
-
-
-async def event_status(pool: asyncpg.Pool, event_id: str) -> tuple[str, str | None]:
-    row = await pool.fetchrow("SELECT status, reason FROM provider_events WHERE event_id = $1", event_id)
-    return row["status"], row["reason"]
-
-
-@pytest.fixture
-async def pool(clean_db: str, db_pool: asyncpg.Pool) -> asyncpg.Pool:
-    return db_pool
 
 
 async def test_every_event_type_has_a_handler_and_is_processed_with_an_audit_row(pool: asyncpg.Pool) -> None:
@@ -401,7 +361,7 @@ async def test_concurrent_handler_calls_share_transactions(pool: asyncpg.Pool) -
     handler.start(pool)
     try:
         envelopes = [await stored_capture(pool, f"evt_conc_{n}", f"pay_conc_{n}") for n in range(40)]
-        ctx = MessageContext("provider:events", "0-1", provider_events.GROUP, "test", 1)
+        ctx = MessageContext("provider:events", "0-1", ConsumerGroup.PAYMENT_PROCESSOR, "test", 1)
         await asyncio.gather(*(handler.handle(envelope, ctx) for envelope in envelopes))
     finally:
         await handler.stop()

@@ -10,18 +10,14 @@ that signed it, and the envelope naming it) and handled by the processor against
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
 import orjson
-import pytest
+from provider_testkit import store_event
 
 from payment_processor import provider_events
-from paystream.events import Event, EventType
+from paystream_devstack.testing import provider_payloads as payloads
 
 MERCHANT_A = "mer_test0000000001"  # the test merchant
 MERCHANT_B = "mer_other000000001"
@@ -43,26 +39,6 @@ TYPED_TABLES = {
 VOLATILE = {"created_at", "updated_at", "processed_at", "received_at", "id", "occurred_at"}
 
 
-def _load_payloads() -> ModuleType:
-    name = "paystream_test_provider_payloads"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "api" / "tests" / "provider_payloads" / "__init__.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-payloads = _load_payloads()
-
-
-@pytest.fixture
-async def pool(clean_db: str, db_pool: asyncpg.Pool) -> asyncpg.Pool:
-    return db_pool
-
-
 async def deliver(
     pool: asyncpg.Pool, merchant_id: str, document: dict[str, Any], event_id: str, provider: str = "razorpay"
 ) -> None:
@@ -73,21 +49,15 @@ async def deliver(
         else (ACCOUNT[merchant_id], document["account_id"])
     )
     event_type = document.get("event", "payment") if provider == "razorpay" else "payment"
-    await pool.execute(
-        """INSERT INTO provider_events (provider, event_id, type, provider_account_id, account_id, merchant_id, payload)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        provider,
-        event_id,
-        event_type,
-        account,
-        account_id,
-        merchant_id,
-        orjson.dumps(document).decode(),
-    )
-    envelope = Event(
-        type=EventType.PROVIDER_EVENT_RECEIVED,
+    envelope = await store_event(
+        pool,
+        provider=provider,
+        event_id=event_id,
+        event_type=event_type,
+        payload=orjson.dumps(document).decode(),
+        provider_account_id=account,
+        account_id=account_id,
         merchant_id=merchant_id,
-        data={"provider": provider, "event_id": event_id, "type": event_type},
     )
     await provider_events.process(pool, envelope, provider, event_id)
 

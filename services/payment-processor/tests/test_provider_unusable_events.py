@@ -8,46 +8,23 @@ crash instead of processing or rejecting the event.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from provider_testkit import MERCHANT, event_status, store_event
 
 from payment_processor import provider_events
 from paystream.consumer import ConsumerConfig, StreamConsumer
-from paystream.events import STREAM_FIELD, Event, EventType, Stream, dead_letter_stream
+from paystream.events import STREAM_FIELD, ConsumerGroup, Event, EventType, Stream, dead_letter_stream
+from paystream_devstack.testing import provider_payloads as payloads
 
-MERCHANT = "mer_test0000000001"
 STREAMS = (Stream.PROVIDER_EVENTS, Stream.PROVIDER_EVENTS_PRIORITY)
 # In the event's payload: the reason must say what was refused, never repeat what was sent.
 MARKER = "do-not-echo"
-
-
-def _load_payloads() -> ModuleType:
-    name = "paystream_test_provider_payloads"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[2] / "api" / "tests" / "provider_payloads" / "__init__.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-payloads = _load_payloads()
-
-
-@pytest.fixture
-async def pool(clean_db: str, db_pool: asyncpg.Pool) -> asyncpg.Pool:
-    return db_pool
 
 
 @pytest.fixture
@@ -57,7 +34,11 @@ async def consumer(pool: asyncpg.Pool, redis: aioredis.Redis) -> AsyncIterator[S
     handler = provider_events.ProviderEventHandler()
     handler.start(pool)
     config = ConsumerConfig(
-        group=provider_events.GROUP, streams=STREAMS, retry_base_s=0.01, retry_cap_s=0.02, block_ms=10
+        group=ConsumerGroup.PAYMENT_PROCESSOR,
+        streams=STREAMS,
+        retry_base_s=0.01,
+        retry_cap_s=0.02,
+        block_ms=10,
     )
     try:
         yield StreamConsumer(redis, config, handler.registry)
@@ -83,19 +64,13 @@ async def queue(
     """What the API commits for a verified webhook (the row, its payload as sent) and what its
     relay publishes (the envelope on the stream)."""
     event_type = orjson.loads(body).get("event", "payment") if provider == "razorpay" else "payment"
-    await pool.execute(
-        """INSERT INTO provider_events (provider, event_id, type, provider_account_id, merchant_id, payload)
-           VALUES ($1, $2, $3, 'pacc_test', $4, $5)""",
-        provider,
-        event_id,
-        event_type,
-        MERCHANT,
-        body,
-    )
-    envelope = Event(
-        type=EventType.PROVIDER_EVENT_RECEIVED,
-        merchant_id=MERCHANT,
-        data={"provider": provider, "event_id": event_id, "type": event_type},
+    envelope = await store_event(
+        pool,
+        provider=provider,
+        event_id=event_id,
+        event_type=event_type,
+        payload=body,
+        provider_account_id="pacc_test",
     )
     await redis.xadd(stream, {STREAM_FIELD: envelope.encode()})
     return envelope
@@ -110,20 +85,15 @@ def with_nul(document: dict[str, Any]) -> str:
     return body
 
 
-async def outcome(pool: asyncpg.Pool, event_id: str) -> tuple[str, str | None]:
-    row = await pool.fetchrow("SELECT status, reason FROM provider_events WHERE event_id = $1", event_id)
-    return row["status"], row["reason"]
-
-
 async def assert_all_acknowledged_and_none_dead_lettered(redis: aioredis.Redis) -> None:
     for stream in STREAMS:
         assert await redis.xlen(dead_letter_stream(stream)) == 0, stream
-        pending = await redis.xpending(stream, provider_events.GROUP)
+        pending = await redis.xpending(stream, ConsumerGroup.PAYMENT_PROCESSOR)
         assert pending["pending"] == 0, stream
 
 
 async def assert_rejected_and_kept_nothing(pool: asyncpg.Pool, event_id: str, says: str) -> None:
-    status, reason = await outcome(pool, event_id)
+    status, reason = await event_status(pool, event_id)
     assert status == "rejected", (event_id, reason)
     assert reason is not None and says in reason, reason
     assert MARKER not in reason
@@ -190,7 +160,7 @@ async def test_unstorable_events_in_a_batch_are_rejected_and_the_good_ones_proce
         await queue(pool, redis, body, event_id)
     assert await consumer.run_once() == len(bodies)
     for event_id in ("evt_good_1", "evt_good_2", "evt_good_3"):
-        assert await outcome(pool, event_id) == ("processed", None)
+        assert await event_status(pool, event_id) == ("processed", None)
     await assert_rejected_and_kept_nothing(pool, "evt_nul", "NUL")
     await assert_rejected_and_kept_nothing(pool, "evt_huge", "out of range")
     await assert_rejected_and_kept_nothing(pool, "evt_2_63", "out of range")
@@ -219,7 +189,7 @@ async def test_an_unstorable_priority_event_ends_rejected(
     )
     assert await consumer.run_once() == 2
     await assert_rejected_and_kept_nothing(pool, "evt_dispute_nul", "NUL")
-    assert await outcome(pool, "evt_dispute_ok") == ("processed", None)
+    assert await event_status(pool, "evt_dispute_ok") == ("processed", None)
     await assert_all_acknowledged_and_none_dead_lettered(redis)
 
 

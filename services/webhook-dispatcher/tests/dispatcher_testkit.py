@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from paystream.events import Event, EventType, Stream, entry_fields
+from paystream.events import ConsumerGroup, Event, EventType, Stream, entry_fields
 from paystream.ordering import ordering_key
 
 # --- the merchant's receiver ---------------------------------------------------------------------
@@ -144,10 +144,14 @@ def payment_event(
     )
 
 
+def payment_created(merchant_id: str, payment_id: str) -> Event:
+    return payment_event(EventType.PAYMENT_CREATED, merchant_id, payment_id, "created")
+
+
 def payment_lifecycle(merchant_id: str, payment_id: str) -> list[Event]:
     """created, pending, success: the API's order of events for one payment."""
     return [
-        payment_event(EventType.PAYMENT_CREATED, merchant_id, payment_id, "created"),
+        payment_created(merchant_id, payment_id),
         payment_event(EventType.PAYMENT_PENDING, merchant_id, payment_id, "pending"),
         payment_event(EventType.PAYMENT_SUCCESS, merchant_id, payment_id, "success"),
     ]
@@ -178,7 +182,7 @@ async def publish(redis: aioredis.Redis, *events: Event | NumberedEvent) -> None
         await pipe.execute()
 
 
-async def stream_handled(redis: aioredis.Redis, group: str = "webhook-dispatcher") -> bool:
+async def stream_handled(redis: aioredis.Redis, group: str = ConsumerGroup.WEBHOOK_DISPATCHER) -> bool:
     """True once `group` has been handed every entry of `payment:events` and acknowledged each."""
     last_entry = await redis.xrevrange(Stream.PAYMENT_EVENTS, count=1)
     if not last_entry:
@@ -201,6 +205,28 @@ async def delivery(pool: asyncpg.Pool, delivery_id: str) -> asyncpg.Record:
     row = await pool.fetchrow("SELECT * FROM webhook_deliveries WHERE id = $1", delivery_id)
     assert row is not None
     return row
+
+
+async def attempts_reached(pool: asyncpg.Pool, delivery_id: str, attempts: int) -> asyncpg.Record | None:
+    """The delivery once `attempts` attempts are recorded (and its lease released); None before."""
+    row = await delivery(pool, delivery_id)
+    return row if row["attempts"] >= attempts and row["lease_token"] is None else None
+
+
+async def attempted(pool: asyncpg.Pool, merchant_id: str, attempts: int = 1) -> asyncpg.Record | None:
+    """The merchant's only delivery once `attempts` attempts are recorded; None before."""
+    rows = await deliveries(pool, merchant_id)
+    if len(rows) != 1:
+        return None
+    return await attempts_reached(pool, rows[0]["id"], attempts)
+
+
+async def all_final(pool: asyncpg.Pool, merchant_id: str, count: int | None = None) -> bool:
+    """True once the merchant has deliveries (`count` of them, when given) and none is pending."""
+    rows = await deliveries(pool, merchant_id)
+    if not rows or (count is not None and len(rows) != count):
+        return False
+    return all(row["status"] != "pending" for row in rows)
 
 
 def seconds_between(later: datetime, earlier: datetime) -> float:

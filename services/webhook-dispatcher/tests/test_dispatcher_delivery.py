@@ -14,9 +14,12 @@ from dispatcher_testkit import (
     MakeReceiver,
     ReceivedRequest,
     StartDispatcher,
+    all_final,
+    attempted,
     deliveries,
     delivery,
     numbered,
+    payment_created,
     payment_event,
     payment_lifecycle,
     publish,
@@ -78,14 +81,14 @@ async def test_redelivered_event_is_sent_once(
     receiver = await make_receiver([])
     merchant = await make_merchant(receiver.url)
     await start_dispatcher()
-    event = payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_REDELIVERED00001", "created")
-    marker = payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_MARKER0000000001", "created")
+    event = payment_created(merchant.id, "pay_REDELIVERED00001")
+    marker = payment_created(merchant.id, "pay_MARKER0000000001")
 
     await publish(redis, event, event, event)
     await publish(redis, marker)
 
     await eventually(lambda: len(receiver.requests) >= 2, timeout=10)
-    await eventually(lambda: _all_final(db_pool, merchant.id), timeout=5)
+    await eventually(lambda: all_final(db_pool, merchant.id), timeout=5)
     assert len(await deliveries(db_pool, merchant.id)) == 2
     assert sorted(r.json()["data"]["payment"]["id"] for r in receiver.requests) == [
         "pay_MARKER0000000001",
@@ -108,7 +111,7 @@ async def test_only_subscribed_events_are_delivered(
     await publish(redis, *numbered(*payment_lifecycle(merchant.id, "pay_SUBSCRIBED000001")))
 
     await eventually(lambda: receiver.requests, timeout=10)
-    await eventually(lambda: _all_final(db_pool, merchant.id), timeout=5)
+    await eventually(lambda: all_final(db_pool, merchant.id), timeout=5)
     assert [r.event for r in receiver.requests] == ["payment.success"]
     assert len(await deliveries(db_pool, merchant.id)) == 1
 
@@ -125,12 +128,8 @@ async def test_disabled_endpoint_gets_nothing(
     enabled = await make_merchant(receiver.url)
     await start_dispatcher()
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, disabled.id, "pay_DISABLED00000001", "created")
-    )
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, enabled.id, "pay_ENABLED000000001", "created")
-    )
+    await publish(redis, payment_created(disabled.id, "pay_DISABLED00000001"))
+    await publish(redis, payment_created(enabled.id, "pay_ENABLED000000001"))
 
     await eventually(lambda: receiver.requests, timeout=10)
     assert [r.json()["data"]["payment"]["id"] for r in receiver.requests] == ["pay_ENABLED000000001"]
@@ -185,11 +184,7 @@ async def test_failure_then_success_keeps_webhook_id_and_body(
         redis, payment_event(EventType.PAYMENT_FAILED, merchant.id, "pay_RETRIED000000001", "failed")
     )
 
-    async def first_failure() -> asyncpg.Record | None:
-        rows = await deliveries(db_pool, merchant.id)
-        return rows[0] if rows and rows[0]["attempts"] == 1 else None
-
-    row = await eventually(first_failure, timeout=10)
+    row = await eventually(lambda: attempted(db_pool, merchant.id), timeout=10)
     assert row["status"] == "pending"
     assert row["response_code"] == 500
     assert row["response_body"] == "boom"
@@ -208,11 +203,6 @@ async def test_failure_then_success_keeps_webhook_id_and_body(
     assert final["response_code"] == 204
     assert final["next_retry_at"] is None
     assert final["created_at"] < datetime.now(UTC) + timedelta(seconds=1)
-
-
-async def _all_final(pool: asyncpg.Pool, merchant_id: str) -> bool:
-    rows = await deliveries(pool, merchant_id)
-    return bool(rows) and all(row["status"] != "pending" for row in rows)
 
 
 async def _final(pool: asyncpg.Pool, delivery_id: str) -> asyncpg.Record | None:

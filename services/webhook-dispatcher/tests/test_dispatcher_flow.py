@@ -17,12 +17,11 @@ from dispatcher_testkit import (
     StartDispatcher,
     deliveries,
     numbered,
-    payment_event,
+    payment_created,
     payment_lifecycle,
     publish,
 )
 
-from paystream.events import EventType
 from paystream_devstack.testing import eventually
 
 
@@ -49,10 +48,7 @@ async def test_a_hanging_endpoint_does_not_delay_other_merchants(
 
     await publish(
         redis,
-        *[
-            payment_event(EventType.PAYMENT_CREATED, stuck.id, f"pay_STUCK{n:011d}", "created")
-            for n in range(60)
-        ],
+        *[payment_created(stuck.id, f"pay_STUCK{n:011d}") for n in range(60)],
     )
     await eventually(lambda: len(hung_up) >= 8, timeout=10, message="the stuck endpoint was not called")
 
@@ -60,7 +56,7 @@ async def test_a_hanging_endpoint_does_not_delay_other_merchants(
     await publish(
         redis,
         *[
-            payment_event(EventType.PAYMENT_CREATED, merchant.id, f"pay_OTHER{index}{n:010d}", "created")
+            payment_created(merchant.id, f"pay_OTHER{index}{n:010d}")
             for index, merchant in enumerate(others)
             for n in range(20)
         ],

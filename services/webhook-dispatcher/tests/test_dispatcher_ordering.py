@@ -19,13 +19,13 @@ import asyncpg
 import pytest
 from dispatcher_testkit import MakeMerchant, NumberedEvent, SeededMerchant, numbered, payment_lifecycle
 
-from paystream.events import Event, EventType
+from paystream.events import ConsumerGroup, Event, EventType
 from webhook_dispatcher.intake import DeliveryIntake
 from webhook_dispatcher.models import AttemptOutcome, DeliveryStatus
 from webhook_dispatcher.recorder import OutcomeRecorder
 from webhook_dispatcher.upkeep import release_orphaned_holds
 
-GROUP = "webhook-dispatcher"
+GROUP = ConsumerGroup.WEBHOOK_DISPATCHER
 NOWHERE = "http://127.0.0.1:9/hooks"
 
 

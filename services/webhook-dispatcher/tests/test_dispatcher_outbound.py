@@ -16,12 +16,12 @@ from dispatcher_testkit import (
     MakeMerchant,
     MakeReceiver,
     StartDispatcher,
-    deliveries,
-    payment_event,
+    attempted,
+    payment_created,
     publish,
 )
 
-from paystream.events import EventType
+from paystream.webhooks import new_delivery_id
 from paystream_devstack.testing import ServiceProcess, eventually
 from paystream_devstack.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 from webhook_dispatcher.delivery import DeliverySender
@@ -49,7 +49,7 @@ async def sender(dispatcher_env: dict[str, str]) -> AsyncIterator[DeliverySender
 
 def due_delivery(url: str) -> DueDelivery:
     return DueDelivery(
-        id="msg_" + uuid.uuid4().hex,
+        id=new_delivery_id(),
         merchant_id="mer_outbound",
         endpoint_id="we_outbound",
         event_type="payment.created",
@@ -103,19 +103,13 @@ async def test_metadata_and_private_networks_are_refused_in_dev_mode(
 
     for n, merchant in enumerate(refused.values()):
         payment_id = f"pay_OUTBOUND{n:08d}"
-        await publish(redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, payment_id, "created"))
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, sentinel.id, "pay_OUTBOUNDSENTINEL", "created")
-    )
+        await publish(redis, payment_created(merchant.id, payment_id))
+    await publish(redis, payment_created(sentinel.id, "pay_OUTBOUNDSENTINEL"))
 
-    async def attempted(merchant_id: str) -> asyncpg.Record | None:
-        rows = await deliveries(db_pool, merchant_id)
-        return rows[0] if rows and rows[0]["attempts"] >= 1 and rows[0]["lease_token"] is None else None
-
-    done = await eventually(lambda: attempted(sentinel.id), timeout=15)
+    done = await eventually(lambda: attempted(db_pool, sentinel.id), timeout=15)
     assert done["status"] == "success"
     for name, merchant in refused.items():
-        row = await eventually(lambda m=merchant: attempted(m.id), timeout=15)
+        row = await eventually(lambda m=merchant: attempted(db_pool, m.id), timeout=15)
         assert row["response_code"] is None, name
         assert row["error"].startswith("refused: "), (name, row["error"])
         assert "link-local or cloud metadata" in row["error"] or "not a public address" in row["error"]

@@ -17,25 +17,21 @@ from dispatcher_testkit import (
     MakeMerchant,
     MakeReceiver,
     ReceivedRequest,
+    all_final,
+    attempted,
     deliveries,
     numbered,
-    payment_event,
+    payment_created,
     payment_lifecycle,
     publish,
 )
 
-from paystream.events import EventType
 from paystream_devstack.embedded import free_port
 from paystream_devstack.testing import ServiceProcess, eventually
 
 pytestmark = pytest.mark.chaos
 
 DISPATCHER = "webhook_dispatcher"
-
-
-async def all_final(pool: asyncpg.Pool, merchant_id: str, count: int) -> bool:
-    rows = await deliveries(pool, merchant_id)
-    return len(rows) == count and all(row["status"] != "pending" for row in rows)
 
 
 async def test_killed_mid_schedule_the_retry_still_goes_out_on_time(
@@ -52,15 +48,9 @@ async def test_killed_mid_schedule_the_retry_still_goes_out_on_time(
     receiver = await make_receiver(["whsec_test_abc123"], fail_first)
     merchant = await make_merchant(receiver.url)
     dispatcher = spawn_service(DISPATCHER, dispatcher_env)
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_KILLED00000001", "created")
-    )
+    await publish(redis, payment_created(merchant.id, "pay_KILLED00000001"))
 
-    async def first_attempt_recorded() -> asyncpg.Record | None:
-        rows = await deliveries(db_pool, merchant.id)
-        return rows[0] if rows and rows[0]["attempts"] == 1 and rows[0]["lease_token"] is None else None
-
-    row = await eventually(first_attempt_recorded, timeout=15)
+    row = await eventually(lambda: attempted(db_pool, merchant.id), timeout=15)
     assert row["status"] == "pending"
     dispatcher.kill()
     dispatcher.start()  # a fresh process, new consumer name, same database
@@ -91,9 +81,7 @@ async def test_killed_mid_attempt_the_lease_runs_out_and_the_attempt_is_made_aga
     merchant = await make_merchant(receiver.url)
     env = {**dispatcher_env, "WEBHOOK_HTTP_TIMEOUT_S": "2", "WEBHOOK_LEASE_S": "7"}
     dispatcher = spawn_service(DISPATCHER, env)
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_INFLIGHT000001", "created")
-    )
+    await publish(redis, payment_created(merchant.id, "pay_INFLIGHT000001"))
 
     await eventually(lambda: receiver.requests, timeout=15)
     dispatcher.kill()  # the attempt dies with the process; its row stays leased
@@ -187,10 +175,7 @@ async def test_sigterm_lets_in_flight_attempts_finish_and_record(
     dispatcher = spawn_service(DISPATCHER, dispatcher_env)
     await publish(
         redis,
-        *[
-            payment_event(EventType.PAYMENT_CREATED, merchant.id, f"pay_DRAIN{n:011d}", "created")
-            for n in range(5)
-        ],
+        *[payment_created(merchant.id, f"pay_DRAIN{n:011d}") for n in range(5)],
     )
     await eventually(lambda: len(receiver.requests) == 5, timeout=15)
 

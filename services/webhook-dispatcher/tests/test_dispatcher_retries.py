@@ -14,14 +14,15 @@ from dispatcher_testkit import (
     MakeReceiver,
     ReceivedRequest,
     StartDispatcher,
+    attempted,
+    attempts_reached,
     deliveries,
-    delivery,
-    payment_event,
+    payment_created,
     publish,
     stream_handled,
 )
 
-from paystream.events import EventType
+from paystream.webhooks import DUE_CHANNEL
 from paystream_devstack.testing import eventually
 
 
@@ -30,12 +31,7 @@ async def fail_always(_request: ReceivedRequest, _count: int) -> web.StreamRespo
 
 
 async def wake_dispatchers(pool: asyncpg.Pool) -> None:
-    await pool.execute("SELECT pg_notify('webhook_due', '')")
-
-
-async def attempts_reached(pool: asyncpg.Pool, delivery_id: str, attempts: int) -> asyncpg.Record | None:
-    row = await delivery(pool, delivery_id)
-    return row if row["attempts"] >= attempts and row["lease_token"] is None else None
+    await pool.execute("SELECT pg_notify($1, '')", DUE_CHANNEL)
 
 
 async def test_failing_receiver_sees_the_test_schedule_then_failed(
@@ -48,13 +44,10 @@ async def test_failing_receiver_sees_the_test_schedule_then_failed(
     receiver = await make_receiver(["whsec_test_abc123"], fail_always)
     merchant = await make_merchant(receiver.url)
     await start_dispatcher()
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_SCHEDULE00000001", "created")
-    )
+    await publish(redis, payment_created(merchant.id, "pay_SCHEDULE00000001"))
 
-    rows = await eventually(lambda: deliveries(db_pool, merchant.id), timeout=10)
-    delivery_id = rows[0]["id"]
-    first = await eventually(lambda: attempts_reached(db_pool, delivery_id, 1), timeout=10)
+    first = await eventually(lambda: attempted(db_pool, merchant.id), timeout=20)
+    delivery_id = first["id"]
     assert first["status"] == "pending" and first["error"] == "HTTP 500" and first["response_code"] == 500
     assert abs((first["next_retry_at"] - first["last_attempt_at"]).total_seconds() - 5) < 0.5
     assert first["due_at"] == first["next_retry_at"]
@@ -106,9 +99,7 @@ async def test_410_disables_the_endpoint_and_fails_its_waiting_deliveries(
     )
     await start_dispatcher()
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_GONE000000000001", "created")
-    )
+    await publish(redis, payment_created(merchant.id, "pay_GONE000000000001"))
 
     async def disabled() -> asyncpg.Record | None:
         row = await db_pool.fetchrow("SELECT * FROM webhook_endpoints WHERE id = $1", merchant.endpoint_id)
@@ -122,9 +113,7 @@ async def test_410_disables_the_endpoint_and_fails_its_waiting_deliveries(
     assert "410" in answered["error"]
     assert rows["msg_waiting"]["status"] == "failed" and rows["msg_waiting"]["due_at"] is None
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_GONE000000000002", "created")
-    )
+    await publish(redis, payment_created(merchant.id, "pay_GONE000000000002"))
     # A negative, judged once the dispatcher has handled the event (acknowledged its entry: its
     # effects are committed), not after a guessed wait.
     await eventually(lambda: stream_handled(redis), timeout=10)
@@ -153,14 +142,10 @@ async def test_retry_after_is_honoured_within_the_schedule_range(
     await start_dispatcher()
 
     for index, merchant in enumerate(merchants):
-        await publish(
-            redis,
-            payment_event(EventType.PAYMENT_CREATED, merchant.id, f"pay_RETRYAFTER{index:05d}", "created"),
-        )
+        await publish(redis, payment_created(merchant.id, f"pay_RETRYAFTER{index:05d}"))
 
     for merchant, (status, _, expected_wait) in zip(merchants, cases, strict=True):
-        rows = await eventually(lambda m=merchant: deliveries(db_pool, m.id), timeout=10)
-        row = await eventually(lambda r=rows[0]: attempts_reached(db_pool, r["id"], 1), timeout=10)
+        row = await eventually(lambda m=merchant: attempted(db_pool, m.id), timeout=20)
         assert row["response_code"] == status
         wait = (row["next_retry_at"] - row["last_attempt_at"]).total_seconds()
         assert abs(wait - expected_wait) < 0.5, (status, wait)
@@ -185,21 +170,15 @@ async def test_redirects_are_not_followed_and_bodies_are_cut_at_4kb(
     talker = await make_merchant(verbose.url)
     await start_dispatcher()
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, moved.id, "pay_REDIRECT00000001", "created")
-    )
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, talker.id, "pay_VERBOSE000000001", "created")
-    )
+    await publish(redis, payment_created(moved.id, "pay_REDIRECT00000001"))
+    await publish(redis, payment_created(talker.id, "pay_VERBOSE000000001"))
 
-    [row] = await eventually(lambda: deliveries(db_pool, moved.id), timeout=10)
-    row = await eventually(lambda: attempts_reached(db_pool, row["id"], 1), timeout=10)
+    row = await eventually(lambda: attempted(db_pool, moved.id), timeout=20)
     assert (row["status"], row["response_code"]) == ("pending", 302)
     assert "redirect" in row["error"]
     assert len(redirecting.requests) == 1  # the Location was not requested
 
-    [row] = await eventually(lambda: deliveries(db_pool, talker.id), timeout=10)
-    row = await eventually(lambda: attempts_reached(db_pool, row["id"], 1), timeout=10)
+    row = await eventually(lambda: attempted(db_pool, talker.id), timeout=20)
     # The first 4096 bytes, less the first half of a character cut in two.
     assert row["response_body"] == "a" + "é" * 2047
 
@@ -220,12 +199,9 @@ async def test_a_slow_receiver_times_out_and_is_retried(
     merchant = await make_merchant(receiver.url)
     await start_dispatcher(WEBHOOK_HTTP_TIMEOUT_S="1", WEBHOOK_LEASE_S="6")
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, merchant.id, "pay_SLOW000000000001", "created")
-    )
+    await publish(redis, payment_created(merchant.id, "pay_SLOW000000000001"))
 
-    [row] = await eventually(lambda: deliveries(db_pool, merchant.id), timeout=10)
-    row = await eventually(lambda: attempts_reached(db_pool, row["id"], 1), timeout=10)
+    row = await eventually(lambda: attempted(db_pool, merchant.id), timeout=20)
     assert row["status"] == "pending" and row["response_code"] is None
     assert "timeout" in row["error"]
     assert 900 <= row["duration_ms"] <= 2500
@@ -244,16 +220,11 @@ async def test_private_addresses_are_refused_at_connect_time(
     by_name = await make_merchant(receiver.url.replace("127.0.0.1", "localhost"))
     await start_dispatcher(WEBHOOK_ALLOWED_PRIVATE_NETS="")
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, by_address.id, "pay_PRIVATE00000001", "created")
-    )
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, by_name.id, "pay_PRIVATE00000002", "created")
-    )
+    await publish(redis, payment_created(by_address.id, "pay_PRIVATE00000001"))
+    await publish(redis, payment_created(by_name.id, "pay_PRIVATE00000002"))
 
     for merchant in (by_address, by_name):
-        [row] = await eventually(lambda m=merchant: deliveries(db_pool, m.id), timeout=10)
-        row = await eventually(lambda r=row: attempts_reached(db_pool, r["id"], 1), timeout=10)
+        row = await eventually(lambda m=merchant: attempted(db_pool, m.id), timeout=20)
         assert row["status"] == "pending" and row["response_code"] is None
         assert row["error"].startswith("refused: ") and "not a public address" in row["error"], row["error"]
     assert receiver.requests == []
@@ -279,17 +250,13 @@ async def test_a_live_previous_secret_adds_its_signatures(
         )
     await start_dispatcher()
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, rotated.id, "pay_ROTATED00000001", "created")
-    )
+    await publish(redis, payment_created(rotated.id, "pay_ROTATED00000001"))
     [both] = await eventually(lambda: receiver.requests, timeout=10)
     assert both.standard_valid_for == [new, old]
     assert len(both.headers["webhook-signature"].split(" ")) == 2
     assert both.legacy_valid_for == [new]
 
-    await publish(
-        redis, payment_event(EventType.PAYMENT_CREATED, expired.id, "pay_EXPIRED00000001", "created")
-    )
+    await publish(redis, payment_created(expired.id, "pay_EXPIRED00000001"))
     await eventually(lambda: len(receiver.requests) == 2, timeout=10)
     only_new = receiver.requests[1]
     assert only_new.standard_valid_for == [new]

@@ -9,17 +9,18 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from dispatcher_testkit import payment_event, payment_lifecycle
+from dispatcher_testkit import payment_created, payment_lifecycle
 
 from paystream.errors import SettingsError
 from paystream.events import Event, EventType
 from paystream.netguard import UnsafeUrlError, is_public_address, parse_outbound_url
 from paystream.ordering import ordering_key
+from paystream.webhooks import standard_key
 from webhook_dispatcher.models import Endpoint, IncomingEvent
 from webhook_dispatcher.planning import plan_deliveries
 from webhook_dispatcher.schedule import RetrySchedule, parse_retry_after
 from webhook_dispatcher.settings import DispatcherSettings
-from webhook_dispatcher.signing import legacy_signature, signed_headers, standard_key, standard_signature
+from webhook_dispatcher.signing import legacy_signature, signed_headers, standard_signature
 
 # --- signatures ---------------------------------------------------------------------------------
 
@@ -211,7 +212,7 @@ ALL = Endpoint("we_1", "mer_1", None)
 
 
 def test_payment_refund_and_dispute_events_share_the_payment_key() -> None:
-    created = payment_event(EventType.PAYMENT_CREATED, "mer_1", "pay_1", "created")
+    created = payment_created("mer_1", "pay_1")
     assert ordering_key(created) == "pay_1"
     refund = Event(
         type=EventType.REFUND_CREATED,
@@ -233,7 +234,7 @@ def test_payment_refund_and_dispute_events_share_the_payment_key() -> None:
 
 
 def test_a_number_comes_with_an_event_only_when_it_has_an_ordering_key() -> None:
-    created = payment_event(EventType.PAYMENT_CREATED, "mer_1", "pay_1", "created")
+    created = payment_created("mer_1", "pay_1")
     assert IncomingEvent.of(created, 3) == IncomingEvent(created, "pay_1", 3)
     assert IncomingEvent.of(created, None).sequence is None
     token = Event(type=EventType.TOKEN_SAVED, merchant_id="mer_1", data={})

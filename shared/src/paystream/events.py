@@ -32,11 +32,21 @@ class Stream(StrEnum):
     PAYMENT_EVENTS = "payment:events"
     PROVIDER_EVENTS = "provider:events"
     PROVIDER_EVENTS_PRIORITY = "provider:events:priority"
-    WEBHOOK_DELIVERIES = "webhook:deliveries"
+
+
+class ConsumerGroup(StrEnum):
+    """The consumer groups on the streams: a group's name keys its inbox rows, its pending entries and
+    its heartbeats, so every process of a service (and every tool that inspects it) uses these."""
+
+    PAYMENT_PROCESSOR = "payment-processor"
+    WEBHOOK_DISPATCHER = "webhook-dispatcher"
+
+
+DEAD_LETTER_SUFFIX = ":dlq"
 
 
 def dead_letter_stream(stream: str) -> str:
-    return f"{stream}:dlq"
+    return f"{stream}{DEAD_LETTER_SUFFIX}"
 
 
 class EventType(StrEnum):
@@ -71,8 +81,12 @@ class EventType(StrEnum):
     WEBHOOK_TEST = "webhook.test"
     # A raw inbound provider webhook, stored durably and awaiting processing.
     PROVIDER_EVENT_RECEIVED = "provider_event.received"
-    # A merchant webhook delivery attempt that is due now.
-    WEBHOOK_DELIVERY_DUE = "webhook_delivery.due"
+
+
+# Platform-internal events: never sent to merchants, so not subscribable either. Every other type is
+# a merchant event (the dispatcher takes each in, so that its number counts in its payment's order).
+INTERNAL_EVENT_TYPES = frozenset({EventType.PROVIDER_EVENT_RECEIVED})
+MERCHANT_EVENT_TYPES = tuple(t for t in EventType if t not in INTERNAL_EVENT_TYPES)
 
 
 def entry_fields(payload: bytes, sequence: int | None) -> dict[bytes, bytes]:

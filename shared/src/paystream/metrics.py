@@ -38,9 +38,6 @@ WEBHOOK_DELIVERY_LATENCY = Histogram(
     ["outcome"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15),
 )
-# Socket.IO clients (the notifier): inc() on connect, dec() on disconnect.
-SOCKETS_CONNECTED = Gauge("paystream_sockets_connected", "Socket.IO clients connected to this process")
-
 # The bus as seen at scrape time (paystream.streaminfo.BusMetrics sets these, and STREAM_LAG above).
 STREAM_LENGTH = Gauge("paystream_stream_length", "Entries in the stream", ["stream"])
 STREAM_PENDING = Gauge(

@@ -55,11 +55,16 @@ FALLBACK_POLL_SECONDS = 1.0
 PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, *REDIS_UNAVAILABLE_ERRORS)
 
 
+# Every writer of outbox rows names its columns so: `enqueue` below, and a writer that inserts its
+# events in a statement of its own (the API's provider ingest, which must also call
+# `wake_relays_after_commit`). The SELECT that follows yields the values in this order.
+INSERT_ROWS = "INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, ordering_seq)"
+
 # One statement for the whole batch: number the keyed events (one counter upsert per key, in key
 # order so that two writers never deadlock on them), then insert every row in the caller's order
 # (outbox ids, hence stream order, follow it). An event's number is its key's new counter minus the
 # key's later events in this batch.
-ENQUEUE = """
+ENQUEUE = f"""
 WITH incoming AS (
     SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::bytea[], $6::text[])
         WITH ORDINALITY AS e(event_id, event_type, merchant_id, payload, ordering_key, position)
@@ -73,7 +78,7 @@ WITH incoming AS (
     ON CONFLICT (stream, merchant_id, ordering_key) DO UPDATE SET last_seq = s.last_seq + EXCLUDED.last_seq
     RETURNING merchant_id, ordering_key, last_seq
 )
-INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, ordering_seq)
+{INSERT_ROWS}
 SELECT i.event_id, $1, i.event_type, i.merchant_id, i.payload,
        n.last_seq - count(*) OVER later + 1
 FROM incoming i LEFT JOIN numbered n USING (merchant_id, ordering_key)

@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from paystream.events import STREAM_FIELD, Event, EventType
+from paystream.events import STREAM_FIELD, ConsumerGroup, Event, EventType
 
 PAYMENTS = "payment:events"
-PROCESSOR = "payment-processor"
-DISPATCHER = "webhook-dispatcher"
+PROCESSOR = ConsumerGroup.PAYMENT_PROCESSOR
+DISPATCHER = ConsumerGroup.WEBHOOK_DISPATCHER
 
 _SCRIPT = Path(sys.executable).parent / "payctl"
 PAYCTL_COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "payctl"]

@@ -17,13 +17,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from notifier.app import create_app as create_notifier_app
 from notifier.keys import HUB
 from notifier.reader import StreamTail
-from paystream.events import STREAM_FIELD, EventType, Stream
+from paystream.events import STREAM_FIELD, ConsumerGroup, EventType, Stream
 from paystream.heartbeat import HEARTBEAT_PREFIX
 from paystream_devstack.testing import eventually
 from paystream_devstack.testing.notifier_client import notifier_settings
 from paystream_devstack.testing.processes import ServiceProcess
 
-PROCESSOR = "payment-processor"
+PROCESSOR = ConsumerGroup.PAYMENT_PROCESSOR
 PROCESSOR_STREAMS = (Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS, Stream.PROVIDER_EVENTS_PRIORITY)
 SAMPLE_GROUP = "sample-group"
 

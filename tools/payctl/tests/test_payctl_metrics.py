@@ -58,7 +58,6 @@ async def test_processor_metrics_expose_the_bus_the_outbox_and_the_new_metrics(
         "paystream_handler_seconds",
         "paystream_webhook_delivery_attempts",
         "paystream_webhook_delivery_seconds",
-        "paystream_sockets_connected",
         "paystream_stream_length",
         "paystream_stream_pending",
         "paystream_stream_oldest_pending_seconds",
@@ -71,7 +70,6 @@ async def test_processor_metrics_expose_the_bus_the_outbox_and_the_new_metrics(
     assert sample(families, "paystream_stream_pending", group="notifier", stream=PAYMENTS) == 0
     assert sample(families, "paystream_dead_letters", stream="provider:events") == 1
     assert sample(families, "paystream_dead_letters", stream=PAYMENTS) == 0
-    assert sample(families, "paystream_sockets_connected") == 0
     assert sample(families, "paystream_outbox_backlog") == 0
     assert sample(families, "paystream_bus_metrics_up", source="redis") == 1
     assert sample(families, "paystream_bus_metrics_up", source="database") == 1

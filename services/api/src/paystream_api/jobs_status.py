@@ -14,7 +14,6 @@ without merchant credentials, since its figures are global.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -22,16 +21,13 @@ from aiohttp import web
 from redis.exceptions import ResponseError
 
 from paystream.errors import NotFoundError, ServiceUnavailableError
-from paystream.events import Stream
+from paystream.events import ConsumerGroup, Stream
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+from paystream.streaminfo import consumer_infos, group_infos
 from paystream.web import POOL, REDIS, json_response
 from paystream_api.keys import SETTINGS
 
-PROCESSOR_GROUP = "payment-processor"
 WORKER_IDLE_LIMIT_MS = 10_000
-# Redis before 7 reports no lag: count undelivered entries page by page, up to this many.
-LAG_COUNT_CAP = 100_000
-LAG_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,35 +37,17 @@ class GroupState:
     worker_running: bool
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-async def _count_after(redis: aioredis.Redis, stream: str, last_delivered: str) -> int:
-    count, cursor = 0, last_delivered
-    while count < LAG_COUNT_CAP:
-        entries = await redis.xrange(stream, min=f"({cursor}", max="+", count=LAG_PAGE) or []
-        count += len(entries)
-        if len(entries) < LAG_PAGE:
-            break
-        cursor = _text(entries[-1][0])
-    return count
-
-
 async def group_state(redis: aioredis.Redis, stream: str = Stream.PAYMENT_EVENTS) -> GroupState:
     try:
-        groups = await redis.xinfo_groups(stream)
-    except ResponseError:  # no stream yet
+        groups = await group_infos(redis, stream)
+    except ResponseError:  # the key holds something other than a stream
         return GroupState(undelivered=0, unacknowledged=0, worker_running=False)
-    group = next((g for g in groups if _text(g["name"]) == PROCESSOR_GROUP), None)
+    group = next((g for g in groups if g.group == ConsumerGroup.PAYMENT_PROCESSOR), None)
     if group is None:
         return GroupState(undelivered=int(await redis.xlen(stream)), unacknowledged=0, worker_running=False)
-    lag = group.get("lag")
-    if lag is None:
-        lag = await _count_after(redis, stream, _text(group["last-delivered-id"]))
-    consumers = await redis.xinfo_consumers(stream, PROCESSOR_GROUP)
-    running = any(int(consumer["idle"]) < WORKER_IDLE_LIMIT_MS for consumer in consumers)
-    return GroupState(undelivered=int(lag), unacknowledged=int(group["pending"]), worker_running=running)
+    consumers = await consumer_infos(redis, stream, group.group)
+    running = any(consumer.idle_ms < WORKER_IDLE_LIMIT_MS for consumer in consumers)
+    return GroupState(undelivered=group.lag, unacknowledged=group.pending, worker_running=running)
 
 
 async def table_counts(pool: asyncpg.Pool) -> asyncpg.Record:

@@ -64,17 +64,23 @@ class Hub:
         self.max_buffered = settings.max_buffered
         self.draining = False
         self._disconnects: set[asyncio.Task[Any]] = set()
+        # Who is in each room (sids in joining order). Kept here rather than in python-socketio's
+        # rooms: the hub picks every emission's recipients itself, before its first await, and
+        # python-socketio's public `enter_room` is a coroutine, while a socket must join its rooms
+        # and queue its catch-up with no await in between (see `open_session`).
+        self._members: dict[str, dict[str, None]] = {}
 
     # -- sessions -------------------------------------------------------------------------------
 
     def open_session(self, sid: str, principal: Principal, last_event_id: str | None) -> Session:
         """Join the token's rooms and queue the catch-up; no await, so no event slips past."""
-        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
-        session = Session(sid=sid, eio_sid=eio_sid, principal=principal, resume_from=last_event_id)
+        session = Session(
+            sid=sid, eio_sid=self._engine_sid(sid), principal=principal, resume_from=last_event_id
+        )
         self.sessions[sid] = session
         rooms = rooms_on_connect(principal)
         for room in rooms:
-            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+            self._enter(session, room)
         job = CatchUpJob(
             scope=CatchUpScope.CONNECT,
             rooms=rooms,
@@ -82,7 +88,6 @@ class Hub:
             upto=self.tail.position,
             last_event_id=last_event_id,
         )
-        session.rooms |= rooms
         session.jobs.append(job)
         # The delivery task first runs after the connect handler returns, by which time
         # python-socketio has queued the CONNECT packet: nothing reaches the client before it.
@@ -102,6 +107,8 @@ class Hub:
         if session is None:
             return
         session.closing = True
+        for room in session.rooms:
+            self._forget(room, sid)
         if session.delivery is not None:
             session.delivery.cancel()
         if session.expiry is not None:
@@ -119,9 +126,8 @@ class Hub:
         room = payment_room(session.principal.merchant_id, invoice_id)
         if room in session.rooms or session.closing:
             return
-        self.sio.manager.basic_enter_room(session.sid, NAMESPACE, room)
         prior_rooms = frozenset(session.rooms)
-        session.rooms.add(room)
+        self._enter(session, room)
         if last_event_id is None:
             return  # a fresh subscription starts with the live events
         job = CatchUpJob(
@@ -138,7 +144,18 @@ class Hub:
     def unsubscribe(self, session: Session, invoice_id: str) -> None:
         room = payment_room(session.principal.merchant_id, invoice_id)
         session.rooms.discard(room)
-        self.sio.manager.basic_leave_room(session.sid, NAMESPACE, room)
+        self._forget(room, session.sid)
+
+    def _enter(self, session: Session, room: str) -> None:
+        session.rooms.add(room)
+        self._members.setdefault(room, {})[session.sid] = None
+
+    def _forget(self, room: str, sid: str) -> None:
+        members = self._members.get(room)
+        if members is not None:
+            members.pop(sid, None)
+            if not members:
+                del self._members[room]
 
     async def drain(self) -> None:
         """Shutdown: close every socket (and any that connects meanwhile).
@@ -188,7 +205,7 @@ class Hub:
         recipients: list[str] = []
         handled: set[str] = set()
         for room in emission.rooms:
-            for sid, _eio_sid in self.sio.manager.get_participants(NAMESPACE, room):
+            for sid in list(self._members.get(room, ())):
                 if sid in handled:
                     continue
                 session = self.sessions.get(sid)
@@ -216,7 +233,7 @@ class Hub:
 
     def _queued_packets(self, session: Session) -> int:
         """Packets waiting in the socket's Engine.IO queue: the client's unread backlog."""
-        socket = self.sio.eio.sockets.get(session.eio_sid)
+        socket = self._engine_socket(session)
         return socket.queue.qsize() if socket is not None else 0
 
     def _cut_off(self, session: Session, *, queued: int) -> None:
@@ -252,9 +269,24 @@ class Hub:
                 await self.sio.emit(farewell[0], farewell[1], to=session.sid, namespace=NAMESPACE)
         # An Engine.IO CLOSE after whatever is queued; no waiting for the client to take it (one
         # that stopped reading never would). A drain waits for the transports to end instead.
-        socket = self.sio.eio.sockets.get(session.eio_sid)
+        socket = self._engine_socket(session)
         if socket is not None:
             await socket.close(wait=False)
+
+    # -- the Engine.IO transport ----------------------------------------------------------------
+    # python-socketio has no public API for two things the hub needs of a socket's transport: how
+    # many packets wait in its send queue (the client's unread backlog), and closing it without
+    # waiting for the client to drain that queue (`AsyncServer.disconnect` waits, forever for a
+    # client that stopped reading; a Socket.IO DISCONNECT would tell the client not to reconnect).
+    # These two methods are the only places that reach past its public API.
+
+    def _engine_sid(self, sid: str) -> str:
+        eio_sid: str = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        return eio_sid
+
+    def _engine_socket(self, session: Session) -> Any:
+        """The Engine.IO socket under the session; None once it has gone."""
+        return self.sio.eio.sockets.get(session.eio_sid)
 
     # -- catch-up and buffered delivery ---------------------------------------------------------
 

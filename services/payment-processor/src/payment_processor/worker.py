@@ -10,11 +10,9 @@ from payment_processor import payments, provider_events
 from payment_processor.keys import SETTINGS
 from payment_processor.settings import ProcessorSettings
 from paystream.consumer import ConsumerConfig, Handler, HandlerRegistry
-from paystream.events import Stream
+from paystream.events import ConsumerGroup, Stream
 from paystream.service import outbox_relay, stream_consumer
 from paystream.web import COMMON_SETTINGS, SERVICE_NAME, add_ops_routes, error_middleware, stores
-
-GROUP = "payment-processor"
 
 
 def build_handler(app: web.Application) -> Handler:
@@ -35,7 +33,7 @@ def create_app(settings: ProcessorSettings) -> web.Application:
     app.cleanup_ctx.append(payments.settlement_scheduler())
     app.cleanup_ctx.append(provider_events.batch_writers)
     config = ConsumerConfig(
-        group=GROUP,
+        group=ConsumerGroup.PAYMENT_PROCESSOR,
         streams=(Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS),
         concurrency=settings.concurrency,
         handler_timeout_s=settings.handler_timeout_s,

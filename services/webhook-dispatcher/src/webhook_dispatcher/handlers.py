@@ -10,13 +10,8 @@ import uuid
 
 from paystream.consumer import Handler, HandlerRegistry, MessageContext
 from paystream.errors import PermanentError
-from paystream.events import Event, EventType
+from paystream.events import MERCHANT_EVENT_TYPES, Event
 from webhook_dispatcher.intake import DeliveryIntake
-
-# Platform-internal events that are never sent to merchants. Every other event is taken in, so that
-# its number counts in its payment's order (paystream.ordering never numbers these).
-INTERNAL_EVENT_TYPES = frozenset({EventType.PROVIDER_EVENT_RECEIVED, EventType.WEBHOOK_DELIVERY_DUE})
-DELIVERABLE_EVENT_TYPES = tuple(t for t in EventType if t not in INTERNAL_EVENT_TYPES)
 
 
 def build_registry(intake: DeliveryIntake) -> Handler:
@@ -30,6 +25,6 @@ def build_registry(intake: DeliveryIntake) -> Handler:
         await intake.submit(event, ctx.sequence)
 
     registry = HandlerRegistry()
-    for event_type in DELIVERABLE_EVENT_TYPES:
+    for event_type in MERCHANT_EVENT_TYPES:
         registry.add(event_type, record_deliveries)
     return registry

@@ -26,6 +26,7 @@ import asyncpg
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
 from paystream.events import Event
 from paystream.groupcommit import GroupCommitter, Submission, split_and_retry
+from paystream.inbox import claim_events
 from paystream.logging import get_logger
 from webhook_dispatcher.metrics import DELIVERIES_CREATED
 from webhook_dispatcher.models import Endpoint, IncomingEvent, PlannedDelivery
@@ -43,12 +44,6 @@ from webhook_dispatcher.planning import plan_deliveries
 log = get_logger(__name__)
 
 MAX_BATCH = 500
-
-CLAIM_INBOX = """
-INSERT INTO inbox (consumer_group, event_id)
-SELECT $1, event_id FROM unnest($2::uuid[]) AS e(event_id)
-ON CONFLICT DO NOTHING
-RETURNING event_id"""
 
 ENABLED_ENDPOINTS = """
 SELECT id, merchant_id, events FROM webhook_endpoints
@@ -181,8 +176,7 @@ class DeliveryIntake:
         release what they unblocked; (rows written, held rows released)."""
         # Only the events this group has not handled before get rows (redeliveries do nothing).
         candidates = sorted({row.event_id for row in planned})
-        claimed = await conn.fetch(CLAIM_INBOX, self._group, candidates)
-        fresh_ids = {str(row["event_id"]) for row in claimed}
+        fresh_ids = await claim_events(conn, self._group, candidates)
         planned = [row for row in planned if str(uuid.UUID(row.event_id)) in fresh_ids]
         if not planned and not numbered:
             return 0, 0

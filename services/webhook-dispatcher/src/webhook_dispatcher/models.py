@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-import uuid_utils
-
 from paystream.events import Event, EventType
 from paystream.ordering import ordering_key
 
@@ -18,11 +16,6 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     SUCCESS = "success"
     FAILED = "failed"
-
-
-def new_delivery_id() -> str:
-    """`msg_` + a UUIDv7: the log id and the `webhook-id` header, sortable by creation time."""
-    return "msg_" + uuid_utils.uuid7().hex
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from webhook_dispatcher.models import Endpoint, IncomingEvent, PlannedDelivery, new_delivery_id
-from webhook_dispatcher.signing import webhook_body
+from paystream.webhooks import new_delivery_id, webhook_body
+from webhook_dispatcher.models import Endpoint, IncomingEvent, PlannedDelivery
 
 
 def plan_deliveries(

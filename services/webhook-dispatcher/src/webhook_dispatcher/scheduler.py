@@ -4,8 +4,8 @@ The delivery log is the schedule. A claim takes due rows with `FOR UPDATE SKIP L
 them (their `due_at` moves to the lease's end and they get a fresh token), so replicas never take the
 same row and a crashed dispatcher's rows come back when the lease ends. Between claims the scheduler
 (a `paystream.duetime.DueTimeLoop`) sleeps until the earliest due time, woken early by new
-deliveries (from this process's intake), by finished attempts (capacity) and by `NOTIFY
-webhook_due` (the API's manual retries and test sends; a `paystream.listen.Listener`).
+deliveries (from this process's intake), by finished attempts (capacity) and by `NOTIFY` on the
+due channel (the API's manual retries and test sends; a `paystream.listen.Listener`).
 
 Concurrency is bounded twice: at most `max_in_flight` attempts in all, and at most
 `endpoint_max_in_flight` per endpoint, enforced in the claim itself. An endpoint that hangs fills
@@ -25,6 +25,7 @@ import asyncpg
 from paystream.duetime import Claimed, DueTimeLoop, DueTiming
 from paystream.listen import Listener
 from paystream.logging import get_logger
+from paystream.webhooks import DUE_CHANNEL as NOTIFY_CHANNEL
 from webhook_dispatcher.delivery import DeliverySender
 from webhook_dispatcher.metrics import IN_FLIGHT
 from webhook_dispatcher.models import DueDelivery
@@ -33,7 +34,6 @@ from webhook_dispatcher.settings import DeliverySettings
 
 log = get_logger(__name__)
 
-NOTIFY_CHANNEL = "webhook_due"
 # A safety net for a missed notification; the earliest due time normally decides the wait.
 FALLBACK_WAKE_S = 5.0
 # Due rows exist but none could be taken (every one belongs to an endpoint at its limit here).

@@ -1,46 +1,26 @@
-"""Webhook bodies and signatures.
+"""Webhook signatures (the body and the secret format are `paystream.webhooks`'s).
 
 Two schemes are sent on every attempt:
 
 - `X-Webhook-Signature`: hex HMAC-SHA256 of the exact body bytes, keyed with the whole secret string
-  (`whsec_` prefix included): what existing merchant receivers verify;
+  (its prefix included): what existing merchant receivers verify;
 - Standard Webhooks: `webhook-id`, `webhook-timestamp` (the attempt's unix time, so receivers can
   reject replays) and `webhook-signature` = `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`,
-  keyed with the base64-decoded part after `whsec_` (its UTF-8 bytes when that part is not valid
-  base64). While a rotated-out secret is still live, its signature follows the current one,
-  space-separated; the legacy scheme carries it in `X-Webhook-Signature-Previous`.
+  keyed with the secret's Standard Webhooks key (`paystream.webhooks.standard_key`). While a
+  rotated-out secret is still live, its signature follows the current one, space-separated; the
+  legacy scheme carries it in `X-Webhook-Signature-Previous`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
-from datetime import datetime
-from functools import lru_cache
-from typing import Any
+from collections.abc import Sequence
 
-import orjson
+from paystream.webhooks import standard_key
 
-SECRET_PREFIX = "whsec_"
 USER_AGENT = "Paystream-Webhooks/1.0"
-
-
-def webhook_body(event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> bytes:
-    """The delivery body, serialized once: `{"event", "timestamp", "data"}`."""
-    return orjson.dumps({"event": event_type, "timestamp": int(occurred_at.timestamp()), "data": data})
-
-
-@lru_cache(maxsize=4096)
-def standard_key(secret: str) -> bytes:
-    """The Standard Webhooks HMAC key of a secret."""
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        return encoded.encode()
 
 
 def legacy_signature(secret: str, body: bytes) -> str:

@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 
 from paystream.consumer import ConsumerConfig, Handler
-from paystream.events import Event, Stream
+from paystream.events import ConsumerGroup, Event, Stream
 from paystream.logging import get_logger
 from paystream.ordering import ordering_key
 from paystream.service import outbox_relay, stream_consumer
@@ -40,8 +40,6 @@ from webhook_dispatcher.settings import RECLAIM_SWEEP_S, DispatcherSettings
 from webhook_dispatcher.upkeep import run_upkeep
 
 log = get_logger(__name__)
-
-GROUP = "webhook-dispatcher"
 
 
 async def http_client(app: web.Application) -> AsyncIterator[None]:
@@ -81,7 +79,7 @@ async def delivery_pipeline(app: web.Application) -> AsyncIterator[None]:
     recorder = OutcomeRecorder(pool, on_due=wake_scheduler)
     sender = DeliverySender(app[HTTP_SESSION], settings.delivery)
     scheduler = Scheduler(pool, sender, recorder, settings.delivery, listen_dsn=settings.common.database.url)
-    intake = DeliveryIntake(pool, group=GROUP, on_due=scheduler.wake)
+    intake = DeliveryIntake(pool, group=ConsumerGroup.WEBHOOK_DISPATCHER, on_due=scheduler.wake)
     app[RECORDER], app[SCHEDULER], app[INTAKE] = recorder, scheduler, intake
     # Taking items from now on, before the supervised tasks' first steps (the consumer's handlers
     # and the attempts must never meet a group committer that refuses them for not having started).
@@ -115,7 +113,7 @@ def build_handler(app: web.Application) -> Handler:
 
 def consumer_config(settings: DispatcherSettings) -> ConsumerConfig:
     return ConsumerConfig(
-        group=GROUP,
+        group=ConsumerGroup.WEBHOOK_DISPATCHER,
         streams=(Stream.PAYMENT_EVENTS,),
         concurrency=settings.concurrency,
         read_count=min(256, settings.concurrency),

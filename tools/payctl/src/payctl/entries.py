@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from paystream.errors import PermanentError
-from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, parse_sequence
+from paystream.events import (
+    DEAD_LETTER_SUFFIX,
+    SEQUENCE_FIELD,
+    STREAM_FIELD,
+    Event,
+    dead_letter_stream,
+    parse_sequence,
+)
 from paystream.streaminfo import text
-
-DLQ_SUFFIX = ":dlq"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +136,11 @@ class DeadLetter:
 
 def dlq_name(stream: str) -> str:
     """The dead-letter stream of `stream`; a name that already is one is kept."""
-    return stream if stream.endswith(DLQ_SUFFIX) else stream + DLQ_SUFFIX
+    return stream if stream.endswith(DEAD_LETTER_SUFFIX) else dead_letter_stream(stream)
 
 
 def source_stream_of(dlq: str) -> str:
-    return dlq.removesuffix(DLQ_SUFFIX)
+    return dlq.removesuffix(DEAD_LETTER_SUFFIX)
 
 
 def _int_or_none(value: str | None) -> int | None:

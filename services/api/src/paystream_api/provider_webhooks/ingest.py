@@ -34,7 +34,7 @@ from paystream.errors import RetryableError, ServiceUnavailableError
 from paystream.events import Event, EventType
 from paystream.groupcommit import CommitterOverloaded, GroupCommitter, Submission
 from paystream.logging import get_logger
-from paystream.outbox import wake_relays_after_commit
+from paystream.outbox import INSERT_ROWS, wake_relays_after_commit
 from paystream_api.provider_webhooks.metrics import INGEST_BATCH_SIZE, INGEST_STORE_SECONDS, OutcomeCounters
 
 log = get_logger(__name__)
@@ -56,13 +56,13 @@ RECEIVED = "received"
 REJECTED = "rejected"
 
 # One statement, so one round trip and one implicit transaction: the events, and the outbox rows of
-# those that are new. The outbox columns are those `paystream.outbox.enqueue` writes (no
-# `ordering_seq`: a raw provider event keeps no order, see paystream.ordering).
+# those that are new (`paystream.outbox.INSERT_ROWS`; no `ordering_seq`: a raw provider event keeps
+# no order, see paystream.ordering).
 # The batch arrives as one JSON array of arrays, built by orjson in C: binding a dozen parallel
 # arrays instead cost the API about 10 µs of encoding per event, this about 4 µs (and PostgreSQL
 # about 2 µs more to parse it, measured). `jsonb`, so that the document is parsed once and `->>` is
 # a lookup; the payload is a JSON string inside it, so it comes back exactly as the provider sent it.
-STORE_BATCH = """
+STORE_BATCH = f"""
 WITH incoming AS (
     SELECT e->>0 AS provider, e->>1 AS event_id, e->>2 AS type, e->>3 AS provider_account_id,
            e->>4 AS account_id, e->>5 AS merchant_id, e->>6 AS payload, e->>7 AS status,
@@ -78,8 +78,8 @@ WITH incoming AS (
     ON CONFLICT (provider, merchant_id, event_id) DO NOTHING
     RETURNING provider, merchant_id, event_id
 ), queued AS (
-    INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload)
-    SELECT i.envelope_id, i.stream, 'provider_event.received', i.merchant_id, i.envelope
+    {INSERT_ROWS}
+    SELECT i.envelope_id, i.stream, '{EventType.PROVIDER_EVENT_RECEIVED.value}', i.merchant_id, i.envelope, NULL
     FROM incoming i JOIN stored s USING (provider, merchant_id, event_id)
     WHERE i.stream IS NOT NULL
 )

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from paystream.errors import BadRequestError, ConflictError, NotFoundError
 from paystream.web import POOL, json_response
+from paystream.webhooks import is_delivery_id
 from paystream_api.auth import authenticate
 from paystream_api.webhook_api import store
 from paystream_api.webhook_api.resources import delivery_resource
@@ -31,7 +32,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
     """An immediate extra attempt of one delivery (whatever its status), made by a dispatcher."""
     merchant = await authenticate(request)
     delivery_id = request.match_info["id"]
-    if not store.is_delivery_id(delivery_id):  # nothing else can name one: no query for it
+    if not is_delivery_id(delivery_id):  # nothing else can name one: no query for it
         raise NotFoundError("no such webhook delivery", field="id")
     async with request.app[POOL].acquire() as conn, conn.transaction():
         found = await store.lock_delivery(conn, merchant.id, delivery_id)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from paystream.events import EventType
+from paystream.events import MERCHANT_EVENT_TYPES
 
 ALL_EVENTS = "*"
-# Platform-internal events that are never sent to merchants.
-INTERNAL_EVENT_TYPES = frozenset({EventType.PROVIDER_EVENT_RECEIVED, EventType.WEBHOOK_DELIVERY_DUE})
-SUBSCRIBABLE_EVENT_TYPES = frozenset(t.value for t in EventType if t not in INTERNAL_EVENT_TYPES)
+SUBSCRIBABLE_EVENT_TYPES = frozenset(t.value for t in MERCHANT_EVENT_TYPES)
 
 
 def events_to_resource(stored: list[str] | None) -> list[str]:

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import re
-import secrets
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 import uuid_utils
 
 from paystream.db import Connection
 from paystream.events import EventType, utc_now
+from paystream.webhooks import DUE_CHANNEL, new_delivery_id, new_webhook_secret, webhook_body
 from paystream_api.webhook_api.validation import EndpointConfig, LogQuery
 
-SECRET_PREFIX = "whsec_"
 ROTATION_OVERLAP_HOURS = 24
-# Wakes the dispatchers' schedulers (manual retries and test sends are due at once).
-DUE_CHANNEL = "webhook_due"
 DISABLED_BY_MERCHANT = "disabled by the merchant"
 
 DELIVERY_COLUMNS = (
@@ -28,24 +22,8 @@ DELIVERY_COLUMNS = (
 )
 
 
-def new_webhook_secret() -> str:
-    """`whsec_` + base64 of 32 random bytes (the Standard Webhooks secret format)."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
 def new_endpoint_id() -> str:
     return "we_" + uuid_utils.uuid7().hex
-
-
-DELIVERY_ID = re.compile(r"msg_[0-9a-f]{32}")
-
-
-def new_delivery_id() -> str:
-    return "msg_" + uuid_utils.uuid7().hex
-
-
-def is_delivery_id(value: str) -> bool:
-    return DELIVERY_ID.fullmatch(value) is not None
 
 
 async def fetch_endpoint(conn: Connection, merchant_id: str) -> asyncpg.Record | None:
@@ -121,12 +99,10 @@ async def create_test_delivery(conn: Connection, merchant_id: str, endpoint_id: 
     """A `webhook.test` delivery, due now, announced to the dispatchers."""
     event_id = str(uuid_utils.uuid7())
     occurred_at = utc_now()
-    body = orjson.dumps(
-        {
-            "event": EventType.WEBHOOK_TEST.value,
-            "timestamp": int(occurred_at.timestamp()),
-            "data": {"message": "This is a test webhook from Paystream.", "merchant_id": merchant_id},
-        }
+    body = webhook_body(
+        EventType.WEBHOOK_TEST.value,
+        occurred_at,
+        {"message": "This is a test webhook from Paystream.", "merchant_id": merchant_id},
     )
     row = await conn.fetchrow(
         f"""INSERT INTO webhook_deliveries

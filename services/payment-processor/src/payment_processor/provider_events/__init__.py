@@ -51,7 +51,7 @@ from paystream import outbox
 from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection, data_refusal
 from paystream.errors import PermanentError
-from paystream.events import Event, EventType, Stream
+from paystream.events import ConsumerGroup, Event, EventType, Stream
 from paystream.groupcommit import GroupCommitter, Submission
 from paystream.invoices import record_invoice_owners
 from paystream.logging import get_logger
@@ -59,12 +59,13 @@ from paystream.web import POOL
 
 log = get_logger(__name__)
 
-GROUP = "payment-processor"
 BATCH_WRITERS = 1
 MAX_BATCH = 100
 
 # The consumer of `provider:events:priority` (same group as the processor's main consumer).
-PRIORITY_CONSUMER = ConsumerConfig(group=GROUP, streams=(Stream.PROVIDER_EVENTS_PRIORITY,), concurrency=32)
+PRIORITY_CONSUMER = ConsumerConfig(
+    group=ConsumerGroup.PAYMENT_PROCESSOR, streams=(Stream.PROVIDER_EVENTS_PRIORITY,), concurrency=32
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,11 @@ class ProviderEventHandler:
     committer, priority events straight to the database."""
 
     def __init__(
-        self, *, max_batch: int = MAX_BATCH, writers: int = BATCH_WRITERS, group: str = GROUP
+        self,
+        *,
+        max_batch: int = MAX_BATCH,
+        writers: int = BATCH_WRITERS,
+        group: str = ConsumerGroup.PAYMENT_PROCESSOR,
     ) -> None:
         self._pool: asyncpg.Pool | None = None
         self._group = group
@@ -153,7 +158,11 @@ def handler_for(provider: str, event_type: str) -> EventHandler | None:
 
 
 async def process(
-    pool: asyncpg.Pool, envelope: Event, provider: str, event_id: str, group: str = GROUP
+    pool: asyncpg.Pool,
+    envelope: Event,
+    provider: str,
+    event_id: str,
+    group: str = ConsumerGroup.PAYMENT_PROCESSOR,
 ) -> None:
     """Handle one stored provider event (the envelope's merchant's) exactly once, in a transaction
     of its own."""
@@ -162,7 +171,9 @@ async def process(
 
 
 async def process_batch(
-    pool: asyncpg.Pool, batch: Sequence[Submission[ReceivedEvent, None]], group: str = GROUP
+    pool: asyncpg.Pool,
+    batch: Sequence[Submission[ReceivedEvent, None]],
+    group: str = ConsumerGroup.PAYMENT_PROCESSOR,
 ) -> None:
     """Handle a batch in one transaction; when that fails, each event in a transaction of its own.
     (A batch of one takes the same path: without the savepoint that isolates a rejection, it is two

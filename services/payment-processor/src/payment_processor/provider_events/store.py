@@ -16,6 +16,7 @@ import orjson
 from payment_processor.provider_events.fields import unix_time
 from payment_processor.provider_events.work import StoredEvent, Work
 from paystream.db import Connection
+from paystream.inbox import claim_sql
 
 RECEIVED = "received"
 PROCESSED = "processed"
@@ -23,15 +24,12 @@ IGNORED = "ignored"
 REJECTED = "rejected"
 
 
-CLAIM_AND_LOCK = """
+CLAIM_AND_LOCK = f"""
 WITH wanted AS (
     SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
         AS w(envelope_id, provider, merchant_id, event_id)
 ), claimed AS (
-    INSERT INTO inbox (consumer_group, event_id)
-    SELECT $1, envelope_id FROM wanted
-    ON CONFLICT DO NOTHING
-    RETURNING event_id AS envelope_id
+    {claim_sql("SELECT $1, envelope_id FROM wanted")}
 ), locked AS (
     SELECT e.provider, e.event_id, e.type, e.merchant_id, e.account_id, e.payload, e.received_at, e.status
     FROM provider_events e
@@ -39,9 +37,9 @@ WITH wanted AS (
     ORDER BY e.provider, e.merchant_id, e.event_id
     FOR UPDATE OF e
 )
-SELECT claimed.envelope_id, locked.*
+SELECT wanted.envelope_id, locked.*
 FROM claimed
-JOIN wanted USING (envelope_id)
+JOIN wanted ON wanted.envelope_id = claimed.event_id
 LEFT JOIN locked ON locked.provider = wanted.provider AND locked.merchant_id = wanted.merchant_id
     AND locked.event_id = wanted.event_id"""
 

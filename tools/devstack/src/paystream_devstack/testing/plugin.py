@@ -29,6 +29,7 @@ from paystream.netguard import LOOPBACK_NETS
 from paystream.redis import create_redis
 from paystream.settings import DatabaseSettings, RedisSettings
 from paystream_devstack.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from paystream_devstack.testing.platform import PORT_VARIABLE, service_url
 from paystream_devstack.testing.processes import ServiceProcess
 
 KEEP_TABLES = frozenset({"schema_migrations"})
@@ -156,14 +157,6 @@ def service_env(redis_url: str, clean_db: str) -> dict[str, str]:
     }
 
 
-PORT_VARIABLE = {
-    "paystream_api": "API_PORT",
-    "payment_processor": "PROCESSOR_PORT",
-    "webhook_dispatcher": "DISPATCHER_PORT",
-    "notifier": "NOTIFIER_PORT",
-}
-
-
 @pytest.fixture
 def spawn_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Factory: `spawn_service("payment_processor", env)` starts a real process and waits for
@@ -174,12 +167,11 @@ def spawn_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
         module: str, env: dict[str, str], *, wait_healthy: bool = True, **overrides: str
     ) -> ServiceProcess:
         merged = {**env, **overrides}
-        port = merged[PORT_VARIABLE[module]] if module in PORT_VARIABLE else None
         service = ServiceProcess(
             module=module,
             env=merged,
             log_path=tmp_path / f"{module}-{len(started)}.log",
-            health_url=f"http://127.0.0.1:{port}/health" if port else None,
+            health_url=service_url(merged, module) + "/health" if module in PORT_VARIABLE else None,
         )
         started.append(service)
         return service.start(wait_healthy=wait_healthy)

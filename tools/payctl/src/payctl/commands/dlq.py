@@ -23,7 +23,7 @@ from payctl.durations import format_duration
 from payctl.entries import DeadLetter, dlq_name
 from payctl.errors import NotFound, PayctlError
 from payctl.render import fields, shorten, table
-from paystream.events import entry_fields
+from paystream.events import DEAD_LETTER_SUFFIX, entry_fields
 from paystream.streaminfo import (
     BUS_STREAMS,
     is_entry_id,
@@ -211,7 +211,7 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
             if raw is None:
                 skipped.append({"dlq_id": letter.id, "reason": "it carries no event to replay"})
                 continue
-            if letter.source_stream.endswith(":dlq"):
+            if letter.source_stream.endswith(DEAD_LETTER_SUFFIX):
                 skipped.append({"dlq_id": letter.id, "reason": f"bad source stream {letter.source_stream!r}"})
                 continue
             new_id = None

@@ -12,9 +12,10 @@ from redis.exceptions import ResponseError
 
 from payctl.context import Context, redis_refusal, seconds
 from payctl.durations import format_duration
-from payctl.entries import DLQ_SUFFIX, DeadLetter, DecodedEntry, decode_entry, event_json
+from payctl.entries import DeadLetter, DecodedEntry, decode_entry, event_json
 from payctl.errors import NotFound
 from payctl.render import fields
+from paystream.events import DEAD_LETTER_SUFFIX
 from paystream.streaminfo import (
     RawEntry,
     entry_age_s,
@@ -132,7 +133,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
     entry = decode_entry(entry_id, entry_fields)
     payload = entry_json(args.stream, entry, now_ms)
     payload["groups"] = await group_states(redis, args.stream, entry.id)
-    if args.stream.endswith(DLQ_SUFFIX):
+    if args.stream.endswith(DEAD_LETTER_SUFFIX):
         payload["dead_letter"] = DeadLetter.from_entry(args.stream, entry_id, entry_fields).to_json(now_ms)
     ctx.out.result(payload, render_entry(payload))
     return 0

@@ -7,8 +7,8 @@ from typing import Any
 
 from payctl.context import Context
 from payctl.durations import format_duration
-from payctl.entries import DLQ_SUFFIX
 from payctl.render import table
+from paystream.events import DEAD_LETTER_SUFFIX, dead_letter_stream
 from paystream.streaminfo import BUS_STREAMS, entry_age_s, server_time_ms, stream_info, text
 
 
@@ -31,7 +31,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.scan:
         async for key in redis.scan_iter(_type="STREAM", count=1000):
             name = text(key)
-            if name not in names and not name.endswith(DLQ_SUFFIX):
+            if name not in names and not name.endswith(DEAD_LETTER_SUFFIX):
                 names.append(name)
     now_ms = await server_time_ms(redis)
     streams: list[dict[str, Any]] = []
@@ -48,7 +48,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
                 "last_id": info.last_id,
                 "last_age_s": _rounded(entry_age_s(info.last_id, now_ms)),
                 "groups": groups,
-                "dead_letters": int(await redis.xlen(name + DLQ_SUFFIX)),
+                "dead_letters": int(await redis.xlen(dead_letter_stream(name))),
             }
         )
     rows = [

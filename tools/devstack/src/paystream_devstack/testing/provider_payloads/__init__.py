@@ -1,4 +1,6 @@
-"""Realistic provider webhook payloads for tests, and how the providers sign them.
+"""Realistic provider webhook payloads for tests, and how the providers sign them: what the API's
+suite posts and the processor's suite stores (`from paystream_devstack.testing import
+provider_payloads`).
 
 `razorpay/<event type>.json`: one document per event type, shaped as Razorpay documents them
 (entity, account_id, event, contains, payload.<entity>.entity, created_at). The objects are linked
