@@ -18,8 +18,12 @@ EMBEDDED_SUITE := shared/tests tests/test_outbox_crash_recovery.py tests/test_re
 run: $(STAMP)
 	$(VENV)/bin/python -m paystream_devstack.devrun
 
+# Two workers (the machine has two cores and most tests wait on processes, not CPU); the fault and
+# browser tests keep to one of them (see paystream_devstack.testing.plugin).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-embedded: $(STAMP)
 	$(VENV)/bin/python -m pytest $(EMBEDDED_SUITE) $(PYTEST_ARGS)

@@ -261,7 +261,7 @@ async def test_consumer_recovers_from_flushall_without_a_manual_step(
     first = make_event()
     await publish(redis, first)
     await eventually(lambda: first.id in handled)
-    await redis.flushall()
+    await redis.flushdb()  # the data of this test's database, as FLUSHALL would lose it
     second = make_event()
 
     async def republish_until_handled() -> bool:

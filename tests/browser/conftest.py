@@ -86,7 +86,7 @@ async def platform(
     await truncate_tables(database_url)
     client = create_redis(RedisSettings(url=redis_url))
     try:
-        await client.flushall()
+        await client.flushdb()
     finally:
         await client.aclose()
     logs = tmp_path_factory.mktemp("browser-platform")

