@@ -27,6 +27,9 @@ from paystream_devstack.testing.outbound_urls import DEV_MODE_URL_CASES, UrlCase
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 OTHER_AUTH = {"X-Api-Key": "key_other_webhooks", "X-Api-Secret": "secret_other_webhooks"}
 TEST_MERCHANT = "mer_test0000000001"
+# How long a real dispatcher process may take to deliver: generous, for a machine that also runs the
+# browser and fault suites (an attempt normally takes milliseconds).
+DISPATCH_WAIT_S = 30.0
 LOG_FIELDS = {
     "id",
     "event",
@@ -495,7 +498,17 @@ async def test_test_send_rotation_and_manual_retry_reach_the_receiver(
     assert sent.status == 202
     test_log = await sent.json()
     assert test_log["event"] == "webhook.test" and test_log["status"] == "pending"
-    [(body, headers)] = await eventually(lambda: receiver.requests, timeout=10, message="no test webhook")
+
+    async def received(count: int) -> None:
+        """Wait for the receiver's `count`th request; on a timeout, say what the delivery log shows."""
+        try:
+            await eventually(lambda: len(receiver.requests) >= count, timeout=DISPATCH_WAIT_S)
+        except AssertionError:
+            logs = (await (await api.get("/api/v1/webhooks", headers=AUTH)).json())["data"]
+            raise AssertionError(f"request {count} never came; the delivery log: {logs!r}") from None
+
+    await received(1)
+    [(body, headers)] = receiver.requests
     assert orjson.loads(body)["event"] == "webhook.test"
     assert body == orjson.dumps(test_log["payload"])
     assert headers["webhook-id"] == test_log["id"]
@@ -511,12 +524,12 @@ async def test_test_send_rotation_and_manual_retry_reach_the_receiver(
             else None
         )
 
-    done = await eventually(lambda: logged(test_log["id"], 1), timeout=10)
+    done = await eventually(lambda: logged(test_log["id"], 1), timeout=DISPATCH_WAIT_S)
     assert (done["response_code"], done["response_body"], done["next_retry_at"]) == (200, "received", None)
 
     rotated = await (await api.post("/api/v1/webhooks/config/rotate-secret", headers=AUTH)).json()
     second = await (await api.post("/api/v1/webhooks/test", headers=AUTH)).json()
-    await eventually(lambda: len(receiver.requests) == 2, timeout=10)
+    await received(2)
     body, headers = receiver.requests[1]
     assert headers["webhook-id"] == second["id"]
     assert len(headers["webhook-signature"].split(" ")) == 2
@@ -530,9 +543,10 @@ async def test_test_send_rotation_and_manual_retry_reach_the_receiver(
 
     retried = await api.post(f"/api/v1/webhooks/{test_log['id']}/retry", headers=AUTH)
     assert retried.status == 202
-    await eventually(lambda: len(receiver.requests) == 3, timeout=10)
+    await received(3)
+    assert len(receiver.requests) == 3
     body, headers = receiver.requests[2]
     assert headers["webhook-id"] == test_log["id"]
     assert body == receiver.requests[0][0]  # the same bytes, signed anew with today's secrets
     assert standard_valid(rotated["secret"], body, headers)
-    await eventually(lambda: logged(test_log["id"], 2), timeout=10)
+    await eventually(lambda: logged(test_log["id"], 2), timeout=DISPATCH_WAIT_S)
