@@ -74,6 +74,7 @@ class Arrivals:
     def __init__(self, spec: E2eSpec, count: int) -> None:
         self.index = {razorpay_order_id(spec.namespace, i): i for i in range(count)}
         self.first_at: list[float | None] = [None] * count
+        self.first_wall: list[float | None] = [None] * count
         self.count = [0] * count
         self.event_ids: list[set[str]] = [set() for _ in range(count)]
         self.unknown = 0
@@ -92,6 +93,7 @@ class Arrivals:
         self.event_ids[index].add(str(data.get("eventId")))
         if self.first_at[index] is None:
             self.first_at[index] = now
+            self.first_wall[index] = time.time()
             self.last_arrival = now
             self.expected.discard(index)
             if not self.expected:
@@ -146,10 +148,11 @@ async def subscribe_all(spec: E2eSpec, clients: list[socketio.AsyncClient], coun
 
 async def send_open_loop(
     spec: E2eSpec, count: int, skip: set[int]
-) -> tuple[list[float | None], list[float], Counter[str], list[float]]:
+) -> tuple[list[float | None], list[float], Counter[str], list[float], list[float | None]]:
     """POST invoice i's webhook at start + i / rate. Returns each POST's start time (None if not sent
     or not answered 200), the lag of each start behind its schedule, the failures, and POST latencies."""
     sent_at: list[float | None] = [None] * count
+    sent_wall: list[float | None] = [None] * count
     lag_ms: list[float] = []
     post_ms: list[float] = []
     failures: Counter[str] = Counter()
@@ -160,7 +163,7 @@ async def send_open_loop(
         async def post(i: int) -> None:
             body = razorpay_captured(spec.namespace, i, salon_id=salon_of(i, spec.sockets))
             headers = signed_razorpay_headers(spec.namespace, i, body, spec.razorpay_secret)
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             try:
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
@@ -172,6 +175,7 @@ async def send_open_loop(
                 failures[f"http:{status}"] += 1
                 return
             sent_at[i] = started
+            sent_wall[i] = started_wall
             post_ms.append((time.monotonic() - started) * 1000)
 
         tasks: list[asyncio.Task[None]] = []
@@ -186,7 +190,7 @@ async def send_open_loop(
             lag_ms.append(max(0.0, time.monotonic() - due) * 1000)
             tasks.append(asyncio.create_task(post(i)))
         await asyncio.gather(*tasks)
-    return sent_at, lag_ms, failures, post_ms
+    return sent_at, lag_ms, failures, post_ms, sent_wall
 
 
 async def wait_for_completions(spec: E2eSpec, arrivals: Arrivals) -> None:
@@ -214,7 +218,7 @@ async def run(spec: E2eSpec) -> dict[str, Any]:
         refused = await subscribe_all(spec, clients, count)
         arrivals.expected = set(range(count)) - set(refused)
         send_started = time.monotonic()
-        sent_at, lag_ms, failures, post_ms = await send_open_loop(spec, count, set(refused))
+        sent_at, lag_ms, failures, post_ms, sent_wall = await send_open_loop(spec, count, set(refused))
         send_s = time.monotonic() - send_started
         accepted = [i for i in range(count) if sent_at[i] is not None]
         # Invoices whose webhook was refused will never complete: stop waiting for them.
@@ -227,6 +231,8 @@ async def run(spec: E2eSpec) -> dict[str, Any]:
             await client.disconnect()
     started_at: list[float] = []
     latency_ms: list[float] = []
+    # Wall-clock times of the timed invoices, to join with the stores' timestamps (bench.trace).
+    timed: list[tuple[int, float, float]] = []
     lost: list[int] = []
     for i in accepted:
         first, sent = arrivals.first_at[i], sent_at[i]
@@ -235,6 +241,9 @@ async def run(spec: E2eSpec) -> dict[str, Any]:
         elif i >= measured_from:
             started_at.append(sent)
             latency_ms.append((first - sent) * 1000)
+            sent_w, first_w = sent_wall[i], arrivals.first_wall[i]
+            if sent_w is not None and first_w is not None:
+                timed.append((i, sent_w, first_w))
     arrived = [at for at in arrivals.first_at if at is not None]
     first_sent = min((at for at in sent_at if at is not None), default=None)
     drain_s = max(arrived) - first_sent if arrived and first_sent is not None else 0.0
@@ -263,6 +272,7 @@ async def run(spec: E2eSpec) -> dict[str, Any]:
         "unknown_invoices": arrivals.unknown,
         "started_at": started_at,
         "latency_ms": latency_ms,
+        "timed_wall": timed,
     }
 
 

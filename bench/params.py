@@ -20,8 +20,9 @@ class BenchParams:
     concurrency: int = 64
     clients: int = 1
     e2e_rate: float = 500.0
-    e2e_duration_s: float = 10.0
-    e2e_sockets: int = 4
+    e2e_ladder: tuple[float, ...] = (250.0, 500.0, 1000.0, 1500.0, 2000.0)
+    e2e_duration_s: float = 8.0
+    e2e_sockets: int = 50
     dispatch_count: int = 10_000
     dispatch_concurrency: int = 32
     settle_timeout_s: float = 30.0
@@ -36,6 +37,7 @@ class BenchParams:
         """The parameters as they go into latest.json."""
         record = asdict(self)
         record["only"] = list(self.only)
+        record["e2e_ladder"] = list(self.e2e_ladder)
         record["results_dir"] = str(self.results_dir)
         return record
 
@@ -52,6 +54,16 @@ def _positive_int(raw: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {raw}")
     return value
+
+
+def _rates(raw: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(sorted({_positive_float(part) for part in raw.split(",") if part.strip()}))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of positive rates, got {raw!r}") from exc
+    if not rates:
+        raise argparse.ArgumentTypeError("at least one rate")
+    return rates
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,13 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--e2e-rate",
         type=_positive_float,
         default=defaults.e2e_rate,
-        help="provider webhooks per second of the open-loop e2e run (default %(default)s)",
+        help="the headline rate of the e2e ladder: its p50/p99 are e2e_p50_ms/e2e_p99_ms, and the "
+        "per-hop trace is taken there (default %(default)s)",
+    )
+    parser.add_argument(
+        "--e2e-ladder",
+        type=_rates,
+        default=defaults.e2e_ladder,
+        help="comma-separated webhook rates the e2e scenario climbs, stopping above the first one it "
+        "cannot keep up with; the headline rate is always run (default 250,500,1000,1500,2000)",
     )
     parser.add_argument(
         "--e2e-duration",
         type=_positive_float,
         default=defaults.e2e_duration_s,
-        help="seconds of the e2e run (default %(default)s)",
+        help="seconds of each e2e rung (default %(default)s)",
     )
     parser.add_argument(
         "--e2e-sockets",
@@ -178,6 +198,7 @@ def parse_params(argv: Sequence[str] | None = None) -> BenchParams:
         concurrency=args.concurrency,
         clients=min(args.clients, args.concurrency),
         e2e_rate=args.e2e_rate,
+        e2e_ladder=tuple(sorted({*args.e2e_ladder, args.e2e_rate})),
         e2e_duration_s=args.e2e_duration,
         e2e_sockets=args.e2e_sockets,
         dispatch_count=args.dispatch_count,

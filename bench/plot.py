@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
 from bench.stats import LatencySeries, percentile
 
@@ -40,7 +41,7 @@ def bucket_percentiles(
     return points
 
 
-def _panel(axes: plt.Axes, series: LatencySeries) -> None:
+def _panel(axes: Axes, series: LatencySeries) -> None:
     summary = series.summary()
     p50 = "-" if summary["p50_ms"] is None else summary["p50_ms"]
     p99 = "-" if summary["p99_ms"] is None else summary["p99_ms"]
@@ -61,9 +62,18 @@ def _panel(axes: plt.Axes, series: LatencySeries) -> None:
     inside = [(x, y) for x, y in zip(xs, series.latency_ms, strict=True) if y <= top_ms]
     clipped = [(x, top_ms) for x, y in zip(xs, series.latency_ms, strict=True) if y > top_ms]
     if inside:
-        axes.scatter(*zip(*inside, strict=True), s=2, color=DOT, linewidths=0, label="requests")
+        axes.scatter(
+            [x for x, _ in inside], [y for _, y in inside], s=2, color=DOT, linewidths=0, label="requests"
+        )
     if clipped:
-        axes.scatter(*zip(*clipped, strict=True), s=4, color=CLIPPED, linewidths=0, label="above p99.9")
+        axes.scatter(
+            [x for x, _ in clipped],
+            [y for _, y in clipped],
+            s=4,
+            color=CLIPPED,
+            linewidths=0,
+            label="above p99.9",
+        )
     points = bucket_percentiles(xs, series.latency_ms, max(xs) or 1.0)
     axes.plot([p[0] for p in points], [p[1] for p in points], color=P50, linewidth=1.2, label="p50")
     axes.plot([p[0] for p in points], [p[2] for p in points], color=P99, linewidth=1.2, label="p99")

@@ -45,6 +45,11 @@ class CpuMeter:
         self._started_at = time.monotonic()
         self._start = self._sample()
 
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds each process used since `start()`."""
+        now = self._sample()
+        return {name: max(0.0, now[name] - self._start.get(name, 0.0)) for name in now}
+
     def cores(self) -> dict[str, float]:
         """Cores used by each process since `start()`."""
         elapsed = time.monotonic() - self._started_at

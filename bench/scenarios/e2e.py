@@ -1,4 +1,10 @@
-"""e2e: provider webhook POST -> `payment:completed` on a Socket.IO client, open-loop at `e2e_rate`.
+"""e2e: provider webhook POST -> `payment:completed` on a Socket.IO client, open-loop, up a ladder.
+
+Each rung of `e2e_ladder` offers one rate for `e2e_duration_s` to `e2e_sockets` Socket.IO clients,
+each subscribed to its own invoices (a fleet of salon frontends); the ladder stops above the first
+rung past the headline rate (`e2e_rate`) that does not keep up. The scenario reports the headline
+rung's p50/p99, `e2e_capacity_rps` (the highest rung that kept up with p99 under 50 ms), CPU per
+event per process, and a per-hop trace of the headline rung (`bench.trace`).
 
 The path measured: the API verifies and group-commits the webhook with its outbox row; a relay
 publishes it to `provider:events`; the payment processor records the captured payment and commits
@@ -17,6 +23,7 @@ accepted webhook.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,6 +33,7 @@ from bench.e2e_driver import invoice_count, salon_of
 from bench.payloads import MERCHANT_ID, razorpay_event_id, razorpay_order_id, razorpay_payment_id
 from bench.platform import JWT_SECRET, RAZORPAY_SECRET
 from bench.stats import LatencySeries, rounded
+from bench.trace import trace
 from paystream.invoices import record_invoice_owner
 
 NAME = "e2e"
@@ -33,6 +41,10 @@ NAME = "e2e"
 # are lost), at most MAX_WAIT_S.
 IDLE_S = 5.0
 MAX_WAIT_S = 120.0
+# A rung keeps up when completions came at least at this share of the offered rate, nothing was
+# lost and p99 stayed under CAPACITY_P99_MS; e2e_capacity_rps is the highest rung that did.
+KEEPS_UP_SHARE = 0.95
+CAPACITY_P99_MS = 50.0
 
 
 async def record_owners(ctx: BenchContext, namespace: str, count: int) -> float:
@@ -45,11 +57,71 @@ async def record_owners(ctx: BenchContext, namespace: str, count: int) -> float:
     return time.monotonic() - started
 
 
-async def run(ctx: BenchContext) -> ScenarioResult:
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """One rate of the ladder: what the driver saw, the stores' checks and the CPU it cost."""
+
+    rate: float
+    output: dict[str, Any]
+    checks: list[Check]
+    series: LatencySeries
+    cpu_s: dict[str, float]
+    namespace: str
+    owners_s: float
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.series.summary()
+
+    @property
+    def lost(self) -> int:
+        return sum(check.lost + check.duplicated for check in self.checks)
+
+    @property
+    def keeps_up(self) -> bool:
+        """Completions kept pace with the offered rate, nothing lost, p99 under the goal."""
+        p99 = self.summary["p99_ms"]
+        return (
+            self.lost == 0
+            and self.output["completion_rate"] >= KEEPS_UP_SHARE * self.rate
+            and p99 is not None
+            and p99 < CAPACITY_P99_MS
+        )
+
+    @property
+    def cpu_ms_per_event(self) -> dict[str, float]:
+        """CPU ms per accepted event of each process over the rung (connecting and subscribing the
+        sockets included, so a slight overestimate), and their total."""
+        events = max(1, self.output["accepted"])
+        per_process = {name: round(seconds * 1000 / events, 3) for name, seconds in self.cpu_s.items()}
+        per_process["total"] = round(sum(self.cpu_s.values()) * 1000 / events, 3)
+        return per_process
+
+    def record(self) -> dict[str, Any]:
+        output = self.output
+        return {
+            "rate": self.rate,
+            "keeps_up": self.keeps_up,
+            "invoices": output["invoices"],
+            "owners_recorded_s": round(self.owners_s, 2),
+            "achieved_rate": round(output["achieved_rate"], 1),
+            "completion_rate": round(output["completion_rate"], 1),
+            "send_lag_p99_ms": rounded(output["send_lag_p99_ms"]),
+            "webhook_post_p50_ms": rounded(output["post_p50_ms"]),
+            "webhook_post_p99_ms": rounded(output["post_p99_ms"]),
+            "post_failures": output["post_failures"],
+            "subscribe_refused": output["subscribe_refused"],
+            "unknown_invoices": output["unknown_invoices"],
+            "latency": self.summary,
+            "cpu_ms_per_event": self.cpu_ms_per_event,
+        }
+
+
+async def run_rung(ctx: BenchContext, rate: float, label: str) -> Rung:
     params = ctx.params
-    settled = await ctx.settle()
-    namespace = ctx.namespace("e")
-    count = invoice_count(params.e2e_rate, params.warmup_s + params.e2e_duration_s)
+    await ctx.settle()
+    namespace = ctx.namespace(label)
+    count = invoice_count(rate, params.warmup_s + params.e2e_duration_s)
     owners_s = await record_owners(ctx, namespace, count)
     spec = {
         "api_url": ctx.platform.api_url,
@@ -57,15 +129,15 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         "razorpay_secret": RAZORPAY_SECRET,
         "jwt_secret": JWT_SECRET,
         "namespace": namespace,
-        "rate": params.e2e_rate,
+        "rate": rate,
         "warmup_s": params.warmup_s,
         "duration_s": params.e2e_duration_s,
         "sockets": params.e2e_sockets,
         "idle_s": IDLE_S,
         "max_wait_s": MAX_WAIT_S,
     }
-    spec_path = ctx.workdir / "e2e.json"
-    result_path = ctx.workdir / "e2e.result.json"
+    spec_path = ctx.workdir / f"{label}.json"
+    result_path = ctx.workdir / f"{label}.result.json"
     spec_path.write_bytes(orjson.dumps(spec))
     meter = ctx.cpu_meter()
     meter.start()
@@ -76,59 +148,72 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         code = await driver.wait(params.warmup_s + params.e2e_duration_s + MAX_WAIT_S + 120)
     finally:
         driver.stop(timeout=5)
-    cpu = meter.cores()
+    cpu_s = meter.seconds()
     if code != 0 or not result_path.exists():
         raise RuntimeError(f"the e2e driver failed (exit {code}):\n{driver.tail()}")
     output: dict[str, Any] = orjson.loads(result_path.read_bytes())
-    series = LatencySeries(NAME)
+    series = LatencySeries(f"{NAME} {rate:g}/s")
     series.extend(output["started_at"], output["latency_ms"])
     checks = [
         Check(
-            name="e2e: accepted webhooks -> payment:completed received",
+            name=f"e2e {rate:g}/s: accepted webhooks -> payment:completed received",
             expected=output["accepted"],
             found=output["received"],
             lost=len(output["lost"]),
             duplicated=output["duplicated"],
             detail=f"{output['duplicated_event_ids']} invoices completed under several event ids",
         ),
-        await _stored_check(ctx, namespace, output["accepted_keys"]),
+        await _stored_check(ctx, namespace, output["accepted_keys"], rate),
     ]
-    summary = series.summary()
+    return Rung(rate, output, checks, series, cpu_s, namespace, owners_s)
+
+
+async def run(ctx: BenchContext) -> ScenarioResult:
+    """Climb the ladder of rates; stop above the first rung that does not keep up."""
+    params = ctx.params
+    rungs: list[Rung] = []
+    for step, rate in enumerate(params.e2e_ladder):
+        rung = await run_rung(ctx, rate, f"e{step}")
+        rungs.append(rung)
+        print(
+            f"bench | e2e {rate:g}/s: p50 {rung.summary['p50_ms']} ms, p99 {rung.summary['p99_ms']} ms, "
+            f"completed {rung.output['completion_rate']:.0f}/s, "
+            f"CPU {rung.cpu_ms_per_event['total']} ms per event, keeps up: {rung.keeps_up}",
+            flush=True,
+        )
+        if not rung.keeps_up and rate >= params.e2e_rate:
+            break
+    headline = next(rung for rung in rungs if rung.rate == params.e2e_rate)
+    async with ctx.platform.db().acquire() as conn:
+        hops = await trace(conn, headline.namespace, headline.output["timed_wall"])
+    print(
+        "bench | e2e trace (p50/p99 ms): "
+        + ", ".join(f"{hop} {v['p50_ms']}/{v['p99_ms']}" for hop, v in hops.items() if "p50_ms" in v),
+        flush=True,
+    )
+    capacity = max((rung.rate for rung in rungs if rung.keeps_up), default=0.0)
+    summary = headline.summary
     return ScenarioResult(
         name=NAME,
         figures={
             "e2e_rate": params.e2e_rate,
             "e2e_p50_ms": summary["p50_ms"],
             "e2e_p99_ms": summary["p99_ms"],
+            "e2e_capacity_rps": capacity,
+            "e2e_cpu_ms_per_event": headline.cpu_ms_per_event["total"],
         },
         details={
-            "settle": {
-                "drained": settled.drained,
-                "waited_s": round(settled.waited_s, 2),
-                "left": settled.backlog,
-            },
-            "owners_recorded_s": round(owners_s, 2),
-            "invoices": count,
-            "timed_from_invoice": output["measured_from"],
             "sockets": params.e2e_sockets,
-            "achieved_rate": round(output["achieved_rate"], 1),
-            "completion_rate": round(output["completion_rate"], 1),
-            "send_lag_p99_ms": rounded(output["send_lag_p99_ms"]),
-            "send_lag_max_ms": rounded(output["send_lag_max_ms"]),
-            "webhook_post_p50_ms": rounded(output["post_p50_ms"]),
-            "webhook_post_p99_ms": rounded(output["post_p99_ms"]),
-            "post_failures": output["post_failures"],
-            "subscribe_refused": output["subscribe_refused"],
-            "unknown_invoices": output["unknown_invoices"],
-            "latency": summary,
-            "cpu_cores": cpu,
+            "timed_from_invoice": headline.output["measured_from"],
+            "ladder": [rung.record() for rung in rungs],
+            "trace": hops,
         },
-        checks=checks,
-        series=[series],
+        checks=[check for rung in rungs for check in rung.checks],
+        series=[headline.series],
     )
 
 
-async def _stored_check(ctx: BenchContext, namespace: str, accepted: list[int]) -> Check:
+async def _stored_check(ctx: BenchContext, namespace: str, accepted: list[int], rate: float) -> Check:
     """Each accepted webhook: one provider_events row, a successful provider payment, and exactly
     one `payment.success` in the outbox for its invoice."""
     event_ids = [razorpay_event_id(namespace, i) for i in accepted]
@@ -158,7 +243,7 @@ async def _stored_check(ctx: BenchContext, namespace: str, accepted: list[int]) 
         )
     found = min(int(stored), int(paid))
     return Check(
-        name="e2e: accepted webhooks -> stored event, successful payment, one payment.success",
+        name=f"e2e {rate:g}/s: accepted webhooks -> stored event, successful payment, one payment.success",
         expected=len(accepted),
         found=found,
         lost=len(accepted) - found,
