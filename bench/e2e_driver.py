@@ -31,6 +31,7 @@ import uvloop
 from bench.loadgen import unpin
 from bench.payloads import MERCHANT_ID, razorpay_captured, razorpay_order_id, signed_razorpay_headers
 from bench.stats import percentile
+from bench.usage import CpuMeter
 from paystream.notifier_tokens import mint_notifier_token
 
 SUBSCRIBE = "subscribe:payment-events"
@@ -62,6 +63,8 @@ class E2eSpec:
     # After the last POST: give up once no completion has arrived for `idle_s`, or after `max_wait_s`.
     idle_s: float
     max_wait_s: float
+    # The platform's processes (name -> pid): their CPU time is sampled over the send window only.
+    cpu_pids: dict[str, int]
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> E2eSpec:
@@ -217,6 +220,8 @@ async def run(spec: E2eSpec) -> dict[str, Any]:
     try:
         refused = await subscribe_all(spec, clients, count)
         arrivals.expected = set(range(count)) - set(refused)
+        meter = CpuMeter(spec.cpu_pids)
+        meter.start()
         send_started = time.monotonic()
         sent_at, lag_ms, failures, post_ms, sent_wall = await send_open_loop(spec, count, set(refused))
         send_s = time.monotonic() - send_started
@@ -224,6 +229,7 @@ async def run(spec: E2eSpec) -> dict[str, Any]:
         # Invoices whose webhook was refused will never complete: stop waiting for them.
         arrivals.expected &= set(accepted)
         await wait_for_completions(spec, arrivals)
+        cpu_s = meter.seconds()
         # A little longer, so that a duplicate right behind the last first copy is seen too.
         await asyncio.sleep(0.2)
     finally:
@@ -273,6 +279,7 @@ async def run(spec: E2eSpec) -> dict[str, Any]:
         "started_at": started_at,
         "latency_ms": latency_ms,
         "timed_wall": timed,
+        "cpu_s": cpu_s,
     }
 
 

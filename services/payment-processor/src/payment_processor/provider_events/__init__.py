@@ -3,10 +3,11 @@
 The API stores each verified webhook in `provider_events` and queues a `provider_event.received`
 envelope naming it (provider, event id, and the merchant in the envelope's `merchant_id`: event and
 object ids are unique only within a merchant's provider account, so the merchant is part of every
-key). Here, in ONE transaction: claim the envelope in the inbox (a redelivery does nothing), lock
-the row, run the handler for its provider and type (typed tables, forward only), mark the row
-`processed` / `ignored` (no handler for the type) / `rejected` (unusable, with the reason), write
-the audit row, and enqueue the domain events on `payment:events`.
+key). Here, in ONE transaction: lock the row (one that is no longer `received` was handled before:
+the row's own status is this path's inbox, so a redelivery does nothing and writes nothing), run
+the handler for its provider and type (typed tables, forward only), mark the row `processed` /
+`ignored` (no handler for the type) / `rejected` (unusable, with the reason), write the audit row,
+and enqueue the domain events on `payment:events`.
 
 `rejected` is final and covers both what a handler finds unusable (`Rejected`: a required field
 missing, an amount out of range) and what the database refuses to store from the event's content
@@ -15,7 +16,7 @@ data cannot help, so such an event is settled `rejected`, keeps none of its writ
 acknowledged, never retried into the dead-letter stream.
 
 Events from `provider:events` are group-committed: whatever arrives while a transaction is in
-flight is handled together in the next one (one claim-and-lock statement, the handlers' own
+flight is handled together in the next one (one lock statement, the handlers' own
 statements, one settle-and-audit statement, one outbox insert, one commit). When anything in a batch
 fails (an event is rejected, a row is missing, a deadlock, a data error), the transaction is rolled
 back and each of its events is handled in a transaction of its own, so one bad event holds back
@@ -43,7 +44,7 @@ from payment_processor.provider_events.store import (
     REJECTED,
     EventClaim,
     Settlement,
-    claim_and_lock,
+    lock_events,
     settle,
 )
 from payment_processor.provider_events.work import Rejected, StoredEvent, Work
@@ -91,10 +92,8 @@ class ProviderEventHandler:
         *,
         max_batch: int = MAX_BATCH,
         writers: int = BATCH_WRITERS,
-        group: str = ConsumerGroup.PAYMENT_PROCESSOR,
     ) -> None:
         self._pool: asyncpg.Pool | None = None
-        self._group = group
         self._batches: GroupCommitter[ReceivedEvent, None] = GroupCommitter(
             self._commit_batch, name="provider-events", max_batch=max_batch, writers=writers
         )
@@ -120,14 +119,14 @@ class ProviderEventHandler:
         if self._pool is None:
             raise RuntimeError("ProviderEventHandler.bind(pool) was not called")
         received = ReceivedEvent(event, provider, event_id)
-        if ctx.stream == Stream.PROVIDER_EVENTS_PRIORITY or ctx.group != self._group:
-            await process(self._pool, event, provider, event_id, ctx.group)
+        if ctx.stream == Stream.PROVIDER_EVENTS_PRIORITY:
+            await process(self._pool, event, provider, event_id)
             return
         await self._batches.submit(received)
 
     async def _commit_batch(self, batch: Sequence[Submission[ReceivedEvent, None]]) -> None:
         assert self._pool is not None
-        await process_batch(self._pool, batch, self._group)
+        await process_batch(self._pool, batch)
 
 
 PROVIDER_EVENT_HANDLER = web.AppKey("provider_event_handler", ProviderEventHandler)
@@ -162,25 +161,23 @@ async def process(
     envelope: Event,
     provider: str,
     event_id: str,
-    group: str = ConsumerGroup.PAYMENT_PROCESSOR,
 ) -> None:
     """Handle one stored provider event (the envelope's merchant's) exactly once, in a transaction
     of its own."""
     claim = EventClaim(envelope.id, provider, envelope.merchant_id, event_id)
-    await _process_claims(pool, [claim], group, isolate_rejection=True)
+    await _process_claims(pool, [claim], isolate_rejection=True)
 
 
 async def process_batch(
     pool: asyncpg.Pool,
     batch: Sequence[Submission[ReceivedEvent, None]],
-    group: str = ConsumerGroup.PAYMENT_PROCESSOR,
 ) -> None:
     """Handle a batch in one transaction; when that fails, each event in a transaction of its own.
     (A batch of one takes the same path: without the savepoint that isolates a rejection, it is two
     round trips shorter, and a rejected event is rare.)"""
     try:
         claims = [submission.item.claim for submission in batch]
-        await _process_claims(pool, claims, group, isolate_rejection=False)
+        await _process_claims(pool, claims, isolate_rejection=False)
     except DATABASE_UNAVAILABLE_ERRORS as exc:
         for submission in batch:
             submission.fail(exc)
@@ -196,7 +193,7 @@ async def process_batch(
     for submission in batch:
         received = submission.item
         try:
-            await process(pool, received.envelope, received.provider, received.event_id, group)
+            await process(pool, received.envelope, received.provider, received.event_id)
         except Exception as exc:
             submission.fail(exc)
         else:
@@ -204,27 +201,25 @@ async def process_batch(
 
 
 async def _process_claims(
-    pool: asyncpg.Pool, claims: Sequence[EventClaim], group: str, *, isolate_rejection: bool
+    pool: asyncpg.Pool, claims: Sequence[EventClaim], *, isolate_rejection: bool
 ) -> None:
-    """Claim the envelopes, lock the rows they name, run the handlers and settle the events, all in
-    one transaction. Without `isolate_rejection`, a rejected event (or one whose data the database
+    """Lock the rows the envelopes name, run the handlers and settle the events, all in one
+    transaction. Without `isolate_rejection`, a rejected event (or one whose data the database
     refuses) fails the whole transaction; with it, each event is settled in a savepoint of its own
     (`settle_alone`)."""
     unique = list({claim.envelope_id: claim for claim in claims}.values())
     async with pool.acquire() as conn, conn.transaction():
-        locked = await claim_and_lock(conn, group, unique)
+        locked = await lock_events(conn, unique)
         settlements: list[Settlement] = []
         handled: set[tuple[str, str, str]] = set()
         for claim in unique:
-            if claim.envelope_id not in locked:
-                continue  # handled before (a redelivery)
             found = locked[claim.envelope_id]
             if found is None:
                 raise PermanentError(
                     f"no stored provider event {claim.provider}:{claim.event_id} of merchant {claim.merchant_id}"
                 )
             if found.status != RECEIVED or claim.row_key in handled:
-                continue  # settled already (a replayed envelope with a new id), or twice in this batch
+                continue  # handled before (a redelivery, a replayed envelope), or twice in this batch
             handled.add(claim.row_key)
             if isolate_rejection:
                 await settle_alone(conn, found.event)

@@ -1,5 +1,5 @@
-"""`provider_events` rows as the processor sees them: claim and lock them, and settle them with their
-audit rows; each step is one statement for a whole batch of events.
+"""`provider_events` rows as the processor sees them: lock them, and settle them with their audit
+rows; each step is one statement for a whole batch of events.
 
 A row is named by (provider, merchant, event id): provider event ids are unique only within the
 merchant's provider account, so every join and update here carries the merchant."""
@@ -16,7 +16,6 @@ import orjson
 from payment_processor.provider_events.fields import unix_time
 from payment_processor.provider_events.work import StoredEvent, Work
 from paystream.db import Connection
-from paystream.inbox import claim_sql
 
 RECEIVED = "received"
 PROCESSED = "processed"
@@ -24,12 +23,13 @@ IGNORED = "ignored"
 REJECTED = "rejected"
 
 
-CLAIM_AND_LOCK = f"""
+# The row's own status is the inbox of this path: a row locked here that is no longer `received`
+# was handled before (a redelivery, or a replayed envelope with a new id), and the lock makes a
+# concurrent delivery of the same event wait for the first one's commit, then see its status.
+LOCK_EVENTS = """
 WITH wanted AS (
-    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
         AS w(envelope_id, provider, merchant_id, event_id)
-), claimed AS (
-    {claim_sql("SELECT $1, envelope_id FROM wanted")}
 ), locked AS (
     SELECT e.provider, e.event_id, e.type, e.merchant_id, e.account_id, e.payload, e.received_at, e.status
     FROM provider_events e
@@ -38,8 +38,7 @@ WITH wanted AS (
     FOR UPDATE OF e
 )
 SELECT wanted.envelope_id, locked.*
-FROM claimed
-JOIN wanted ON wanted.envelope_id = claimed.event_id
+FROM wanted
 LEFT JOIN locked ON locked.provider = wanted.provider AND locked.merchant_id = wanted.merchant_id
     AND locked.event_id = wanted.event_id"""
 
@@ -60,7 +59,7 @@ FROM unnest($1::text[], $2::text[], $5::text[], $6::text[], $3::text[], $4::text
 
 @dataclass(frozen=True, slots=True)
 class EventClaim:
-    """A `provider_event.received` envelope to claim for a consumer group, and the row it names."""
+    """A `provider_event.received` envelope and the row it names."""
 
     envelope_id: str
     provider: str
@@ -78,19 +77,14 @@ class LockedEvent:
     event: StoredEvent
 
 
-async def claim_and_lock(
-    conn: Connection, group: str, claims: Sequence[EventClaim]
-) -> dict[str, LockedEvent | None]:
-    """Claim the envelopes in the inbox and lock the rows they name, in one statement.
-
-    Keys are the envelope ids claimed now (one already handled by `group` is absent); the value is
-    None when the envelope names no stored row. Rows are locked in key order, so two batches that
-    share rows wait for each other instead of deadlocking."""
+async def lock_events(conn: Connection, claims: Sequence[EventClaim]) -> dict[str, LockedEvent | None]:
+    """Lock the rows the envelopes name, in one statement; keyed by envelope id, None when the
+    envelope names no stored row. Rows are locked in key order, so two batches that share rows wait
+    for each other instead of deadlocking."""
     if not conn.is_in_transaction():
-        raise RuntimeError("claim_and_lock must run inside the handler's transaction")
+        raise RuntimeError("lock_events must run inside the handler's transaction")
     rows = await conn.fetch(
-        CLAIM_AND_LOCK,
-        group,
+        LOCK_EVENTS,
         [claim.envelope_id for claim in claims],
         [claim.provider for claim in claims],
         [claim.merchant_id for claim in claims],
