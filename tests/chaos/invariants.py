@@ -22,7 +22,7 @@ from load import SteadyLoad
 from merchant_receiver import MerchantReceiver
 from platform_stack import PaymentWatcher
 
-from paystream.events import STREAM_FIELD, ConsumerGroup, EventType
+from paystream.events import STREAM_FIELD
 
 # The events an API payment commits, and the one a captured Razorpay payment becomes.
 API_PAYMENT_EVENTS = {"payment.created": 1, "payment.pending": 1, "payment.success": 1}
@@ -196,14 +196,18 @@ async def _check_provider_events(pool: asyncpg.Pool, load: SteadyLoad) -> list[s
             problems.append(f"provider event {event_id} is {rows.get(event_id)!r}, not processed")
     if extra := set(rows) - set(accepted):
         problems.append(f"{len(extra)} provider events stored that no answer accepted: {sorted(extra)[:5]}")
-    handled = await pool.fetchval(
-        """SELECT count(*) FROM inbox WHERE consumer_group = $1 AND event_id IN
-               (SELECT event_id FROM outbox WHERE event_type = $2)""",
-        ConsumerGroup.PAYMENT_PROCESSOR,
-        EventType.PROVIDER_EVENT_RECEIVED,
+    # Each stored event was handled once: one audit row each (written in the handling transaction).
+    handled = await pool.fetch(
+        """SELECT event_id, count(*) AS n FROM provider_event_audit WHERE provider = 'razorpay'
+           GROUP BY event_id HAVING count(*) <> 1"""
     )
-    if handled != len(rows):
-        problems.append(f"{handled} provider envelopes handled for {len(rows)} stored events")
+    if handled:
+        problems.append(f"provider events handled more than once: {[dict(row) for row in handled][:5]}")
+    if unaudited := set(rows) - {
+        row["event_id"]
+        for row in await pool.fetch("SELECT event_id FROM provider_event_audit WHERE provider = 'razorpay'")
+    }:
+        problems.append(f"{len(unaudited)} stored provider events have no audit row: {sorted(unaudited)[:5]}")
     return problems
 
 
