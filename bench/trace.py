@@ -4,15 +4,14 @@ For each timed invoice the driver gives the wall-clock time its webhook POST sta
 `payment:completed` arrived; PostgreSQL and Redis keep the rest:
 
 - `provider_events.received_at`: the API's ingest transaction began (the writer took the batch);
-- its outbox row's `published_at`: the relay's transaction that published it began;
-- the provider event's stream entry id: the relay's XADD to `provider:events` (Redis's clock);
-- `provider_payments.created_at`: the processor's transaction began;
-- the `payment.success` outbox row's `published_at` and stream entry id: the relay again.
+- `provider_payments.created_at`: the processor's claiming transaction began;
+- the `payment.success` outbox row's `published_at`: the relay's transaction that published it began;
+- its stream entry id: the relay's XADD to `payment:events` (Redis's clock).
 
-So the hops are: API intake (parse, verify, wait for a writer); the ingest transaction, its commit
-and the relay's wake-up (NOTIFY, linger); the relay's claim and XADD; the stream read into the
-processor's transaction; the processor's transaction, commit and the relay's wake-up; the relay's
-claim and XADD; and the notifier's read and emit. All clocks are this machine's.
+So the hops are: API intake (parse, verify, wait for a writer); the ingest transaction, its commit,
+the NOTIFY and the processor's claim (waiting for its previous batch); the processor's transaction,
+its commit and the relay's wake-up (NOTIFY, linger); the relay's claim and XADD; and the notifier's
+read and emit. All clocks are this machine's.
 """
 
 from __future__ import annotations
@@ -26,9 +25,7 @@ from paystream.db import Connection
 
 HOPS = (
     "api_intake",
-    "ingest_commit_to_relay",
-    "relay_to_provider_stream",
-    "stream_to_processor",
+    "ingest_commit_to_processor",
     "processor_commit_to_relay",
     "relay_to_payment_stream",
     "notifier_to_socket",
@@ -38,10 +35,6 @@ HOPS = (
 TIMESTAMPS = """
 WITH n AS MATERIALIZED (
     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS n(i, event_id, payment_id, invoice_id)
-), po AS MATERIALIZED (
-    SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'event_id' AS event_id, stream_entry_id,
-           published_at
-    FROM outbox WHERE event_type = 'provider_event.received' AND merchant_id = $5
 ), so AS MATERIALIZED (
     SELECT convert_from(payload, 'UTF8')::jsonb ->> 'invoice_id' AS invoice_id, stream_entry_id,
            published_at
@@ -49,14 +42,11 @@ WITH n AS MATERIALIZED (
 )
 SELECT n.i,
        extract(epoch FROM e.received_at) AS ingest_at,
-       extract(epoch FROM po.published_at) AS provider_relay_at,
-       split_part(po.stream_entry_id, '-', 1)::float8 / 1000 AS provider_xadd_at,
        extract(epoch FROM p.created_at) AS processor_at,
        extract(epoch FROM so.published_at) AS payment_relay_at,
        split_part(so.stream_entry_id, '-', 1)::float8 / 1000 AS payment_xadd_at
 FROM n
 JOIN provider_events e ON e.provider = 'razorpay' AND e.merchant_id = $5 AND e.event_id = n.event_id
-JOIN po ON po.event_id = n.event_id
 JOIN provider_payments p ON p.provider = 'razorpay' AND p.merchant_id = $5 AND p.payment_id = n.payment_id
 JOIN so ON so.invoice_id = n.invoice_id
 """
@@ -82,8 +72,6 @@ async def trace(
         marks = [
             posted,
             float(row["ingest_at"]),
-            float(row["provider_relay_at"]),
-            float(row["provider_xadd_at"]),
             float(row["processor_at"]),
             float(row["payment_relay_at"]),
             float(row["payment_xadd_at"]),

@@ -15,12 +15,19 @@ import psutil  # type: ignore[import-untyped]
 
 
 def _cpu_seconds(process: psutil.Process, with_children: bool) -> float:
+    """CPU seconds of `process`; with its children, also of the live ones and of those that have
+    exited (a PostgreSQL backend that ends leaves its time in the postmaster's `children_*`)."""
     total = 0.0
-    members = [process, *process.children(recursive=True)] if with_children else [process]
-    for member in members:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            times = member.cpu_times()
-            total += times.user + times.system
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        times = process.cpu_times()
+        total += times.user + times.system
+        if with_children:
+            total += times.children_user + times.children_system
+    if with_children:
+        for member in process.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                times = member.cpu_times()
+                total += times.user + times.system
     return total
 
 

@@ -98,7 +98,9 @@ def test_bench_records_every_figure_and_loses_nothing(tmp_path: Path) -> None:
     # Every hop of the headline rung's events is traced from the stores' timestamps.
     trace = record["scenarios"]["e2e"]["trace"]
     assert trace["traced"]["events"] > 0
-    assert all(trace[hop]["p50_ms"] is not None for hop in ("api_intake", "stream_to_processor", "total"))
+    assert all(
+        trace[hop]["p50_ms"] is not None for hop in ("api_intake", "ingest_commit_to_processor", "total")
+    )
     assert record["lost"] == 0 and record["duplicated"] == 0, record["checks"]
     assert {check["name"].split(":")[0].split()[0] for check in record["checks"]} == {
         "e2e", "dispatch", "create_payment", "ingest",

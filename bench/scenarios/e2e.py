@@ -6,8 +6,8 @@ rung past the headline rate (`e2e_rate`) whose completions fall behind. The scen
 rung's p50/p99, `e2e_capacity_rps` (the highest rung that kept up with p99 under 50 ms), CPU per
 event per process, and a per-hop trace of the headline rung (`bench.trace`).
 
-The path measured: the API verifies and group-commits the webhook with its outbox row; a relay
-publishes it to `provider:events`; the payment processor records the captured payment and commits
+The path measured: the API verifies and group-commits the webhook into `provider_events` and
+NOTIFYs; the payment processor claims the row, records the captured payment and commits
 `payment.success` to the outbox; a relay publishes that to `payment:events`; the notifier reads it
 and emits `payment:completed` to `payment:<invoiceId>`, where the driver's socket is subscribed.
 

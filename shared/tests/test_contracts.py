@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import orjson
 
-from paystream.events import INTERNAL_EVENT_TYPES, MERCHANT_EVENT_TYPES, ConsumerGroup, EventType, Stream
+from paystream.events import (
+    MERCHANT_EVENT_TYPES,
+    PROVIDER_EVENTS_CHANNEL,
+    ConsumerGroup,
+    EventType,
+    Stream,
+)
 from paystream.ordering import UNORDERED_EVENT_TYPES
 from paystream.webhooks import (
     DUE_CHANNEL,
@@ -21,19 +27,15 @@ from paystream.webhooks import (
 
 
 def test_streams_and_groups_keep_their_names() -> None:
-    assert [stream.value for stream in Stream] == [
-        "payment:events",
-        "provider:events",
-        "provider:events:priority",
-    ]
+    assert [stream.value for stream in Stream] == ["payment:events"]
+    assert PROVIDER_EVENTS_CHANNEL == "provider_events"
     assert {group.value for group in ConsumerGroup} == {"payment-processor", "webhook-dispatcher"}
 
 
-def test_merchants_receive_every_event_type_but_the_internal_ones() -> None:
-    assert {EventType.PROVIDER_EVENT_RECEIVED} == INTERNAL_EVENT_TYPES
-    assert set(MERCHANT_EVENT_TYPES) | INTERNAL_EVENT_TYPES == set(EventType)
+def test_merchants_receive_every_event_type_and_only_the_test_send_is_unordered() -> None:
+    assert set(MERCHANT_EVENT_TYPES) == set(EventType)
     assert EventType.WEBHOOK_TEST in MERCHANT_EVENT_TYPES
-    assert {EventType.WEBHOOK_TEST, EventType.PROVIDER_EVENT_RECEIVED} == UNORDERED_EVENT_TYPES
+    assert {EventType.WEBHOOK_TEST} == UNORDERED_EVENT_TYPES
 
 
 def test_a_secret_is_whsec_and_32_random_bytes_in_base64() -> None:

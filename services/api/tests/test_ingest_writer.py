@@ -10,7 +10,6 @@ import asyncpg
 import pytest
 
 from paystream.errors import ServiceUnavailableError
-from paystream.events import Stream
 from paystream_api.provider_webhooks.ingest import IngestRecord, IngestWriter
 
 
@@ -23,7 +22,6 @@ def record(event_id: str, event_type: str = "payment.captured") -> IngestRecord:
         provider_account_id="pacc_test_razorpay",
         account_id=None,
         payload='{"event": "payment.captured"}',
-        stream=Stream.PROVIDER_EVENTS,
     )
 
 

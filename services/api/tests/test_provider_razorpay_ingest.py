@@ -38,17 +38,12 @@ async def stored_events(db_pool: asyncpg.Pool) -> list[asyncpg.Record]:
     return list(await db_pool.fetch("SELECT * FROM provider_events ORDER BY received_at, event_id"))
 
 
-async def outbox_entries(db_pool: asyncpg.Pool) -> list[dict[str, Any]]:
-    rows = await db_pool.fetch("SELECT stream, payload FROM outbox ORDER BY id")
-    return [{"stream": row["stream"], **orjson.loads(row["payload"])} for row in rows]
-
-
 async def assert_nothing_stored(db_pool: asyncpg.Pool) -> None:
     assert await db_pool.fetchval("SELECT count(*) FROM provider_events") == 0
     assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_every_event_type_is_stored_with_one_outbox_entry_on_its_stream(
+async def test_every_event_type_is_stored_waiting_with_its_priority_and_nothing_else(
     api: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool
 ) -> None:
     for n, event_type in enumerate(RAZORPAY_EVENT_TYPES):
@@ -68,17 +63,30 @@ async def test_every_event_type_is_stored_with_one_outbox_entry_on_its_stream(
         assert row["account_id"] == "acc_BFQ7uQEaa7j2z7"
         assert orjson.loads(row["payload"]) == razorpay(event_type)  # the raw event, as sent
         assert row["received_at"] is not None
+        assert row["priority"] == (1 if event_type in PRIORITY_TYPES else 0), event_type
+        assert row["attempts"] == 0
+    # The row is the processor's work: no outbox entry, no stream hop.
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 0
 
-    entries = await outbox_entries(db_pool)
-    assert len(entries) == len(RAZORPAY_EVENT_TYPES)
-    by_event = {entry["data"]["event_id"]: entry for entry in entries}
-    for n, event_type in enumerate(RAZORPAY_EVENT_TYPES):
-        entry = by_event[f"evt_{n:04d}"]
-        assert entry["type"] == "provider_event.received"
-        assert entry["merchant_id"] == "mer_test0000000001"
-        assert entry["data"] == {"provider": "razorpay", "event_id": f"evt_{n:04d}", "type": event_type}
-        expected = "provider:events:priority" if event_type in PRIORITY_TYPES else "provider:events"
-        assert entry["stream"] == expected, event_type
+
+async def test_a_stored_event_wakes_the_processors_after_its_commit(
+    api: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool, database_url: str
+) -> None:
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener("provider_events", lambda *args: woken.put_nowait(args[2]))
+        body, headers = razorpay_request(razorpay("payment.captured"), secret, "evt_wakes")
+        response = await api.post(URL, data=body, headers=headers)
+        assert response.status == 200
+        assert await asyncio.wait_for(woken.get(), timeout=10) == "provider_events"
+        # By then the row is committed: a processor woken by it finds it.
+        assert (
+            await db_pool.fetchval("SELECT status FROM provider_events WHERE event_id = 'evt_wakes'")
+            == "received"
+        )
+    finally:
+        await listener.close()
 
 
 async def test_the_payload_is_stored_byte_for_byte_as_the_provider_sent_it(
@@ -151,10 +159,9 @@ async def test_a_replayed_event_is_answered_200_and_changes_nothing(
         response = await api.post(URL, data=body, headers=headers)
         assert response.status == 200
     assert len(await stored_events(db_pool)) == 1
-    assert len(await outbox_entries(db_pool)) == 1
 
 
-async def test_ten_concurrent_copies_make_one_row_and_one_outbox_entry(
+async def test_ten_concurrent_copies_make_one_row(
     api: TestClient[web.Request, web.Application], secret: str, db_pool: asyncpg.Pool
 ) -> None:
     body, headers = razorpay_request(razorpay("payment.captured"), secret, "evt_concurrent")
@@ -162,8 +169,6 @@ async def test_ten_concurrent_copies_make_one_row_and_one_outbox_entry(
     assert [response.status for response in responses] == [200] * 10
     rows = await stored_events(db_pool)
     assert [row["event_id"] for row in rows] == ["evt_concurrent"]
-    entries = await outbox_entries(db_pool)
-    assert [entry["data"]["event_id"] for entry in entries] == ["evt_concurrent"]
 
 
 async def test_many_concurrent_events_each_stored_once(
@@ -177,8 +182,7 @@ async def test_many_concurrent_events_each_stored_once(
     responses = await asyncio.gather(*(api.post(URL, data=b, headers=h) for b, h in requests))
     assert {response.status for response in responses} == {200}
     assert await db_pool.fetchval("SELECT count(*) FROM provider_events") == 200
-    assert await db_pool.fetchval("SELECT count(DISTINCT payload) FROM outbox") == 200
-    assert await db_pool.fetchval("SELECT count(*) FROM outbox") == 200
+    assert await db_pool.fetchval("SELECT count(DISTINCT event_id) FROM provider_events") == 200
 
 
 async def test_a_signed_body_that_is_not_json_is_400_and_not_stored(
@@ -394,6 +398,3 @@ async def test_two_merchants_sending_the_same_event_id_both_have_their_event_sto
     assert orjson.loads(rows[OTHER_MERCHANT]["payload"])["payload"]["payment"]["entity"]["amount"] == 7000
     assert orjson.loads(rows["mer_test0000000001"]["payload"]) == razorpay("payment.captured")
     assert {row["status"] for row in rows.values()} == {"received"}
-    entries = await outbox_entries(db_pool)
-    assert sorted(entry["merchant_id"] for entry in entries) == sorted(["mer_test0000000001", OTHER_MERCHANT])
-    assert all(entry["data"]["event_id"] == "evt_same_id" for entry in entries)

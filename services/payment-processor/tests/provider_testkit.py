@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from paystream.events import Event, EventType
+from payment_processor.provider_events.store import EventKey
 
 MERCHANT = "mer_test0000000001"
 
@@ -22,9 +22,9 @@ async def store_event(
     provider_account_id: str,
     account_id: str | None = None,
     merchant_id: str = MERCHANT,
-) -> Event:
-    """What the API commits for a verified webhook: the `provider_events` row (payload as sent),
-    and the `provider_event.received` envelope that names it."""
+) -> EventKey:
+    """What the API commits for a verified webhook: the `provider_events` row (payload as sent);
+    returns its key."""
     await pool.execute(
         """INSERT INTO provider_events (provider, event_id, type, provider_account_id, account_id, merchant_id, payload)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
@@ -36,11 +36,7 @@ async def store_event(
         merchant_id,
         payload,
     )
-    return Event(
-        type=EventType.PROVIDER_EVENT_RECEIVED,
-        merchant_id=merchant_id,
-        data={"provider": provider, "event_id": event_id, "type": event_type},
-    )
+    return (provider, merchant_id, event_id)
 
 
 async def domain_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:

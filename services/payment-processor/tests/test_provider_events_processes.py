@@ -53,12 +53,12 @@ async def test_an_event_accepted_while_the_processor_is_down_is_handled_once_aft
     await post_events(
         service_env["API_PORT"], secret, [("evt_restart_1", payloads.razorpay("payment.captured"))]
     )
-    api.kill()  # accepted (durable), then the API dies: its relay may or may not have published
+    api.kill()  # accepted (durable), then the API dies: its NOTIFY may or may not have been sent
     row = await db_pool.fetchrow("SELECT status FROM provider_events WHERE event_id = 'evt_restart_1'")
     assert row["status"] == "received"
 
-    processor = spawn_service("payment_processor", service_env)
-    api.start()  # a new API relay publishes whatever the dead one did not
+    processor = spawn_service("payment_processor", service_env)  # claims what waits, at start
+    api.start()
 
     async def handled() -> bool:
         status = await db_pool.fetchval("SELECT status FROM provider_events WHERE event_id = 'evt_restart_1'")
@@ -108,10 +108,8 @@ async def test_dispute_events_are_handled_ahead_of_a_backlog(
         disputes.append((f"evt_dispute_{n}", document))
     await post_events(service_env["API_PORT"], secret, disputes)
 
-    async def queued() -> bool:
-        return (await redis.xlen("provider:events"), await redis.xlen("provider:events:priority")) == (300, 3)
-
-    await eventually(queued, timeout=20, message="the backlog was not published")
+    # Every POST was answered 200: all 303 wait in provider_events.
+    assert await db_pool.fetchval("SELECT count(*) FROM provider_events WHERE status = 'received'") == 303
     spawn_service("payment_processor", service_env)
 
     async def all_handled() -> bool:
@@ -128,8 +126,8 @@ async def test_dispute_events_are_handled_ahead_of_a_backlog(
     urgent = await db_pool.fetchval(
         "SELECT max(processed_at) FROM provider_events WHERE event_id LIKE 'evt_dispute_%'"
     )
-    # All three disputes were handled before the first tenth of the backlog had been.
-    assert urgent < normal[30], (urgent, normal[0], normal[30], normal[-1])
+    # All three disputes were handled no later than the first of the backlog (in the first claim).
+    assert urgent <= normal[0], (urgent, normal[0], normal[-1])
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ async def deliver(pool: asyncpg.Pool, name: str, **fields: Any) -> str:
         provider_account_id="pacc_test_payable",
         account_id="PAYABLE_TEST_KEY",
     )
-    await provider_events.process(pool, envelope, "payable", event_id)
+    await provider_events.handle_one(pool, envelope)
     return event_id
 
 

@@ -1,8 +1,9 @@
 """Razorpay event handlers against a real PostgreSQL: typed tables, forward-only state, audit rows,
-domain events on `payment:events`, exactly-once per envelope.
+domain events on `payment:events`, exactly once per stored event.
 
 Each test stores events as the API does (a `provider_events` row, payload as sent) and runs the
-processor's handling of the envelope that the API queues with it.
+processor's handling of that row: one event (`handle_one`) or a claim of the waiting ones
+(`handle_waiting`).
 """
 
 from __future__ import annotations
@@ -16,18 +17,16 @@ import pytest
 from provider_testkit import MERCHANT, domain_events, event_status, store_event
 
 from payment_processor import provider_events
-from paystream.consumer import MessageContext
-from paystream.errors import PermanentError
-from paystream.events import ConsumerGroup, Event, EventType
-from paystream.groupcommit import Submission
+from payment_processor.provider_events.store import EventKey
+from payment_processor.provider_events.work import Work
 from paystream_devstack.testing import provider_payloads as payloads
 
 PAYMENT = "pay_29QQoUBi66xm2f"
 ORDER = "order_9A33XWu170gUtm"
 
 
-async def store(pool: asyncpg.Pool, document: Any, event_id: str, provider: str = "razorpay") -> Event:
-    """What the API commits for a verified webhook: the row, and the envelope that names it."""
+async def store(pool: asyncpg.Pool, document: Any, event_id: str, provider: str = "razorpay") -> EventKey:
+    """What the API commits for a verified webhook: the row; returns its key."""
     event_type = document.get("event", "unknown") if isinstance(document, dict) else "unknown"
     return await store_event(
         pool,
@@ -40,9 +39,9 @@ async def store(pool: asyncpg.Pool, document: Any, event_id: str, provider: str 
     )
 
 
-async def deliver(pool: asyncpg.Pool, event_type: str, event_id: str, **top_level: Any) -> Event:
+async def deliver(pool: asyncpg.Pool, event_type: str, event_id: str, **top_level: Any) -> EventKey:
     envelope = await store(pool, payloads.razorpay(event_type, **top_level), event_id)
-    await provider_events.process(pool, envelope, "razorpay", event_id)
+    await provider_events.handle_one(pool, envelope)
     return envelope
 
 
@@ -133,10 +132,11 @@ async def test_the_same_state_reported_twice_emits_once(pool: asyncpg.Pool) -> N
     assert [e["type"] for e in await domain_events(pool)] == ["payment.success", "order.paid"]
 
 
-async def test_a_redelivered_envelope_changes_nothing(pool: asyncpg.Pool) -> None:
-    envelope = await deliver(pool, "payment.captured", "evt_once")
-    await provider_events.process(pool, envelope, "razorpay", "evt_once")
-    await provider_events.process(pool, envelope, "razorpay", "evt_once")
+async def test_an_event_handled_again_changes_nothing(pool: asyncpg.Pool) -> None:
+    key = await deliver(pool, "payment.captured", "evt_once")
+    await provider_events.handle_one(pool, key)
+    await provider_events.handle_one(pool, key)
+    assert await provider_events.handle_waiting(pool) == 0
     assert len(await domain_events(pool)) == 1
     assert await pool.fetchval("SELECT count(*) FROM provider_event_audit") == 1
     assert await event_status(pool, "evt_once") == ("processed", None)
@@ -263,7 +263,7 @@ async def test_an_event_without_its_entity_is_rejected_and_writes_nothing(pool: 
     document = payloads.razorpay("refund.processed")
     del document["payload"]["refund"]
     envelope = await store(pool, document, "evt_no_refund")
-    await provider_events.process(pool, envelope, "razorpay", "evt_no_refund")
+    await provider_events.handle_one(pool, envelope)
     assert await event_status(pool, "evt_no_refund") == ("rejected", "payload.refund.entity.id is missing")
     # The embedded payment was not kept either: a rejected event has no effect at all.
     assert await pool.fetchval("SELECT count(*) FROM provider_payments") == 0
@@ -275,38 +275,24 @@ async def test_a_payment_without_an_amount_is_rejected(pool: asyncpg.Pool) -> No
     document = payloads.razorpay("payment.captured")
     document["payload"]["payment"]["entity"]["amount"] = "500.00"
     envelope = await store(pool, document, "evt_bad_amount")
-    await provider_events.process(pool, envelope, "razorpay", "evt_bad_amount")
+    await provider_events.handle_one(pool, envelope)
     status, reason = await event_status(pool, "evt_bad_amount")
     assert status == "rejected" and "amount" in (reason or "")
 
 
-# Group commit: bulk events are handled many per transaction.
+# Claims: the waiting rows, many per transaction, most urgent first.
 
 
-async def stored_capture(pool: asyncpg.Pool, event_id: str, payment_id: str, **entity: Any) -> Event:
+async def stored_capture(pool: asyncpg.Pool, event_id: str, payment_id: str, **entity: Any) -> EventKey:
     document = payloads.razorpay("payment.captured")
     document["payload"]["payment"]["entity"].update(id=payment_id, **entity)
     return await store(pool, document, event_id)
 
 
-def submissions(
-    *received: provider_events.ReceivedEvent,
-) -> list[Submission[provider_events.ReceivedEvent, None]]:
-    loop = asyncio.get_running_loop()
-    return [Submission(item, loop.create_future()) for item in received]
-
-
-def received(envelope: Event) -> provider_events.ReceivedEvent:
-    return provider_events.ReceivedEvent(envelope, envelope.data["provider"], envelope.data["event_id"])
-
-
-async def test_a_batch_handles_each_stored_event_once_in_one_transaction(pool: asyncpg.Pool) -> None:
-    envelopes = [await stored_capture(pool, f"evt_batch_{n}", f"pay_batch_{n}") for n in range(3)]
-    # The same envelope twice (a reclaim racing a retry), and a second envelope naming a stored row.
-    replay = Event(type=EventType.PROVIDER_EVENT_RECEIVED, merchant_id=MERCHANT, data=dict(envelopes[0].data))
-    batch = submissions(*map(received, [*envelopes, envelopes[1], replay]))
-    await provider_events.process_batch(pool, batch)
-    assert all(submission.future.result() is None for submission in batch)
+async def test_a_claim_handles_every_waiting_event_once_in_one_transaction(pool: asyncpg.Pool) -> None:
+    for n in range(3):
+        await stored_capture(pool, f"evt_batch_{n}", f"pay_batch_{n}")
+    assert await provider_events.handle_waiting(pool) == 3
     assert sorted(e["data"]["payment"]["id"] for e in await domain_events(pool)) == [
         "pay_batch_0",
         "pay_batch_1",
@@ -317,8 +303,8 @@ async def test_a_batch_handles_each_stored_event_once_in_one_transaction(pool: a
     assert {row["outcome"] for row in audit} == {"processed"}
     assert {tuple(row["emitted"]) for row in audit} == {("payment.success",)}
     assert len({row["created_at"] for row in audit}) == 1  # now(): one transaction
-    # Delivered again, the whole batch changes nothing.
-    await provider_events.process_batch(pool, submissions(*map(received, envelopes)))
+    # Nothing waits any more: the next claim takes nothing and changes nothing.
+    assert await provider_events.handle_waiting(pool) == 0
     assert len(await domain_events(pool)) == 3
     assert await pool.fetchval("SELECT count(*) FROM provider_event_audit") == 3
 
@@ -326,11 +312,10 @@ async def test_a_batch_handles_each_stored_event_once_in_one_transaction(pool: a
 async def test_a_rejected_event_in_a_batch_is_rejected_alone_and_the_others_are_processed(
     pool: asyncpg.Pool,
 ) -> None:
-    good = [await stored_capture(pool, f"evt_good_{n}", f"pay_good_{n}") for n in range(2)]
-    bad = await stored_capture(pool, "evt_bad", "pay_bad", amount="500.00")
-    batch = submissions(received(good[0]), received(bad), received(good[1]))
-    await provider_events.process_batch(pool, batch)
-    assert all(submission.future.result() is None for submission in batch)
+    await stored_capture(pool, "evt_good_0", "pay_good_0")
+    await stored_capture(pool, "evt_bad", "pay_bad", amount="500.00")
+    await stored_capture(pool, "evt_good_1", "pay_good_1")
+    await provider_events.handle_waiting(pool)
     assert await event_status(pool, "evt_good_0") == ("processed", None)
     assert await event_status(pool, "evt_good_1") == ("processed", None)
     status, reason = await event_status(pool, "evt_bad")
@@ -340,32 +325,63 @@ async def test_a_rejected_event_in_a_batch_is_rejected_alone_and_the_others_are_
     assert len(await domain_events(pool)) == 2
 
 
-async def test_an_envelope_naming_no_stored_event_fails_alone(pool: asyncpg.Pool) -> None:
-    good = await stored_capture(pool, "evt_present", "pay_present")
-    missing = Event(
-        type=EventType.PROVIDER_EVENT_RECEIVED,
-        merchant_id=MERCHANT,
-        data={"provider": "razorpay", "event_id": "evt_never_stored", "type": "payment.captured"},
+async def test_an_event_whose_handling_keeps_failing_ends_failed_and_holds_back_nothing(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_handler_for = provider_events.handler_for
+
+    def handler_for(provider: str, event_type: str) -> Any:
+        handler = real_handler_for(provider, event_type)
+
+        async def failing(work: Work) -> None:
+            if work.event.event_id == "evt_poison":
+                raise RuntimeError("a bug in the handler")
+            assert handler is not None
+            await handler(work)
+
+        return failing
+
+    monkeypatch.setattr(provider_events, "handler_for", handler_for)
+    await stored_capture(pool, "evt_poison", "pay_poison")
+    await stored_capture(pool, "evt_fine", "pay_fine")
+    await provider_events.handle_waiting(pool, max_attempts=3)
+    assert await event_status(pool, "evt_fine") == ("processed", None)
+    for attempts in (1, 2):
+        row = await pool.fetchrow(
+            "SELECT status, attempts, last_error FROM provider_events WHERE event_id = 'evt_poison'"
+        )
+        assert (row["status"], row["attempts"]) == ("received", attempts)
+        assert "a bug in the handler" in row["last_error"]
+        await provider_events.handle_waiting(pool, max_attempts=3)
+    row = await pool.fetchrow(
+        "SELECT status, attempts, processed_at FROM provider_events WHERE event_id = 'evt_poison'"
     )
-    batch = submissions(received(missing), received(good))
-    await provider_events.process_batch(pool, batch)
-    with pytest.raises(PermanentError, match="evt_never_stored"):
-        batch[0].future.result()
-    assert batch[1].future.result() is None
-    assert await event_status(pool, "evt_present") == ("processed", None)
-    # The failed batch rolled back; the good event was then handled alone, once.
-    assert await pool.fetchval("SELECT count(*) FROM provider_event_audit") == 1
+    assert (row["status"], row["attempts"]) == ("failed", 3) and row["processed_at"] is not None
+    assert await provider_events.handle_waiting(pool, max_attempts=3) == 0  # a failed event is not claimed
+    assert [e["data"]["payment"]["id"] for e in await domain_events(pool)] == ["pay_fine"]
 
 
-async def test_concurrent_handler_calls_share_transactions(pool: asyncpg.Pool) -> None:
-    handler = provider_events.ProviderEventHandler(max_batch=100, writers=2)
-    handler.start(pool)
-    try:
-        envelopes = [await stored_capture(pool, f"evt_conc_{n}", f"pay_conc_{n}") for n in range(40)]
-        ctx = MessageContext("provider:events", "0-1", ConsumerGroup.PAYMENT_PROCESSOR, "test", 1)
-        await asyncio.gather(*(handler.handle(envelope, ctx) for envelope in envelopes))
-    finally:
-        await handler.stop()
+async def test_urgent_events_are_claimed_ahead_of_a_backlog(pool: asyncpg.Pool) -> None:
+    for n in range(5):
+        await stored_capture(pool, f"evt_bulk_{n}", f"pay_bulk_{n}")
+    dispute = await store(pool, payloads.razorpay("payment.dispute.created"), "evt_dispute")
+    await pool.execute("UPDATE provider_events SET priority = 1 WHERE event_id = $1", dispute[2])
+    assert await provider_events.handle_waiting(pool, max_batch=1) == 1
+    assert await event_status(pool, "evt_dispute") == ("processed", None)
+    assert await pool.fetchval("SELECT count(*) FROM provider_events WHERE status = 'received'") == 5
+
+
+async def test_concurrent_claims_share_the_waiting_events_and_handle_each_once(pool: asyncpg.Pool) -> None:
+    for n in range(40):
+        await stored_capture(pool, f"evt_conc_{n}", f"pay_conc_{n}")
+
+    async def claim_until_empty() -> int:
+        total = 0
+        while handled := await provider_events.handle_waiting(pool, max_batch=7):
+            total += handled
+        return total
+
+    assert sum(await asyncio.gather(claim_until_empty(), claim_until_empty())) == 40
     assert await pool.fetchval("SELECT count(*) FROM provider_payments WHERE status = 'success'") == 40
-    transactions = await pool.fetchval("SELECT count(DISTINCT created_at) FROM provider_event_audit")
-    assert transactions <= 3  # 40 events arriving together: a few commits, not 40
+    assert await pool.fetchval("SELECT count(*) FROM provider_event_audit") == 40
+    assert len(await domain_events(pool)) == 40

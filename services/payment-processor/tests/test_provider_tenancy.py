@@ -4,7 +4,7 @@ downtimes, invoices, payment links, validations, account events, PAYable transac
 cards) each keep their own rows, statuses, amounts, invoice owners and domain events.
 
 Events are stored as the API stores them (a `provider_events` row with the merchant of the account
-that signed it, and the envelope naming it) and handled by the processor against a real PostgreSQL.
+that signed it) and handled by the processor against a real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ async def deliver(
         account_id=account_id,
         merchant_id=merchant_id,
     )
-    await provider_events.process(pool, envelope, provider, event_id)
+    await provider_events.handle_one(pool, envelope)
 
 
 def as_merchant_b(document: dict[str, Any]) -> dict[str, Any]:

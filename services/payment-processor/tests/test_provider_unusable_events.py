@@ -1,49 +1,26 @@
 """Signed events the database cannot store (a NUL character, a number past `bigint`) end `rejected`,
-through the processor's real consumers on a real Redis and PostgreSQL: acknowledged, never retried
-into the dead-letter stream, alone, inside a batch of good events, and on the priority stream; a
-replay of a rejected event changes nothing. And no odd value in a field a handler reads makes it
-crash instead of processing or rejecting the event.
+through the processor's real claims on a real PostgreSQL: final at once, never counted as a failed
+attempt (which would end them `failed`), alone, inside a batch of good events, and among urgent
+ones; handling a rejected event again changes nothing. And no odd value in a field a handler reads
+makes it crash instead of processing or rejecting the event.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import orjson
 import pytest
-import redis.asyncio as aioredis
 from provider_testkit import MERCHANT, event_status, store_event
 
 from payment_processor import provider_events
-from paystream.consumer import ConsumerConfig, StreamConsumer
-from paystream.events import STREAM_FIELD, ConsumerGroup, Event, EventType, Stream, dead_letter_stream
+from payment_processor.provider_events.store import EventKey
 from paystream_devstack.testing import provider_payloads as payloads
 
-STREAMS = (Stream.PROVIDER_EVENTS, Stream.PROVIDER_EVENTS_PRIORITY)
 # In the event's payload: the reason must say what was refused, never repeat what was sent.
 MARKER = "do-not-echo"
-
-
-@pytest.fixture
-async def consumer(pool: asyncpg.Pool, redis: aioredis.Redis) -> AsyncIterator[StreamConsumer]:
-    """The processor's provider-event handler (group commit running) behind the real consumer
-    runtime, retrying quickly, so that a failing event reaches the DLQ within the test."""
-    handler = provider_events.ProviderEventHandler()
-    handler.start(pool)
-    config = ConsumerConfig(
-        group=ConsumerGroup.PAYMENT_PROCESSOR,
-        streams=STREAMS,
-        retry_base_s=0.01,
-        retry_cap_s=0.02,
-        block_ms=10,
-    )
-    try:
-        yield StreamConsumer(redis, config, handler.registry)
-    finally:
-        await handler.stop()
 
 
 def capture(payment_id: str, **entity: Any) -> dict[str, Any]:
@@ -53,18 +30,11 @@ def capture(payment_id: str, **entity: Any) -> dict[str, Any]:
 
 
 async def queue(
-    pool: asyncpg.Pool,
-    redis: aioredis.Redis,
-    body: str,
-    event_id: str,
-    *,
-    provider: str = "razorpay",
-    stream: Stream = Stream.PROVIDER_EVENTS,
-) -> Event:
-    """What the API commits for a verified webhook (the row, its payload as sent) and what its
-    relay publishes (the envelope on the stream)."""
+    pool: asyncpg.Pool, body: str, event_id: str, *, provider: str = "razorpay", priority: int = 0
+) -> EventKey:
+    """What the API commits for a verified webhook: the row, its payload as sent."""
     event_type = orjson.loads(body).get("event", "payment") if provider == "razorpay" else "payment"
-    envelope = await store_event(
+    key = await store_event(
         pool,
         provider=provider,
         event_id=event_id,
@@ -72,8 +42,8 @@ async def queue(
         payload=body,
         provider_account_id="pacc_test",
     )
-    await redis.xadd(stream, {STREAM_FIELD: envelope.encode()})
-    return envelope
+    await pool.execute("UPDATE provider_events SET priority = $2 WHERE event_id = $1", event_id, priority)
+    return key
 
 
 def with_nul(document: dict[str, Any]) -> str:
@@ -85,11 +55,11 @@ def with_nul(document: dict[str, Any]) -> str:
     return body
 
 
-async def assert_all_acknowledged_and_none_dead_lettered(redis: aioredis.Redis) -> None:
-    for stream in STREAMS:
-        assert await redis.xlen(dead_letter_stream(stream)) == 0, stream
-        pending = await redis.xpending(stream, ConsumerGroup.PAYMENT_PROCESSOR)
-        assert pending["pending"] == 0, stream
+async def assert_none_waiting_or_counted_as_failures(pool: asyncpg.Pool) -> None:
+    rows = await pool.fetch(
+        "SELECT event_id, status, attempts FROM provider_events WHERE status IN ('received', 'failed') OR attempts > 0"
+    )
+    assert [dict(row) for row in rows] == []
 
 
 async def assert_rejected_and_kept_nothing(pool: asyncpg.Pool, event_id: str, says: str) -> None:
@@ -122,30 +92,24 @@ BIG = "10000000000000000000000000"  # 10^25
     ],
     ids=["razorpay-nul", "razorpay-10^25", "razorpay-2^63", "payable-10^25", "payable-nul"],
 )
-async def test_an_unstorable_event_alone_ends_rejected_and_is_not_dead_lettered(
-    pool: asyncpg.Pool,
-    redis: aioredis.Redis,
-    consumer: StreamConsumer,
-    provider: str,
-    body: str,
-    says: str,
+async def test_an_unstorable_event_alone_ends_rejected_and_is_never_a_failure(
+    pool: asyncpg.Pool, provider: str, body: str, says: str
 ) -> None:
-    envelope = await queue(pool, redis, body, "evt_unstorable", provider=provider)
-    assert await consumer.run_once() == 1
+    key = await queue(pool, body, "evt_unstorable", provider=provider)
+    assert await provider_events.handle_waiting(pool) == 1
     await assert_rejected_and_kept_nothing(pool, "evt_unstorable", says)
-    await assert_all_acknowledged_and_none_dead_lettered(redis)
+    await assert_none_waiting_or_counted_as_failures(pool)
     for table in ("provider_payments", "invoice_owners", "saved_card_tokens", "outbox"):
         assert await pool.fetchval(f"SELECT count(*) FROM {table}") == 0, table
-    # Replayed (a new envelope naming the same row, as `payctl replay` would): nothing changes.
-    replay = Event(type=EventType.PROVIDER_EVENT_RECEIVED, merchant_id=MERCHANT, data=dict(envelope.data))
-    await redis.xadd(Stream.PROVIDER_EVENTS, {STREAM_FIELD: replay.encode()})
-    assert await consumer.run_once() == 1
+    # Handled again (as a second replica would try): nothing changes.
+    await provider_events.handle_one(pool, key)
+    assert await provider_events.handle_waiting(pool) == 0
     await assert_rejected_and_kept_nothing(pool, "evt_unstorable", says)
-    await assert_all_acknowledged_and_none_dead_lettered(redis)
+    await assert_none_waiting_or_counted_as_failures(pool)
 
 
 async def test_unstorable_events_in_a_batch_are_rejected_and_the_good_ones_processed(
-    pool: asyncpg.Pool, redis: aioredis.Redis, consumer: StreamConsumer
+    pool: asyncpg.Pool,
 ) -> None:
     huge = orjson.dumps(capture("pay_huge")).decode().replace("50000", BIG, 1)
     bodies = {
@@ -157,40 +121,30 @@ async def test_unstorable_events_in_a_batch_are_rejected_and_the_good_ones_proce
         "evt_good_3": orjson.dumps(capture("pay_good_3")).decode(),
     }
     for event_id, body in bodies.items():
-        await queue(pool, redis, body, event_id)
-    assert await consumer.run_once() == len(bodies)
+        await queue(pool, body, event_id)
+    assert await provider_events.handle_waiting(pool) == len(bodies)
     for event_id in ("evt_good_1", "evt_good_2", "evt_good_3"):
         assert await event_status(pool, event_id) == ("processed", None)
     await assert_rejected_and_kept_nothing(pool, "evt_nul", "NUL")
     await assert_rejected_and_kept_nothing(pool, "evt_huge", "out of range")
     await assert_rejected_and_kept_nothing(pool, "evt_2_63", "out of range")
-    await assert_all_acknowledged_and_none_dead_lettered(redis)
+    await assert_none_waiting_or_counted_as_failures(pool)
     payments = await pool.fetch("SELECT payment_id FROM provider_payments ORDER BY payment_id")
     assert [row["payment_id"] for row in payments] == ["pay_good_1", "pay_good_2", "pay_good_3"]
     events = await pool.fetch("SELECT payload FROM outbox WHERE stream = 'payment:events'")
     assert len(events) == 3
 
 
-async def test_an_unstorable_priority_event_ends_rejected(
-    pool: asyncpg.Pool, redis: aioredis.Redis, consumer: StreamConsumer
-) -> None:
+async def test_an_unstorable_urgent_event_ends_rejected(pool: asyncpg.Pool) -> None:
     document = payloads.razorpay("payment.dispute.created")
     document["payload"]["dispute"]["entity"]["reason_description"] = f"{MARKER}\x00"
-    await queue(
-        pool,
-        redis,
-        orjson.dumps(document).decode(),
-        "evt_dispute_nul",
-        stream=Stream.PROVIDER_EVENTS_PRIORITY,
-    )
+    await queue(pool, orjson.dumps(document).decode(), "evt_dispute_nul", priority=1)
     good = payloads.razorpay("payment.dispute.won")
-    await queue(
-        pool, redis, orjson.dumps(good).decode(), "evt_dispute_ok", stream=Stream.PROVIDER_EVENTS_PRIORITY
-    )
-    assert await consumer.run_once() == 2
+    await queue(pool, orjson.dumps(good).decode(), "evt_dispute_ok", priority=1)
+    assert await provider_events.handle_waiting(pool) == 2
     await assert_rejected_and_kept_nothing(pool, "evt_dispute_nul", "NUL")
     assert await event_status(pool, "evt_dispute_ok") == ("processed", None)
-    await assert_all_acknowledged_and_none_dead_lettered(redis)
+    await assert_none_waiting_or_counted_as_failures(pool)
 
 
 # Values a field may hold that no handler expects there.
@@ -251,7 +205,8 @@ def _odd_documents() -> list[tuple[str, str, dict[str, Any]]]:
 @pytest.mark.slow
 async def test_no_odd_field_value_crashes_a_handler(pool: asyncpg.Pool) -> None:
     """Every field a payload carries, given each odd value in turn: the event ends `processed` or
-    `rejected` in its own transaction; nothing raises (a raise would be retried into the DLQ)."""
+    `rejected` in its own transaction; nothing raises (a raise would count as a failed attempt,
+    and end the event `failed` in the end)."""
     cases = _odd_documents()
     rows = []
     for n, (provider, _case, document) in enumerate(cases):
@@ -261,14 +216,11 @@ async def test_no_odd_field_value_crashes_a_handler(pool: asyncpg.Pool) -> None:
         "INSERT INTO provider_events (provider, event_id, type, merchant_id, payload) VALUES ($1, $2, $3, $4, $5)",
         rows,
     )
-    crashed = []
-    for (provider, case, _document), (_provider, event_id, *_rest) in zip(cases, rows, strict=True):
-        envelope = Event(type=EventType.PROVIDER_EVENT_RECEIVED, merchant_id=MERCHANT, data={})
-        try:
-            await provider_events.process(pool, envelope, provider, event_id)
-        except Exception as exc:
-            crashed.append(f"{case}: {type(exc).__name__}")
-    assert crashed == []
+    for provider, event_id, *_rest in rows:
+        await provider_events.handle_one(pool, (provider, MERCHANT, event_id))
+    crashed = await pool.fetch("SELECT event_id, last_error FROM provider_events WHERE attempts > 0")
+    case_of = {row[1]: case for (_provider, case, _document), row in zip(cases, rows, strict=True)}
+    assert [f"{case_of[row['event_id']]}: {row['last_error']}" for row in crashed] == []
     outcomes = await pool.fetch("SELECT status, count(*) FROM provider_events GROUP BY status")
     assert set(dict(outcomes)) <= {"processed", "rejected"}
     assert sum(count for _status, count in outcomes) == len(cases)

@@ -30,8 +30,11 @@ class Stream(StrEnum):
     """The streams of the bus. A stream's dead letters live at `<stream>:dlq`."""
 
     PAYMENT_EVENTS = "payment:events"
-    PROVIDER_EVENTS = "provider:events"
-    PROVIDER_EVENTS_PRIORITY = "provider:events:priority"
+
+
+# Verified provider webhooks do not travel on a stream: the API stores each in `provider_events` and
+# NOTIFYs this channel after the commit; the payment processor claims the waiting rows itself.
+PROVIDER_EVENTS_CHANNEL = "provider_events"
 
 
 class ConsumerGroup(StrEnum):
@@ -79,14 +82,11 @@ class EventType(StrEnum):
     PAYMENT_LINK_CANCELLED = "payment_link.cancelled"
     TOKEN_SAVED = "token.saved"
     WEBHOOK_TEST = "webhook.test"
-    # A raw inbound provider webhook, stored durably and awaiting processing.
-    PROVIDER_EVENT_RECEIVED = "provider_event.received"
 
 
-# Platform-internal events: never sent to merchants, so not subscribable either. Every other type is
-# a merchant event (the dispatcher takes each in, so that its number counts in its payment's order).
-INTERNAL_EVENT_TYPES = frozenset({EventType.PROVIDER_EVENT_RECEIVED})
-MERCHANT_EVENT_TYPES = tuple(t for t in EventType if t not in INTERNAL_EVENT_TYPES)
+# Every event type is a merchant event: sent to merchants, subscribable, and taken in by the
+# dispatcher (so that its number counts in its payment's order).
+MERCHANT_EVENT_TYPES = tuple(EventType)
 
 
 def entry_fields(payload: bytes, sequence: int | None) -> dict[bytes, bytes]:

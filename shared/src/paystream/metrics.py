@@ -75,6 +75,19 @@ OUTBOX_OLDEST_UNPUBLISHED = Gauge(
     "paystream_outbox_oldest_unpublished_seconds",
     "Age of the oldest outbox row not yet published (0 when none)",
 )
+# Provider events the processors claim from PostgreSQL (no stream): the work queue's gauges.
+PROVIDER_EVENTS_WAITING = Gauge(
+    "paystream_provider_events_waiting",
+    "Stored provider events waiting for a processor (counted up to a cap)",
+)
+PROVIDER_EVENTS_OLDEST_WAITING = Gauge(
+    "paystream_provider_events_oldest_waiting_seconds",
+    "Age of the oldest provider event waiting for a processor (0 when none)",
+)
+PROVIDER_EVENTS_FAILED = Gauge(
+    "paystream_provider_events_failed",
+    "Provider events that ended `failed` after repeated failed attempts (their dead-letter state)",
+)
 BUS_METRICS_UP = Gauge(
     "paystream_bus_metrics_up", "1 when the last scrape-time read of the source succeeded", ["source"]
 )

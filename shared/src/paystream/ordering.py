@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from paystream.events import INTERNAL_EVENT_TYPES, Event, EventType
+from paystream.events import Event, EventType
 
-# Never ordered: the merchant's own test send, and platform-internal events no merchant receives.
-UNORDERED_EVENT_TYPES = frozenset({EventType.WEBHOOK_TEST, *INTERNAL_EVENT_TYPES})
+# Never ordered: the merchant's own test send.
+UNORDERED_EVENT_TYPES = frozenset({EventType.WEBHOOK_TEST})
 
 
 def _object_id(data: Mapping[str, Any], name: str, *id_fields: str) -> str | None:

@@ -35,6 +35,9 @@ from paystream.metrics import (
     DEAD_LETTERS,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_UNPUBLISHED,
+    PROVIDER_EVENTS_FAILED,
+    PROVIDER_EVENTS_OLDEST_WAITING,
+    PROVIDER_EVENTS_WAITING,
     READER_LAG,
     READER_LAST_SEEN,
     READER_LIVE,
@@ -481,8 +484,35 @@ async def outbox_backlog(pool: asyncpg.Pool, *, cap: int = LAG_COUNT_CAP) -> Out
     return OutboxBacklog(int(row["backlog"]), int(row["backlog"]) >= cap, max(0.0, row["oldest_s"] or 0.0))
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderEventBacklog:
+    """Stored provider events waiting for a processor, and those that ended `failed`."""
+
+    # Both counted up to `cap`.
+    waiting: int
+    oldest_age_s: float
+    failed: int
+
+
+async def provider_event_backlog(pool: asyncpg.Pool, *, cap: int = LAG_COUNT_CAP) -> ProviderEventBacklog:
+    """Three reads of the partial indexes on waiting and failed rows, however long the backlog."""
+    row = await pool.fetchrow(
+        """SELECT
+             (SELECT count(*) FROM (SELECT 1 FROM provider_events WHERE status = 'received'
+                                    LIMIT $1) AS w) AS waiting,
+             (SELECT extract(epoch FROM now() - min(received_at))::float8 FROM provider_events
+              WHERE status = 'received') AS oldest_s,
+             (SELECT count(*) FROM (SELECT 1 FROM provider_events WHERE status = 'failed'
+                                    LIMIT $1) AS f) AS failed""",
+        cap,
+    )
+    assert row is not None
+    return ProviderEventBacklog(int(row["waiting"]), max(0.0, row["oldest_s"] or 0.0), int(row["failed"]))
+
+
 class BusMetrics:
-    """Stream and outbox gauges computed when `/metrics` is scraped, at most once per `max_age_s`.
+    """Stream, outbox and provider-event gauges computed when `/metrics` is scraped, at most once
+    per `max_age_s`.
 
     Every service exports the whole bus (any live service is enough to see it); dashboards aggregate
     with `max by (stream, group)`. A read that fails sets `paystream_bus_metrics_up{source}` to 0 and
@@ -549,12 +579,16 @@ class BusMetrics:
         try:
             async with asyncio.timeout(self._timeout_s):
                 backlog = await outbox_backlog(pool)
+                provider_events = await provider_event_backlog(pool)
         except _DATABASE_READ_FAILURES as exc:
             log.warning("metrics.outbox_read_failed", error=str(exc) or type(exc).__name__)
             BUS_METRICS_UP.labels("database").set(0)
             return
         OUTBOX_BACKLOG.set(backlog.unpublished)
         OUTBOX_OLDEST_UNPUBLISHED.set(backlog.oldest_age_s)
+        PROVIDER_EVENTS_WAITING.set(provider_events.waiting)
+        PROVIDER_EVENTS_OLDEST_WAITING.set(provider_events.oldest_age_s)
+        PROVIDER_EVENTS_FAILED.set(provider_events.failed)
         BUS_METRICS_UP.labels("database").set(1)
 
 

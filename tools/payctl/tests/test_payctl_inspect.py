@@ -36,17 +36,7 @@ async def test_streams_reports_length_ids_ages_groups_and_dead_letters(payctl: P
     assert 1 <= payments["last_age_s"] < 30
     assert sorted(payments["groups"]) == [PROCESSOR, DISPATCHER]
     assert payments["dead_letters"] == 1
-    assert streams["provider:events"] == {
-        "stream": "provider:events",
-        "exists": False,
-        "length": 0,
-        "first_id": None,
-        "first_age_s": None,
-        "last_id": None,
-        "last_age_s": None,
-        "groups": [],
-        "dead_letters": 0,
-    }
+    assert set(streams) == {PAYMENTS}
 
 
 async def test_streams_table_for_people_uses_human_durations(payctl: Payctl, bus: BusState) -> None:

@@ -24,7 +24,7 @@ from paystream_devstack.testing.notifier_client import notifier_settings
 from paystream_devstack.testing.processes import ServiceProcess
 
 PROCESSOR = ConsumerGroup.PAYMENT_PROCESSOR
-PROCESSOR_STREAMS = (Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS, Stream.PROVIDER_EVENTS_PRIORITY)
+PROCESSOR_STREAMS = (Stream.PAYMENT_EVENTS,)
 SAMPLE_GROUP = "sample-group"
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,7 +22,7 @@ from paystream.events import Event, EventType
 from paystream.streaminfo import BusMetrics, count_after
 from paystream_devstack.testing import eventually
 
-PROVIDER_DLQ = "provider:events:dlq"
+PAYMENTS_DLQ = f"{PAYMENTS}:dlq"
 
 
 def sample(families: dict[str, Any], family: str, **labels: str) -> float | None:
@@ -32,12 +33,16 @@ def sample(families: dict[str, Any], family: str, **labels: str) -> float | None
 
 
 async def test_processor_metrics_expose_the_bus_the_outbox_and_the_new_metrics(
-    service_env: dict[str, str], redis: aioredis.Redis
+    service_env: dict[str, str], redis: aioredis.Redis, db_pool: asyncpg.Pool
 ) -> None:
     for _ in range(3):  # a type the processor ignores: its own consumer acknowledges them
         await publish(redis, PAYMENTS, Event(type=EventType.WEBHOOK_TEST, merchant_id="mer_a", data={}))
     await redis.xgroup_create(PAYMENTS, "notifier", id="0")  # nobody reads it: lag 3
-    await redis.xadd(PROVIDER_DLQ, {"source_stream": "provider:events", "error": "boom"})
+    await redis.xadd(PAYMENTS_DLQ, {"source_stream": PAYMENTS, "error": "boom"})
+    await db_pool.execute(  # a provider event that ended failed (the processor claims none of it)
+        """INSERT INTO provider_events (provider, event_id, type, merchant_id, payload, status)
+           VALUES ('razorpay', 'evt_failed', 'payment.captured', 'mer_a', '{}', 'failed')"""
+    )
 
     async with TestClient(TestServer(create_app(ProcessorSettings.from_env(service_env)))) as client:
 
@@ -64,13 +69,16 @@ async def test_processor_metrics_expose_the_bus_the_outbox_and_the_new_metrics(
         "paystream_stream_consumers",
         "paystream_outbox_backlog",
         "paystream_outbox_oldest_unpublished_seconds",
+        "paystream_provider_events_waiting",
+        "paystream_provider_events_oldest_waiting_seconds",
+        "paystream_provider_events_failed",
     ):
         assert name in families, name
     assert sample(families, "paystream_stream_length", stream=PAYMENTS) == 3
     assert sample(families, "paystream_stream_pending", group="notifier", stream=PAYMENTS) == 0
-    assert sample(families, "paystream_dead_letters", stream="provider:events") == 1
-    assert sample(families, "paystream_dead_letters", stream=PAYMENTS) == 0
+    assert sample(families, "paystream_dead_letters", stream=PAYMENTS) == 1
     assert sample(families, "paystream_outbox_backlog") == 0
+    assert sample(families, "paystream_provider_events_failed") == 1
     assert sample(families, "paystream_bus_metrics_up", source="redis") == 1
     assert sample(families, "paystream_bus_metrics_up", source="database") == 1
 

@@ -12,7 +12,9 @@ from payctl_testkit import PAYMENTS, Payctl, payment_event
 from paystream.db import connect
 from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType
 
-PROVIDER = "provider:events"
+# Another stream an outbox row may name (one written by an earlier release, say): replay publishes
+# every row to the stream it names.
+PROVIDER = "legacy:events"
 
 
 async def insert_outbox_row(
@@ -43,14 +45,12 @@ async def insert_outbox_row(
 
 @pytest.fixture
 async def outbox(clean_db: str) -> dict[str, Event]:
-    """Four rows: published 3 h ago, published 30 min ago, published 20 min ago on provider:events,
+    """Four rows: published 3 h ago, published 30 min ago, published 20 min ago on another stream,
     and one from 10 min ago the relay has not published yet."""
     events = {
         "old": payment_event(EventType.PAYMENT_CREATED, "mer_a", "pay_old", "created"),
         "recent": payment_event(EventType.PAYMENT_SUCCESS, "mer_a", "pay_1", "success"),
-        "provider": Event(
-            type=EventType.PROVIDER_EVENT_RECEIVED, merchant_id="mer_a", data={"provider": "razorpay"}
-        ),
+        "provider": Event(type=EventType.WEBHOOK_TEST, merchant_id="mer_a", data={"test": True}),
         "unpublished": payment_event(EventType.PAYMENT_CREATED, "mer_a", "pay_2", "created"),
     }
     conn = await connect(clean_db)

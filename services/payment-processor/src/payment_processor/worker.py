@@ -1,8 +1,7 @@
-"""The payment processor: consumer group `payment-processor` on the payment and provider streams."""
+"""The payment processor: consumer group `payment-processor` on `payment:events` (the merchant API's
+payments and refunds), and the claimer of stored provider events (`provider_events`)."""
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from aiohttp import web
 
@@ -18,7 +17,6 @@ from paystream.web import COMMON_SETTINGS, SERVICE_NAME, add_ops_routes, error_m
 def build_handler(app: web.Application) -> Handler:
     registry = HandlerRegistry()
     registry.merge(payments.build_registry(app))
-    registry.merge(provider_events.build_handler(app))
     return registry
 
 
@@ -27,26 +25,17 @@ def create_app(settings: ProcessorSettings) -> web.Application:
     app[SERVICE_NAME] = "payment-processor"
     app[SETTINGS] = settings
     app[COMMON_SETTINGS] = settings.common
-    app[provider_events.PROVIDER_EVENT_HANDLER] = provider_events.ProviderEventHandler()
     app.cleanup_ctx.append(stores)
     app.cleanup_ctx.append(outbox_relay())
     app.cleanup_ctx.append(payments.settlement_scheduler())
-    app.cleanup_ctx.append(provider_events.batch_writers)
+    app.cleanup_ctx.append(provider_events.provider_event_claimer())
     config = ConsumerConfig(
         group=ConsumerGroup.PAYMENT_PROCESSOR,
-        streams=(Stream.PAYMENT_EVENTS, Stream.PROVIDER_EVENTS),
+        streams=(Stream.PAYMENT_EVENTS,),
         concurrency=settings.concurrency,
         handler_timeout_s=settings.handler_timeout_s,
         reclaim_idle_ms=settings.reclaim_idle_ms,
     )
     app.cleanup_ctx.append(stream_consumer(config, build_handler))
-    # Dispute and downtime events: a consumer of their own, so a backlog on the other streams never
-    # takes the slots they need (see provider_events for the database side of that priority).
-    priority = replace(
-        provider_events.PRIORITY_CONSUMER,
-        handler_timeout_s=settings.handler_timeout_s,
-        reclaim_idle_ms=settings.reclaim_idle_ms,
-    )
-    app.cleanup_ctx.append(stream_consumer(priority, provider_events.build_handler))
     add_ops_routes(app)
     return app

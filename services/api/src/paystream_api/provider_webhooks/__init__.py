@@ -2,7 +2,7 @@
 
 `setup_routes(app)` registers the routes and the feature's background parts: the in-memory provider
 account directory (loaded at start, refreshed periodically) and the group-commit ingest writer.
-Processing happens in the payment processor, from the outbox entries written with each event.
+Processing happens in the payment processor, which claims the stored rows (`provider_events`) itself.
 """
 
 from __future__ import annotations

@@ -6,10 +6,13 @@ moment (up to `max_batch`) and stores it with ONE statement (one round trip, one
 transaction):
 
     INSERT INTO provider_events ... ON CONFLICT (provider, merchant_id, event_id) DO NOTHING RETURNING ...
-    + the outbox rows of the events that were new
 
-so a provider's retry, or ten concurrent copies of one event, yield one row and one outbox entry,
-and every copy is answered 200. Under load, requests that arrive while commits are in flight share
+so a provider's retry, or ten concurrent copies of one event, yield one row, and every copy is
+answered 200. The row is the processor's work: once the connection is back in the pool (its
+transaction over) a NOTIFY on `provider_events` wakes the payment processors, which claim waiting
+rows themselves (no outbox entry, no stream hop: the event travels once).
+
+Under load, requests that arrive while commits are in flight share
 the next one, so a commit (a WAL flush, a round trip) is paid per batch rather than per request; at
 low load a batch is a single request and waits for nothing.
 
@@ -29,12 +32,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, notify_after_transaction
 from paystream.errors import RetryableError, ServiceUnavailableError
-from paystream.events import Event, EventType
+from paystream.events import PROVIDER_EVENTS_CHANNEL
 from paystream.groupcommit import CommitterOverloaded, GroupCommitter, Submission
 from paystream.logging import get_logger
-from paystream.outbox import INSERT_ROWS, wake_relays_after_commit
 from paystream_api.provider_webhooks.metrics import INGEST_BATCH_SIZE, INGEST_STORE_SECONDS, OutcomeCounters
 
 log = get_logger(__name__)
@@ -55,36 +57,30 @@ STORE_TIMEOUT_S = 10.0
 RECEIVED = "received"
 REJECTED = "rejected"
 
-# One statement, so one round trip and one implicit transaction: the events, and the outbox rows of
-# those that are new (`paystream.outbox.INSERT_ROWS`; no `ordering_seq`: a raw provider event keeps
-# no order, see paystream.ordering).
+# One statement, so one round trip and one implicit transaction.
 # The batch arrives as one JSON array of arrays, built by orjson in C: binding a dozen parallel
 # arrays instead cost the API about 10 µs of encoding per event, this about 4 µs (and PostgreSQL
 # about 2 µs more to parse it, measured). `jsonb`, so that the document is parsed once and `->>` is
 # a lookup; the payload is a JSON string inside it, so it comes back exactly as the provider sent it.
-STORE_BATCH = f"""
+STORE_BATCH = """
 WITH incoming AS (
     SELECT e->>0 AS provider, e->>1 AS event_id, e->>2 AS type, e->>3 AS provider_account_id,
            e->>4 AS account_id, e->>5 AS merchant_id, e->>6 AS payload, e->>7 AS status,
-           e->>8 AS reason, e->>9 AS stream, (e->>10)::uuid AS envelope_id,
-           convert_to(e->>11, 'UTF8') AS envelope
+           e->>8 AS reason, (e->>9)::smallint AS priority
     FROM jsonb_array_elements($1::jsonb) AS e
-), stored AS (
-    INSERT INTO provider_events
-        (provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason)
-    SELECT provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason
-    FROM incoming
-    ORDER BY provider, merchant_id, event_id
-    ON CONFLICT (provider, merchant_id, event_id) DO NOTHING
-    RETURNING provider, merchant_id, event_id
-), queued AS (
-    {INSERT_ROWS}
-    SELECT i.envelope_id, i.stream, '{EventType.PROVIDER_EVENT_RECEIVED.value}', i.merchant_id, i.envelope, NULL
-    FROM incoming i JOIN stored s USING (provider, merchant_id, event_id)
-    WHERE i.stream IS NOT NULL
 )
-SELECT provider, merchant_id, event_id FROM stored
+INSERT INTO provider_events
+    (provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason, priority)
+SELECT provider, event_id, type, provider_account_id, account_id, merchant_id, payload, status, reason, priority
+FROM incoming
+ORDER BY provider, merchant_id, event_id
+ON CONFLICT (provider, merchant_id, event_id) DO NOTHING
+RETURNING provider, merchant_id, event_id
 """
+
+# Disputes and downtime are handled ahead of a backlog (the processor claims higher priorities first).
+NORMAL_PRIORITY = 0
+URGENT_PRIORITY = 1
 
 
 # An event's de-duplication key: provider event ids are unique only within the merchant's account
@@ -94,8 +90,7 @@ IngestKey = tuple[str, str, str]
 
 @dataclass(frozen=True, slots=True)
 class IngestRecord:
-    """One verified webhook, ready to store. `stream` is where its processing is queued (None for a
-    rejected event: there is nothing to process)."""
+    """One verified webhook, ready to store; `priority` orders the processor's claims."""
 
     provider: str
     event_id: str
@@ -106,15 +101,14 @@ class IngestRecord:
     payload: str
     status: str = RECEIVED
     reason: str | None = None
-    stream: str | None = None
+    priority: int = NORMAL_PRIORITY
 
     @property
     def key(self) -> IngestKey:
         return (self.provider, self.merchant_id, self.event_id)
 
-    def row(self) -> tuple[str | None, ...]:
-        """The record as STORE_BATCH reads it: its columns, then its outbox entry's id and envelope."""
-        envelope = self.processing_event()
+    def row(self) -> tuple[str | int | None, ...]:
+        """The record as STORE_BATCH reads it."""
         return (
             self.provider,
             self.event_id,
@@ -125,17 +119,7 @@ class IngestRecord:
             self.payload,
             self.status,
             self.reason,
-            self.stream,
-            envelope.id,
-            envelope.encode().decode(),
-        )
-
-    def processing_event(self) -> Event:
-        """The outbox entry that asks the payment processor to handle this row."""
-        return Event(
-            type=EventType.PROVIDER_EVENT_RECEIVED,
-            merchant_id=self.merchant_id,
-            data={"provider": self.provider, "event_id": self.event_id, "type": self.event_type},
+            self.priority,
         )
 
 
@@ -193,7 +177,7 @@ class IngestWriter:
                 with INGEST_STORE_SECONDS.time():
                     inserted = await self._store(conn, [by_key[key][0].item for key in keys])
                 # Answered before the connection goes back to the pool, which costs one more round
-                # trip (the NOTIFY that wakes the relay) that no request needs to wait for.
+                # trip (the NOTIFY that wakes the processors) that no request needs to wait for.
                 _answer(by_key, inserted)
         except DATABASE_UNAVAILABLE_ERRORS as exc:
             # TimeoutError is among these: a store that took too long.
@@ -214,7 +198,7 @@ class IngestWriter:
         async with asyncio.timeout(STORE_TIMEOUT_S):
             conn = await self._pool.acquire()
         try:
-            wake_relays_after_commit(conn)
+            notify_after_transaction(conn, PROVIDER_EVENTS_CHANNEL)
             yield conn
         finally:
             await self._pool.release(conn)

@@ -24,7 +24,6 @@ import orjson
 from aiohttp import web
 
 from paystream.errors import AuthenticationError, BadRequestError
-from paystream.events import Stream
 from paystream.inputs import contains_nul
 from paystream.logging import get_logger
 from paystream_api.provider_webhooks.accounts import PAYABLE, AccountDirectory, ProviderAccount
@@ -122,10 +121,9 @@ def build_record(account: ProviderAccount, notification: dict[str, Any]) -> Inge
         provider_account_id=account.id,
         account_id=account.account_id,
         payload=payload,
-        stream=Stream.PROVIDER_EVENTS,
     )
     if problems:
-        return replace(record, status=REJECTED, reason="; ".join(problems), stream=None)
+        return replace(record, status=REJECTED, reason="; ".join(problems))
     return record
 
 

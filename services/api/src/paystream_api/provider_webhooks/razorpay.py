@@ -8,8 +8,8 @@ event that lacks what processing needs (the event id header, `event`, `payload`)
 cannot be stored (a NUL character) is stored as `rejected` with the reason and answered 200:
 retrying would not help, and operators can see it.
 
-Dispute and downtime events are queued on `provider:events:priority`, which the payment processor
-serves ahead of `provider:events` under a backlog.
+Dispute and downtime events are stored with the urgent priority: the payment processor claims them
+ahead of a backlog.
 """
 
 from __future__ import annotations
@@ -23,12 +23,18 @@ import orjson
 from aiohttp import web
 
 from paystream.errors import AuthenticationError, BadRequestError
-from paystream.events import Stream
 from paystream.inputs import contains_nul, header_token, is_text
 from paystream.logging import get_logger
 from paystream_api.provider_webhooks.accounts import RAZORPAY, AccountDirectory, ProviderAccount
 from paystream_api.provider_webhooks.body import read_webhook_body
-from paystream_api.provider_webhooks.ingest import RECEIVED, REJECTED, IngestRecord, store_and_count
+from paystream_api.provider_webhooks.ingest import (
+    NORMAL_PRIORITY,
+    RECEIVED,
+    REJECTED,
+    URGENT_PRIORITY,
+    IngestRecord,
+    store_and_count,
+)
 from paystream_api.provider_webhooks.keys import ACCOUNTS, INGEST_WRITER
 from paystream_api.provider_webhooks.metrics import outcome_counters
 
@@ -74,10 +80,8 @@ async def verify_signature(directory: AccountDirectory, body: bytes, header: str
     return account
 
 
-def stream_for(event_type: str) -> Stream:
-    if event_type.startswith(PRIORITY_PREFIXES):
-        return Stream.PROVIDER_EVENTS_PRIORITY
-    return Stream.PROVIDER_EVENTS
+def priority_of(event_type: str) -> int:
+    return URGENT_PRIORITY if event_type.startswith(PRIORITY_PREFIXES) else NORMAL_PRIORITY
 
 
 def build_record(
@@ -123,7 +127,7 @@ def build_record(
         payload=body.decode(),
         status=REJECTED if problems else RECEIVED,
         reason="; ".join(problems) if problems else None,
-        stream=None if problems else stream_for(type_name),
+        priority=priority_of(type_name),
     )
 
 

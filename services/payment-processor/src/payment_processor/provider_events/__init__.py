@@ -1,151 +1,166 @@
-"""Handlers for inbound provider events (`provider:events` and `provider:events:priority`).
+"""Inbound provider events: the payment processor claims the rows the API stored.
 
-The API stores each verified webhook in `provider_events` and queues a `provider_event.received`
-envelope naming it (provider, event id, and the merchant in the envelope's `merchant_id`: event and
-object ids are unique only within a merchant's provider account, so the merchant is part of every
-key). Here, in ONE transaction: lock the row (one that is no longer `received` was handled before:
-the row's own status is this path's inbox, so a redelivery does nothing and writes nothing), run
-the handler for its provider and type (typed tables, forward only), mark the row `processed` /
-`ignored` (no handler for the type) / `rejected` (unusable, with the reason), write the audit row,
-and enqueue the domain events on `payment:events`.
+The API stores each verified webhook in `provider_events` (status `received`; the merchant whose
+account signed it is part of its key, since event and object ids are unique only within one
+merchant's provider account) and NOTIFYs `provider_events` once its transaction is over. Here a
+claim loop (`ProviderEventClaimer`), woken by that notification and every `FALLBACK_POLL_S` as a
+safety net, takes the waiting rows, most urgent first and then in arrival order, and in ONE
+transaction runs each row's handler (typed tables, forward only), marks it `processed` / `ignored`
+(no handler for the type) / `rejected` (unusable, with the reason), writes the audit rows and
+enqueues the domain events on `payment:events`. The event travels once: no pointer on a stream, no
+read-back. The row's status is the work queue and this path's inbox at once: a row that is no
+longer `received` is never claimed again, so a replica or a restart never handles an event twice.
+
+The claim locks its rows `FOR UPDATE SKIP LOCKED`: replicas share the work without coordination,
+and a processor killed mid-batch leaves nothing behind (its session ends, its transaction rolls
+back, its rows wait again for the next claim).
 
 `rejected` is final and covers both what a handler finds unusable (`Rejected`: a required field
 missing, an amount out of range) and what the database refuses to store from the event's content
 (SQLSTATE class 22: a NUL character, a number out of range, an invalid date): retrying the same
-data cannot help, so such an event is settled `rejected`, keeps none of its writes, and is
-acknowledged, never retried into the dead-letter stream.
+data cannot help. When anything in a batch fails, the transaction is rolled back and each of its
+events is handled in a transaction of its own, so one bad event holds back nothing and a rejected
+one keeps none of its writes. An event whose handling fails for another reason (a bug, a deadlock)
+has the attempt counted; after `MAX_ATTEMPTS` it ends `failed` with the error in `last_error`, the
+provider events' dead-letter state (`payctl` shows them; a fixed release re-drives them by setting
+them back to `received`).
 
-Events from `provider:events` are group-committed: whatever arrives while a transaction is in
-flight is handled together in the next one (one lock statement, the handlers' own
-statements, one settle-and-audit statement, one outbox insert, one commit). When anything in a batch
-fails (an event is rejected, a row is missing, a deadlock, a data error), the transaction is rolled
-back and each of its events is handled in a transaction of its own, so one bad event holds back
-nothing and a rejected one keeps none of its writes.
-
-Priority: under a backlog, dispute and downtime events (their own stream, read by their own
-consumer with its own slots; see worker.py) must not wait behind the bulk either: they bypass the
-batches (which hold at most `BATCH_WRITERS` connections) and are handled one per transaction.
+Priority: dispute and downtime events are stored with the urgent priority and claimed first, so
+under a backlog they wait at most for the batch in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 from aiohttp import web
 
+from payment_processor.keys import SETTINGS
 from payment_processor.provider_events.payable import handle_notification
 from payment_processor.provider_events.razorpay import RAZORPAY_HANDLERS, EventHandler
 from payment_processor.provider_events.store import (
     IGNORED,
     PROCESSED,
-    RECEIVED,
     REJECTED,
-    EventClaim,
+    EventKey,
     Settlement,
-    lock_events,
+    claim_one,
+    claim_waiting,
+    key_of,
+    record_failure,
     settle,
 )
 from payment_processor.provider_events.work import Rejected, StoredEvent, Work
 from paystream import outbox
-from paystream.consumer import ConsumerConfig, HandlerRegistry, MessageContext
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection, data_refusal
-from paystream.errors import PermanentError
-from paystream.events import ConsumerGroup, Event, EventType, Stream
-from paystream.groupcommit import GroupCommitter, Submission
+from paystream.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE_ERRORS, Connection, data_refusal
+from paystream.events import PROVIDER_EVENTS_CHANNEL, Stream
 from paystream.invoices import record_invoice_owners
+from paystream.listen import Listener
 from paystream.logging import get_logger
-from paystream.web import POOL
+from paystream.loops import AGAIN, Again, run_until_stopped
+from paystream.web import POOL, CleanupContext, background
 
 log = get_logger(__name__)
 
-BATCH_WRITERS = 1
 MAX_BATCH = 100
-
-# The consumer of `provider:events:priority` (same group as the processor's main consumer).
-PRIORITY_CONSUMER = ConsumerConfig(
-    group=ConsumerGroup.PAYMENT_PROCESSOR, streams=(Stream.PROVIDER_EVENTS_PRIORITY,), concurrency=32
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ReceivedEvent:
-    """A `provider_event.received` envelope and the stored row it names (the merchant is the
-    envelope's)."""
-
-    envelope: Event
-    provider: str
-    event_id: str
-
-    @property
-    def claim(self) -> EventClaim:
-        return EventClaim(self.envelope.id, self.provider, self.envelope.merchant_id, self.event_id)
+# Failed attempts (not caused by the event's content) before an event ends `failed`.
+MAX_ATTEMPTS = 5
+# Safety net only: a missed NOTIFY (a listener reconnecting) costs at most this much latency.
+FALLBACK_POLL_S = 1.0
 
 
-class ProviderEventHandler:
-    """The handler both provider consumers share (one per app): bulk events go through its group
-    committer, priority events straight to the database."""
+class ProviderEventClaimer:
+    """Claims and handles waiting provider events until stopped; one per processor process."""
 
     def __init__(
         self,
+        pool: asyncpg.Pool,
         *,
+        listen_dsn: str,
         max_batch: int = MAX_BATCH,
-        writers: int = BATCH_WRITERS,
+        max_attempts: int = MAX_ATTEMPTS,
+        fallback_poll_s: float = FALLBACK_POLL_S,
     ) -> None:
-        self._pool: asyncpg.Pool | None = None
-        self._batches: GroupCommitter[ReceivedEvent, None] = GroupCommitter(
-            self._commit_batch, name="provider-events", max_batch=max_batch, writers=writers
-        )
-        self.registry = HandlerRegistry()
-        self.registry.add(EventType.PROVIDER_EVENT_RECEIVED, self.handle)
-
-    def bind(self, pool: asyncpg.Pool) -> HandlerRegistry:
-        """Give the handler its pool once the app's stores are open; returns its registry."""
         self._pool = pool
-        return self.registry
+        self._max_batch = max_batch
+        self._max_attempts = max_attempts
+        self._fallback_poll_s = fallback_poll_s
+        self._wake = asyncio.Event()
+        self._listener = Listener(listen_dsn, PROVIDER_EVENTS_CHANNEL, self._wake.set, name="provider events")
 
-    def start(self, pool: asyncpg.Pool) -> None:
-        self.bind(pool)
-        self._batches.start()
+    async def run(self, stop: asyncio.Event) -> None:
+        """Handle waiting events whenever the API notifies (and every `fallback_poll_s`)."""
+        listener = asyncio.create_task(self._listener.run(stop), name="provider-events-listener")
+        try:
+            await run_until_stopped(
+                "provider_events.claim",
+                self._claim_step,
+                stop,
+                interval_s=self._fallback_poll_s,
+                wake=self._wake,
+                retry_on=DATABASE_ERRORS,
+            )
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
-    async def stop(self) -> None:
-        await self._batches.stop()
-
-    async def handle(self, event: Event, ctx: MessageContext) -> None:
-        provider, event_id = event.data.get("provider"), event.data.get("event_id")
-        if not isinstance(provider, str) or not isinstance(event_id, str):
-            raise PermanentError("provider_event.received without data.provider and data.event_id")
-        if self._pool is None:
-            raise RuntimeError("ProviderEventHandler.bind(pool) was not called")
-        received = ReceivedEvent(event, provider, event_id)
-        if ctx.stream == Stream.PROVIDER_EVENTS_PRIORITY:
-            await process(self._pool, event, provider, event_id)
-            return
-        await self._batches.submit(received)
-
-    async def _commit_batch(self, batch: Sequence[Submission[ReceivedEvent, None]]) -> None:
-        assert self._pool is not None
-        await process_batch(self._pool, batch)
-
-
-PROVIDER_EVENT_HANDLER = web.AppKey("provider_event_handler", ProviderEventHandler)
-
-
-def build_handler(app: web.Application) -> HandlerRegistry:
-    """The provider-event handler of this app, bound to its pool (for either consumer)."""
-    return app[PROVIDER_EVENT_HANDLER].bind(app[POOL])
+    async def _claim_step(self) -> Again | None:
+        handled = await handle_waiting(self._pool, self._max_batch, self._max_attempts)
+        return AGAIN if handled >= self._max_batch else None
 
 
-async def batch_writers(app: web.Application) -> AsyncIterator[None]:
-    """cleanup_ctx: the group committer's writers (register before the consumers, so that on
-    shutdown the consumers drain first and the writers commit what they handed over)."""
-    handler = app[PROVIDER_EVENT_HANDLER]
-    handler.start(app[POOL])
+async def handle_waiting(
+    pool: asyncpg.Pool, max_batch: int = MAX_BATCH, max_attempts: int = MAX_ATTEMPTS
+) -> int:
+    """Claim one batch of waiting events and handle it in one transaction; how many were claimed.
+    When the batch fails, each waiting event is handled alone (`handle_one`)."""
     try:
-        yield
-    finally:
-        await handler.stop()
+        async with pool.acquire() as conn, conn.transaction():
+            events = await claim_waiting(conn, max_batch)
+            if events:
+                await _finish(conn, [await run_handler(conn, event) for event in events])
+            return len(events)
+    except DATABASE_UNAVAILABLE_ERRORS:
+        raise
+    except Exception as exc:
+        # A data refusal's own message quotes the refused value: name the refusal instead.
+        log.info("provider_events.batch_split", error=data_refusal(exc) or f"{type(exc).__name__}: {exc}")
+    # Rolled back, so its rows wait again: handle them one at a time (whatever waits now, in claim
+    # order; a row another replica takes meanwhile is its own).
+    async with pool.acquire() as conn:
+        keys = [key_of(event) for event in await _peek_waiting(conn, max_batch)]
+    for key in keys:
+        await handle_one(pool, key, max_attempts)
+    return len(keys)
+
+
+async def handle_one(pool: asyncpg.Pool, key: EventKey, max_attempts: int = MAX_ATTEMPTS) -> None:
+    """Handle one waiting event in a transaction of its own (nothing if it no longer waits); a
+    failure that its content did not cause is counted (see the module docstring)."""
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            event = await claim_one(conn, key)
+            if event is not None:
+                await settle_alone(conn, event)
+        return
+    except DATABASE_UNAVAILABLE_ERRORS:
+        raise
+    except Exception as exc:
+        error = data_refusal(exc) or f"{type(exc).__name__}: {exc}"
+        log.exception("provider_event.attempt_failed", provider=key[0], merchant_id=key[1], event_id=key[2])
+    async with pool.acquire() as conn:
+        status = await record_failure(conn, key, error[:2000], max_attempts)
+    if status == "failed":
+        log.error("provider_event.failed", provider=key[0], merchant_id=key[1], event_id=key[2], error=error)
+
+
+async def _peek_waiting(conn: Connection, limit: int) -> list[StoredEvent]:
+    async with conn.transaction():
+        return await claim_waiting(conn, limit)
 
 
 def handler_for(provider: str, event_type: str) -> EventHandler | None:
@@ -154,78 +169,6 @@ def handler_for(provider: str, event_type: str) -> EventHandler | None:
     if provider == "razorpay":
         return RAZORPAY_HANDLERS.get(event_type)
     return None
-
-
-async def process(
-    pool: asyncpg.Pool,
-    envelope: Event,
-    provider: str,
-    event_id: str,
-) -> None:
-    """Handle one stored provider event (the envelope's merchant's) exactly once, in a transaction
-    of its own."""
-    claim = EventClaim(envelope.id, provider, envelope.merchant_id, event_id)
-    await _process_claims(pool, [claim], isolate_rejection=True)
-
-
-async def process_batch(
-    pool: asyncpg.Pool,
-    batch: Sequence[Submission[ReceivedEvent, None]],
-) -> None:
-    """Handle a batch in one transaction; when that fails, each event in a transaction of its own.
-    (A batch of one takes the same path: without the savepoint that isolates a rejection, it is two
-    round trips shorter, and a rejected event is rare.)"""
-    try:
-        claims = [submission.item.claim for submission in batch]
-        await _process_claims(pool, claims, isolate_rejection=False)
-    except DATABASE_UNAVAILABLE_ERRORS as exc:
-        for submission in batch:
-            submission.fail(exc)
-        return
-    except Exception as exc:
-        # A data refusal's own message quotes the refused value: name the refusal instead.
-        error = data_refusal(exc) or f"{type(exc).__name__}: {exc}"
-        log.info("provider_events.batch_split", batch=len(batch), error=error)
-    else:
-        for submission in batch:
-            submission.resolve(None)
-        return
-    for submission in batch:
-        received = submission.item
-        try:
-            await process(pool, received.envelope, received.provider, received.event_id)
-        except Exception as exc:
-            submission.fail(exc)
-        else:
-            submission.resolve(None)
-
-
-async def _process_claims(
-    pool: asyncpg.Pool, claims: Sequence[EventClaim], *, isolate_rejection: bool
-) -> None:
-    """Lock the rows the envelopes name, run the handlers and settle the events, all in one
-    transaction. Without `isolate_rejection`, a rejected event (or one whose data the database
-    refuses) fails the whole transaction; with it, each event is settled in a savepoint of its own
-    (`settle_alone`)."""
-    unique = list({claim.envelope_id: claim for claim in claims}.values())
-    async with pool.acquire() as conn, conn.transaction():
-        locked = await lock_events(conn, unique)
-        settlements: list[Settlement] = []
-        handled: set[tuple[str, str, str]] = set()
-        for claim in unique:
-            found = locked[claim.envelope_id]
-            if found is None:
-                raise PermanentError(
-                    f"no stored provider event {claim.provider}:{claim.event_id} of merchant {claim.merchant_id}"
-                )
-            if found.status != RECEIVED or claim.row_key in handled:
-                continue  # handled before (a redelivery, a replayed envelope), or twice in this batch
-            handled.add(claim.row_key)
-            if isolate_rejection:
-                await settle_alone(conn, found.event)
-            else:
-                settlements.append(await run_handler(conn, found.event))
-        await _finish(conn, settlements)
 
 
 async def _finish(conn: Connection, settlements: Sequence[Settlement]) -> None:
@@ -266,3 +209,22 @@ async def settle_alone(conn: Connection, stored: StoredEvent) -> None:
         reason = f"the database refused the event's data: {data_refusal(exc)}"
     log.warning("provider_event.rejected", provider=stored.provider, event_type=stored.type, reason=reason)
     await _finish(conn, [Settlement(Work(conn, stored), REJECTED, reason)])
+
+
+CLAIMER = web.AppKey("provider_event_claimer", ProviderEventClaimer)
+
+
+def provider_event_claimer() -> CleanupContext:
+    """cleanup_ctx: the app's `ProviderEventClaimer`, run for the app's life under its supervisor."""
+
+    async def run(app: web.Application, stop: asyncio.Event) -> None:
+        await app[CLAIMER].run(stop)
+
+    runner = background("provider-event-claimer", run)
+
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        app[CLAIMER] = ProviderEventClaimer(app[POOL], listen_dsn=app[SETTINGS].common.database.url)
+        async for _ in runner(app):
+            yield
+
+    return context

@@ -1,6 +1,6 @@
 """Razorpay disputes (`payment.dispute.*`) and downtimes (`payment.downtime.*`).
 
-Both arrive on `provider:events:priority`, ahead of the bulk of events.
+Both are stored with the urgent priority: the processor claims them ahead of the bulk of events.
 
 Disputes rank `open` < `action_required` = `under_review` < `won` = `lost` = `closed` (final). The two
 middle stages can alternate, so within that rank the newer event wins; nothing leaves a final

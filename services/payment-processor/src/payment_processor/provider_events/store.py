@@ -1,5 +1,5 @@
-"""`provider_events` rows as the processor sees them: lock them, and settle them with their audit
-rows; each step is one statement for a whole batch of events.
+"""`provider_events` rows as the processor sees them: claim the waiting ones, settle them with their
+audit rows, count the failures; each step is one statement for a whole batch of events.
 
 A row is named by (provider, merchant, event id): provider event ids are unique only within the
 merchant's provider account, so every join and update here carries the merchant."""
@@ -23,24 +23,32 @@ IGNORED = "ignored"
 REJECTED = "rejected"
 
 
-# The row's own status is the inbox of this path: a row locked here that is no longer `received`
-# was handled before (a redelivery, or a replayed envelope with a new id), and the lock makes a
-# concurrent delivery of the same event wait for the first one's commit, then see its status.
-LOCK_EVENTS = """
-WITH wanted AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
-        AS w(envelope_id, provider, merchant_id, event_id)
-), locked AS (
-    SELECT e.provider, e.event_id, e.type, e.merchant_id, e.account_id, e.payload, e.received_at, e.status
-    FROM provider_events e
-    JOIN wanted w ON e.provider = w.provider AND e.merchant_id = w.merchant_id AND e.event_id = w.event_id
-    ORDER BY e.provider, e.merchant_id, e.event_id
-    FOR UPDATE OF e
-)
-SELECT wanted.envelope_id, locked.*
-FROM wanted
-LEFT JOIN locked ON locked.provider = wanted.provider AND locked.merchant_id = wanted.merchant_id
-    AND locked.event_id = wanted.event_id"""
+# The waiting rows, most urgent first, then in arrival order: the partial index
+# `provider_events_waiting_idx` holds exactly these, in this order, so a claim reads what it takes
+# and sorts nothing, however long the backlog. SKIP LOCKED: replicas never take the same row.
+EVENT_COLUMNS = "provider, event_id, type, merchant_id, account_id, payload, received_at"
+CLAIM_WAITING = f"""
+SELECT {EVENT_COLUMNS} FROM provider_events
+WHERE status = 'received'
+ORDER BY priority DESC, received_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED"""
+
+# One row again, for handling alone after its batch failed: still waiting, and not taken meanwhile.
+CLAIM_ONE = f"""
+SELECT {EVENT_COLUMNS} FROM provider_events
+WHERE provider = $1 AND merchant_id = $2 AND event_id = $3 AND status = 'received'
+FOR UPDATE SKIP LOCKED"""
+
+# A failed attempt that the event's content did not cause (a bug, a deadlock): counted, and at the
+# limit the event ends `failed`, the provider events' dead-letter state.
+RECORD_FAILURE = """
+UPDATE provider_events
+SET attempts = attempts + 1, last_error = $4,
+    status = CASE WHEN attempts + 1 >= $5 THEN 'failed' ELSE status END,
+    processed_at = CASE WHEN attempts + 1 >= $5 THEN now() END
+WHERE provider = $1 AND merchant_id = $2 AND event_id = $3 AND status = 'received'
+RETURNING status"""
 
 SETTLE = """
 WITH settled AS (
@@ -57,43 +65,35 @@ FROM unnest($1::text[], $2::text[], $5::text[], $6::text[], $3::text[], $4::text
      AS a(provider, event_id, event_type, merchant_id, outcome, reason, changes, emitted)"""
 
 
-@dataclass(frozen=True, slots=True)
-class EventClaim:
-    """A `provider_event.received` envelope and the row it names."""
-
-    envelope_id: str
-    provider: str
-    merchant_id: str
-    event_id: str
-
-    @property
-    def row_key(self) -> tuple[str, str, str]:
-        return (self.provider, self.merchant_id, self.event_id)
+EventKey = tuple[str, str, str]  # (provider, merchant_id, event_id)
 
 
-@dataclass(frozen=True, slots=True)
-class LockedEvent:
-    status: str
-    event: StoredEvent
+def key_of(event: StoredEvent) -> EventKey:
+    return (event.provider, event.merchant_id, event.event_id)
 
 
-async def lock_events(conn: Connection, claims: Sequence[EventClaim]) -> dict[str, LockedEvent | None]:
-    """Lock the rows the envelopes name, in one statement; keyed by envelope id, None when the
-    envelope names no stored row. Rows are locked in key order, so two batches that share rows wait
-    for each other instead of deadlocking."""
+async def claim_waiting(conn: Connection, limit: int) -> list[StoredEvent]:
+    """Take (lock) up to `limit` waiting events, inside the transaction that handles them."""
     if not conn.is_in_transaction():
-        raise RuntimeError("lock_events must run inside the handler's transaction")
-    rows = await conn.fetch(
-        LOCK_EVENTS,
-        [claim.envelope_id for claim in claims],
-        [claim.provider for claim in claims],
-        [claim.merchant_id for claim in claims],
-        [claim.event_id for claim in claims],
-    )
-    return {str(row["envelope_id"]): _locked(row) if row["event_id"] is not None else None for row in rows}
+        raise RuntimeError("claim_waiting must run inside the handler's transaction")
+    return [_stored(row) for row in await conn.fetch(CLAIM_WAITING, limit)]
 
 
-def _locked(row: Any) -> LockedEvent:
+async def claim_one(conn: Connection, key: EventKey) -> StoredEvent | None:
+    """Take one event again if it still waits (None: handled meanwhile, or another replica has it)."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("claim_one must run inside the handler's transaction")
+    row = await conn.fetchrow(CLAIM_ONE, *key)
+    return None if row is None else _stored(row)
+
+
+async def record_failure(conn: Connection, key: EventKey, error: str, max_attempts: int) -> str | None:
+    """Count a failed attempt; the event's status after it (`failed` at the limit)."""
+    status: str | None = await conn.fetchval(RECORD_FAILURE, *key, error, max_attempts)
+    return status
+
+
+def _stored(row: Any) -> StoredEvent:
     provider: str = row["provider"]
     try:
         document: Any = orjson.loads(row["payload"])
@@ -102,7 +102,7 @@ def _locked(row: Any) -> LockedEvent:
     payload = document if isinstance(document, dict) else {}
     received_at: datetime = row["received_at"]
     occurred_at = unix_time(payload.get("created_at")) if provider == "razorpay" else None
-    event = StoredEvent(
+    return StoredEvent(
         provider=provider,
         event_id=row["event_id"],
         type=row["type"],
@@ -112,7 +112,6 @@ def _locked(row: Any) -> LockedEvent:
         received_at=received_at,
         occurred_at=occurred_at or received_at,
     )
-    return LockedEvent(row["status"], event)
 
 
 @dataclass(frozen=True, slots=True)
