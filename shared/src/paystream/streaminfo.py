@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import ResponseError
 
-from paystream.db import DATABASE_UNAVAILABLE_ERRORS
+from paystream.db import DATABASE_UNAVAILABLE_ERRORS, Connection
 from paystream.events import Stream, dead_letter_stream
 from paystream.heartbeat import HeartbeatStatus, ReaderKind, read_heartbeats
 from paystream.metrics import (
@@ -494,7 +494,9 @@ class ProviderEventBacklog:
     failed: int
 
 
-async def provider_event_backlog(pool: asyncpg.Pool, *, cap: int = LAG_COUNT_CAP) -> ProviderEventBacklog:
+async def provider_event_backlog(
+    pool: asyncpg.Pool | Connection, *, cap: int = LAG_COUNT_CAP
+) -> ProviderEventBacklog:
     """Three reads of the partial indexes on waiting and failed rows, however long the backlog."""
     row = await pool.fetchrow(
         """SELECT

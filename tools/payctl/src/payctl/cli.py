@@ -21,7 +21,19 @@ from collections.abc import Sequence
 import asyncpg
 from redis.exceptions import ResponseError
 
-from payctl.commands import claim, dlq, groups, health, pending, replay, show, streams, tail, token
+from payctl.commands import (
+    claim,
+    dlq,
+    groups,
+    health,
+    pending,
+    provider_events,
+    replay,
+    show,
+    streams,
+    tail,
+    token,
+)
 from payctl.context import Context
 from payctl.errors import EXIT_UNAVAILABLE, PayctlError
 from payctl.render import Output
@@ -30,7 +42,7 @@ from payctl.stores import DATABASE_CONNECTION_ERRORS, REDIS_CONNECTION_ERRORS, S
 from paystream.devrun_state import find_state
 from paystream.errors import SettingsError
 
-COMMANDS = (streams, groups, pending, tail, show, dlq, claim, replay, health, token)
+COMMANDS = (streams, groups, pending, tail, show, dlq, claim, replay, provider_events, health, token)
 _REDIS_URL_HELP = "default: $REDIS_URL, else that of a running `make run` (.data/devrun.json)"
 _DATABASE_URL_HELP = "default: $DATABASE_URL, else that of a running `make run` (.data/devrun.json)"
 EXIT_INTERRUPTED = 130

@@ -22,8 +22,8 @@ data cannot help. When anything in a batch fails, the transaction is rolled back
 events is handled in a transaction of its own, so one bad event holds back nothing and a rejected
 one keeps none of its writes. An event whose handling fails for another reason (a bug, a deadlock)
 has the attempt counted; after `MAX_ATTEMPTS` it ends `failed` with the error in `last_error`, the
-provider events' dead-letter state (`payctl` shows them; a fixed release re-drives them by setting
-them back to `received`).
+provider events' dead-letter state (`payctl provider-events` lists them, and `--redrive` puts them
+back to wait once the cause is fixed).
 
 Priority: dispute and downtime events are stored with the urgent priority and claimed first, so
 under a backlog they wait at most for the batch in flight.
