@@ -11,6 +11,10 @@ The owner may run its own periodic work on the live connection (`tend`, every `t
 the first time at once): the outbox relay probes its leader lock there and starts listening only
 once it leads (`listen_at_once=False`, then `ListenSession.listen()`). An error in `tend` ends the
 session like a lost connection; `on_session_end()` runs after every session.
+
+An owner whose loop is woken by the notifications runs the listener beside it with
+`async with listener.running(stop):` (the outbox relay, the webhook scheduler, the provider-event
+claimer); the listener stops with the block.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -77,6 +81,17 @@ class Listener:
         self._tend_interval_s = tend_interval_s
         self._on_session_end = on_session_end
         self._backoff = backoff
+
+    @contextlib.asynccontextmanager
+    async def running(self, stop: asyncio.Event) -> AsyncIterator[None]:
+        """Run the listener in a task of its own for the duration of the block."""
+        task = asyncio.create_task(self.run(stop), name=f"listener:{self._name}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen (reconnecting) until `stop` is set; nothing a session meets ends this loop."""

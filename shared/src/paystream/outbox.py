@@ -21,7 +21,6 @@ consumer that sees number n therefore knows that 1..n-1 exist, committed, even b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -255,9 +254,8 @@ class OutboxRelay:
         that dies is replaced within about a second and its committed rows are published then.
         After a wake the leader lingers `linger_ms` so that the commits of a busy moment leave in one
         batch (one transaction and one pipelined round of XADDs) instead of one batch each."""
-        listener = asyncio.create_task(self._listen(stop), name="outbox-listener")
         self._last_purge = 0.0
-        try:
+        async with self._listener().running(stop):
             # Never ends on an error: a relay that stopped would strand every later commit.
             await run_until_stopped(
                 "outbox.publish",
@@ -268,10 +266,6 @@ class OutboxRelay:
                 linger_s=self._linger_s,
                 retry_on=PUBLISH_FAILURES,
             )
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
 
     async def _publish_turn(self, stop: asyncio.Event) -> Again | None:
         """The leader publishes (and purges hourly); a standby waits to lead, or for its next try."""
@@ -286,10 +280,10 @@ class OutboxRelay:
             await self.purge_handled()
         return None
 
-    async def _listen(self, stop: asyncio.Event) -> None:
-        """Hold the relay's LISTEN connection (see `paystream.listen`): the session-level leader lock
+    def _listener(self) -> Listener:
+        """The relay's LISTEN connection (see `paystream.listen`): the session-level leader lock
         taken on it makes this relay the publishing one, and only then does it listen."""
-        listener = Listener(
+        return Listener(
             self._listen_dsn,
             NOTIFY_CHANNEL,
             self._wake.set,
@@ -306,7 +300,6 @@ class OutboxRelay:
             tend_interval_s=LEADER_PROBE_SECONDS,
             on_session_end=self._lose_leadership,
         )
-        await listener.run(stop)
 
     async def _probe_leadership(self, session: ListenSession) -> None:
         """Take the leader lock if it is free (and, for a relay of last resort, has been free for

@@ -11,6 +11,7 @@ import codecs
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 
@@ -101,16 +102,10 @@ class DeliverySender:
         retry_after: str | None,
         error: str | None,
     ) -> AttemptOutcome:
-        outcome = AttemptOutcome(
-            delivery_id=delivery.id,
-            lease_token=delivery.lease_token,
-            merchant_id=delivery.merchant_id,
-            endpoint_id=delivery.endpoint_id,
-            order_key=delivery.order_key,
-            ordering_seq=delivery.ordering_seq,
+        outcome = _outcome_of(
+            delivery,
             status=DeliveryStatus.SUCCESS,
             attempted=True,
-            first_attempt=delivery.attempts == 0,
             attempted_at=attempted_at,
             duration_ms=duration_ms,
             response_code=status,
@@ -138,19 +133,23 @@ class DeliverySender:
 
     @staticmethod
     def _not_attempted(delivery: DueDelivery, reason: str) -> AttemptOutcome:
-        return AttemptOutcome(
-            delivery_id=delivery.id,
-            lease_token=delivery.lease_token,
-            merchant_id=delivery.merchant_id,
-            endpoint_id=delivery.endpoint_id,
-            order_key=delivery.order_key,
-            ordering_seq=delivery.ordering_seq,
-            status=DeliveryStatus.FAILED,
-            attempted=False,
-            # The row leaves the pending set, so the deliveries queued behind it may go.
-            first_attempt=delivery.attempts == 0,
-            error=reason,
-        )
+        # The row leaves the pending set, so the deliveries queued behind it may go.
+        return _outcome_of(delivery, status=DeliveryStatus.FAILED, attempted=False, error=reason)
+
+
+def _outcome_of(delivery: DueDelivery, **fields: Any) -> AttemptOutcome:
+    """The outcome of an attempt (or of none) at `delivery`: its identity and place in its order,
+    and `fields`."""
+    return AttemptOutcome(
+        delivery_id=delivery.id,
+        lease_token=delivery.lease_token,
+        merchant_id=delivery.merchant_id,
+        endpoint_id=delivery.endpoint_id,
+        order_key=delivery.order_key,
+        ordering_seq=delivery.ordering_seq,
+        first_attempt=delivery.attempts == 0,
+        **fields,
+    )
 
 
 async def _read_head(response: aiohttp.ClientResponse, limit: int) -> str:

@@ -15,7 +15,6 @@ only its own slots for one timeout each, so other merchants' deliveries keep flo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -116,13 +115,10 @@ class Scheduler:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and attempt until `stop`; then let in-flight attempts finish (one HTTP timeout)."""
-        listener = asyncio.create_task(self._listener.run(stop), name="webhook-due-listener")
         try:
-            await self._loop.run(stop)
+            async with self._listener.running(stop):
+                await self._loop.run(stop)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
             await self._drain()
 
     async def claim_once(self) -> tuple[int, int]:

@@ -32,7 +32,6 @@ under a backlog they wait at most for the batch in flight.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
@@ -93,8 +92,7 @@ class ProviderEventClaimer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Handle waiting events whenever the API notifies (and every `fallback_poll_s`)."""
-        listener = asyncio.create_task(self._listener.run(stop), name="provider-events-listener")
-        try:
+        async with self._listener.running(stop):
             await run_until_stopped(
                 "provider_events.claim",
                 self._claim_step,
@@ -103,10 +101,6 @@ class ProviderEventClaimer:
                 wake=self._wake,
                 retry_on=DATABASE_ERRORS,
             )
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
 
     async def _claim_step(self) -> Again | None:
         handled = await handle_waiting(self._pool, self._max_batch, self._max_attempts)
