@@ -47,7 +47,7 @@ RELAY_LEADER_KEY = 7_301_000_003
 # How often a standby relay tries to take over, and the leader checks its lock connection.
 LEADER_PROBE_SECONDS = 1.0
 # After a wake, how long the leader waits for more commits to publish with (see OutboxRelay.run).
-DEFAULT_LINGER_S = 0.002
+DEFAULT_LINGER_S = 0.001
 NOTIFY_CHANNEL = "outbox"
 # Safety net only: a missed NOTIFY (a dropped listener connection) costs at most this much latency.
 FALLBACK_POLL_SECONDS = 1.0

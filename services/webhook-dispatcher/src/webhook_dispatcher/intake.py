@@ -36,7 +36,7 @@ from webhook_dispatcher.ordering import (
     RELEASE_UPDATE,
     STORED_UNATTEMPTED,
     key_columns,
-    release_held,
+    release_if_held,
     take_in,
 )
 from webhook_dispatcher.planning import plan_deliveries
@@ -162,7 +162,7 @@ class DeliveryIntake:
                 # statement anyway (ordering.py), and a crash between the two leaves the stream
                 # entries unacknowledged, so that their redelivery releases.
                 await take_in(conn, numbered)
-                released = await release_held(conn, [(m, k) for m, k, _ in numbered])
+                released = await release_if_held(conn, [(m, k) for m, k, _ in numbered])
                 return bool(released)
             async with conn.transaction():
                 written, released_count = await self._write_planned(conn, planned, numbered)
