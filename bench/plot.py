@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -12,6 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import ScalarFormatter
 
 from bench.stats import LatencySeries, percentile
 
@@ -91,6 +93,35 @@ def latency_plot(series: Sequence[LatencySeries], path: Path) -> None:
             _panel(axes[index][0], series[index])
         else:
             axes[index][0].set_axis_off()
+    figure.tight_layout()
+    figure.savefig(path, format="png", dpi=100)
+    plt.close(figure)
+
+
+def ladder_plot(ladder: Sequence[dict[str, Any]], path: Path) -> None:
+    """The e2e ladder: p50 and p99 against the offered rate (log scale), the 50 ms line, and the
+    CPU per event of all processes, to `path` (a PNG)."""
+    figure, (latency, cpu) = plt.subplots(1, 2, figsize=(PANEL_INCHES[0], 3.2))
+    rates = [rung["rate"] for rung in ladder]
+    for key, color, label in (("p50_ms", P50, "p50"), ("p99_ms", P99, "p99")):
+        latency.plot(rates, [rung["latency"][key] for rung in ladder], marker="o", color=color, label=label)
+    latency.axhline(50, color="grey", linestyle="--", linewidth=0.8, label="50 ms")
+    for rung in ladder:
+        if not rung["keeps_pace"]:
+            latency.annotate("fell behind", (rung["rate"], rung["latency"]["p99_ms"]), fontsize=7, color=P99)
+    latency.set_yscale("log")
+    latency.set_xlabel("offered webhooks / s")
+    latency.set_ylabel("ms (POST to payment:completed)")
+    latency.yaxis.set_major_formatter(ScalarFormatter())
+    latency.grid(True, color="#ebebeb")
+    latency.legend(fontsize=8, frameon=False)
+    cpu.bar(
+        [str(int(rate)) for rate in rates], [rung["cpu_ms_per_event"]["total"] for rung in ladder], color=DOT
+    )
+    cpu.axhline(1.0, color="grey", linestyle="--", linewidth=0.8)
+    cpu.set_xlabel("offered webhooks / s")
+    cpu.set_ylabel("CPU ms / event, all processes")
+    cpu.grid(True, axis="y", color="#ebebeb")
     figure.tight_layout()
     figure.savefig(path, format="png", dpi=100)
     plt.close(figure)

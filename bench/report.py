@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from bench.context import Figure, ScenarioResult
-from bench.plot import latency_plot
+from bench.plot import ladder_plot, latency_plot
 
 # Every key latest.json carries at the top level, measured or not (None) in this run.
 REQUIRED_KEYS: tuple[str, ...] = (
@@ -172,7 +172,8 @@ def format_table(record: dict[str, Any]) -> str:
 def write_results(
     record: dict[str, Any], results: Sequence[ScenarioResult], directory: Path
 ) -> tuple[Path, Path]:
-    """latest.json and latest.png in `directory`, each written whole (temp file, then rename)."""
+    """latest.json, latest.png and (with the e2e ladder) latest-ladder.png in `directory`, each
+    written whole (temp file, then rename)."""
     directory.mkdir(parents=True, exist_ok=True)
     json_path, png_path = directory / "latest.json", directory / "latest.png"
     series = [item for result in results for item in result.series]
@@ -181,6 +182,11 @@ def write_results(
     temp_png = png_path.with_suffix(".png.tmp")
     latency_plot(series, temp_png)
     os.replace(temp_png, png_path)
+    ladder = record["scenarios"].get("e2e", {}).get("ladder")
+    if ladder:
+        ladder_png = directory / "latest-ladder.png"
+        ladder_plot(ladder, ladder_png.with_suffix(".png.tmp"))
+        os.replace(ladder_png.with_suffix(".png.tmp"), ladder_png)
     return json_path, png_path
 
 

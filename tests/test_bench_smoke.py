@@ -121,6 +121,7 @@ def test_bench_records_every_figure_and_loses_nothing(tmp_path: Path) -> None:
     leader = record["scenarios"]["ingest"]["outbox_relay_leader"]
     assert leader in ("payment-processor outbox relay", "webhook-dispatcher outbox relay"), leader
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert (tmp_path / "latest-ladder.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "lost" in completed.stdout and "stopped every process" in completed.stdout
     assert marked_processes(marker) == []
 
