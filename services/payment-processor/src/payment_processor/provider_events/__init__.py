@@ -48,9 +48,9 @@ from payment_processor.provider_events.store import (
     Settlement,
     claim_one,
     claim_waiting,
-    key_of,
     record_failure,
     settle,
+    waiting_keys,
 )
 from payment_processor.provider_events.work import Rejected, StoredEvent, Work
 from paystream import outbox
@@ -125,8 +125,7 @@ async def handle_waiting(
         log.info("provider_events.batch_split", error=data_refusal(exc) or f"{type(exc).__name__}: {exc}")
     # Rolled back, so its rows wait again: handle them one at a time (whatever waits now, in claim
     # order; a row another replica takes meanwhile is its own).
-    async with pool.acquire() as conn:
-        keys = [key_of(event) for event in await _peek_waiting(conn, max_batch)]
+    keys = await waiting_keys(pool, max_batch)
     for key in keys:
         await handle_one(pool, key, max_attempts)
     return len(keys)
@@ -150,11 +149,6 @@ async def handle_one(pool: asyncpg.Pool, key: EventKey, max_attempts: int = MAX_
         status = await record_failure(conn, key, error[:2000], max_attempts)
     if status == "failed":
         log.error("provider_event.failed", provider=key[0], merchant_id=key[1], event_id=key[2], error=error)
-
-
-async def _peek_waiting(conn: Connection, limit: int) -> list[StoredEvent]:
-    async with conn.transaction():
-        return await claim_waiting(conn, limit)
 
 
 def handler_for(provider: str, event_type: str) -> EventHandler | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import orjson
 
 from payment_processor.provider_events.fields import unix_time
@@ -33,6 +34,14 @@ WHERE status = 'received'
 ORDER BY priority DESC, received_at
 LIMIT $1
 FOR UPDATE SKIP LOCKED"""
+
+# The keys of the waiting rows, in claim order, without locking or reading their payloads: what a
+# failed batch is split into (each is then claimed alone).
+WAITING_KEYS = """
+SELECT provider, merchant_id, event_id FROM provider_events
+WHERE status = 'received'
+ORDER BY priority DESC, received_at
+LIMIT $1"""
 
 # One row again, for handling alone after its batch failed: still waiting, and not taken meanwhile.
 CLAIM_ONE = f"""
@@ -68,15 +77,17 @@ FROM unnest($1::text[], $2::text[], $5::text[], $6::text[], $3::text[], $4::text
 EventKey = tuple[str, str, str]  # (provider, merchant_id, event_id)
 
 
-def key_of(event: StoredEvent) -> EventKey:
-    return (event.provider, event.merchant_id, event.event_id)
-
-
 async def claim_waiting(conn: Connection, limit: int) -> list[StoredEvent]:
     """Take (lock) up to `limit` waiting events, inside the transaction that handles them."""
     if not conn.is_in_transaction():
         raise RuntimeError("claim_waiting must run inside the handler's transaction")
     return [_stored(row) for row in await conn.fetch(CLAIM_WAITING, limit)]
+
+
+async def waiting_keys(conn: Connection | asyncpg.Pool, limit: int) -> list[EventKey]:
+    """The keys of up to `limit` waiting events, in claim order (nothing locked)."""
+    rows = await conn.fetch(WAITING_KEYS, limit)
+    return [(row["provider"], row["merchant_id"], row["event_id"]) for row in rows]
 
 
 async def claim_one(conn: Connection, key: EventKey) -> StoredEvent | None:
