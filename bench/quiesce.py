@@ -20,7 +20,7 @@ from paystream.streaminfo import BUS_STREAMS, group_infos
 POLL_S = 0.25
 
 BACKLOG_QUERIES: dict[str, str] = {
-    "outbox_unpublished": "SELECT count(*) FROM outbox WHERE published_at IS NULL",
+    "outbox_unpublished": "SELECT count(*) FROM outbox_pending",
     "payments_pending": "SELECT count(*) FROM payments WHERE status = 'pending'",
     "provider_events_received": "SELECT count(*) FROM provider_events WHERE status = 'received'",
     "deliveries_pending": "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'",

@@ -184,7 +184,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
             break  # saturated: a higher rate only queues more
     headline = next(rung for rung in rungs if rung.rate == params.e2e_rate)
     async with ctx.platform.db().acquire() as conn:
-        hops = await trace(conn, headline.namespace, headline.output["timed_wall"])
+        hops = await trace(conn, ctx.platform.bus(), headline.namespace, headline.output["timed_wall"])
     print(
         "bench | e2e trace (p50/p99 ms): "
         + ", ".join(f"{hop} {v['p50_ms']}/{v['p99_ms']}" for hop, v in hops.items() if "p50_ms" in v),

@@ -95,14 +95,17 @@ async def test_relay_wakes_on_commit_not_on_a_polling_interval(
     await commit_events(db_pool, [later])
     await eventually(lambda: _contains(redis, later.id), timeout=5, message="published on NOTIFY")
 
-    # The entry reaches Redis just before the transaction that marks its row commits.
-    async def marked() -> bool:
-        row = await db_pool.fetchrow(
-            "SELECT published_at, stream_entry_id FROM outbox WHERE event_id = $1", later.id
+    # The entry reaches Redis just before the transaction that dequeues its row commits; the row
+    # itself stays, unchanged, for replays and the timeline.
+    async def dequeued() -> bool:
+        return await db_pool.fetchval(
+            """SELECT NOT EXISTS (SELECT FROM outbox_pending AS p JOIN outbox AS o USING (id)
+                                  WHERE o.event_id = $1)
+                      AND EXISTS (SELECT FROM outbox WHERE event_id = $1)""",
+            later.id,
         )
-        return row is not None and row["published_at"] is not None and bool(row["stream_entry_id"])
 
-    await eventually(marked, timeout=5, message="row marked published")
+    await eventually(dequeued, timeout=5, message="row taken off the queue of unpublished ids")
 
 
 async def _contains(redis: aioredis.Redis, event_id: str) -> bool:
@@ -119,7 +122,7 @@ async def test_rows_committed_while_no_relay_ran_are_published_on_start(
     start_relay(db_pool, redis, clean_db, relay_factory, batch_size=10)
     await eventually(lambda: _count_is(redis, 25), timeout=10)
     assert await stream_event_ids(redis) == [event.id for event in events], "published in commit order"
-    assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox_pending") == 0
 
 
 async def _count_is(redis: aioredis.Redis, expected: int) -> bool:
@@ -153,7 +156,7 @@ async def test_redis_down_keeps_rows_until_it_is_back(
     await commit_events(db_pool, [payment_event()])
     with pytest.raises(Exception, match="onnect"):
         await relay.publish_pending()
-    assert await db_pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox_pending") == 1
     await dead.aclose()
 
 
@@ -168,7 +171,9 @@ async def test_purge_keeps_recent_and_unpublished_rows(
         "UPDATE outbox SET created_at = now() - interval '8 days' WHERE event_id = ANY($1::uuid[])",
         [old.id, unpublished_old.id],
     )
-    await db_pool.execute("UPDATE outbox SET published_at = NULL WHERE event_id = $1", unpublished_old.id)
+    await db_pool.execute(
+        "INSERT INTO outbox_pending (id) SELECT id FROM outbox WHERE event_id = $1", unpublished_old.id
+    )
     assert await relay.purge_published() == 1
     remaining = {str(r["event_id"]) for r in await db_pool.fetch("SELECT event_id FROM outbox")}
     assert remaining == {recent.id, unpublished_old.id}

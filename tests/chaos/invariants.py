@@ -72,7 +72,7 @@ def _stream_id(entry_id: str) -> tuple[int, int]:
 async def database_backlog(pool: asyncpg.Pool) -> dict[str, int]:
     row = await pool.fetchrow(
         """SELECT
-             (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unpublished_outbox_rows,
+             (SELECT count(*) FROM outbox_pending) AS unpublished_outbox_rows,
              (SELECT count(*) FROM payments WHERE status IN ('created', 'pending')) AS unsettled_payments,
              (SELECT count(*) FROM provider_events WHERE status = 'received') AS unprocessed_provider_events,
              (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS pending_deliveries,
@@ -215,10 +215,14 @@ async def _check_published(pool: asyncpg.Pool, redis: aioredis.Redis) -> tuple[d
     """Every outbox row is published and its event is in its stream. Returns (event id -> type of
     every payment:events row, problems)."""
     problems = []
-    rows = await pool.fetch("SELECT event_id::text AS event_id, stream, event_type, published_at FROM outbox")
+    rows = await pool.fetch(
+        """SELECT event_id::text AS event_id, stream, event_type,
+                  NOT EXISTS (SELECT FROM outbox_pending AS p WHERE p.id = outbox.id) AS published
+           FROM outbox"""
+    )
     by_stream: dict[str, set[str]] = defaultdict(set)
     for row in rows:
-        if row["published_at"] is None:
+        if not row["published"]:
             problems.append(f"outbox row of event {row['event_id']} never published")
         by_stream[row["stream"]].add(row["event_id"])
     for stream, event_ids in by_stream.items():

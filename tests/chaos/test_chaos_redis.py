@@ -59,9 +59,7 @@ async def test_redis_unreachable_writes_succeed_and_are_published_once_it_is_bac
         await load.until_accepted(20)  # accepted while Redis is down
 
         async def held_in_outbox() -> int:
-            count: int = await scenario.pool.fetchval(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-            )
+            count: int = await scenario.pool.fetchval("SELECT count(*) FROM outbox_pending")
             return count if count >= 20 else 0
 
         await eventually(held_in_outbox, timeout=10, message="the outbox holds the events meanwhile")

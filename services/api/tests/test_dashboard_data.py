@@ -76,7 +76,8 @@ async def test_past_the_outbox_retention_the_timeline_comes_from_the_records(
 
 
 async def test_an_outbox_payload_that_jsonb_refuses_is_still_written(db_pool: asyncpg.Pool) -> None:
-    """The timeline index must never fail an outbox insert (an escaped NUL is valid JSON, not jsonb)."""
+    """Nothing the outbox indexes or triggers on may fail an insert over its payload (an escaped NUL
+    is valid JSON, not jsonb)."""
     await db_pool.execute(
         """INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload)
            VALUES (gen_random_uuid(), 'payment:events', 'payment.failed', 'mer_x', $1)""",

@@ -1,6 +1,6 @@
 """Idempotency-Key on orders, payments and refunds, through the real API app (in-process aiohttp
 server, real PostgreSQL): replay, mismatch, in progress, per merchant, expiry, abandoned claims,
-and the claim protocol's guarantee that one key never commits two objects."""
+and the protocol's guarantee that one key never commits two objects."""
 
 from __future__ import annotations
 
@@ -153,39 +153,48 @@ async def test_expired_keys_are_forgotten(api: TestClient[Any, Any], db_pool: as
     assert await count(db_pool, "SELECT count(*) FROM idempotency_keys") == 0
 
 
-async def test_a_claim_taken_over_cannot_commit(clean_db: str, db_pool: asyncpg.Pool) -> None:
-    """The slow first request loses its claim to a retry: its transaction rolls back, so the key
-    yields exactly one object however the two interleave."""
+async def test_one_key_commits_one_object_however_requests_interleave(
+    clean_db: str, db_pool: asyncpg.Pool
+) -> None:
+    """While one transaction holds a key, another with the same key is a 409 at once (no wait);
+    once the first commits, the key replays its answer; and a transaction whose key was stored by
+    someone else after its lookup rolls back with its object."""
     await db_pool.execute(
         """INSERT INTO merchants (id, name, email, api_key, api_secret_hash, webhook_secret)
            VALUES ($1, 'Test', 'test@example.com', 'k', 'h', 'w')""",
         MERCHANT,
     )
     fingerprint = b"f" * 32
-    slow = await idempotency.claim(db_pool, MERCHANT, "contested", fingerprint)
-    assert isinstance(slow, idempotency.Claim)
-    await db_pool.execute("UPDATE idempotency_keys SET locked_at = now() - interval '1 hour'")
-    retry = await idempotency.claim(db_pool, MERCHANT, "contested", fingerprint)
-    assert isinstance(retry, idempotency.Claim) and retry.token != slow.token
+    create_order = "INSERT INTO orders (id, merchant_id, amount, currency) VALUES ($1, $2, 1, 'INR')"
+    async with db_pool.acquire() as first, db_pool.acquire() as second:
+        async with first.transaction():
+            held = await idempotency.claim(first, MERCHANT, "contested", fingerprint)
+            assert isinstance(held, idempotency.Claim)
+            with pytest.raises(ConflictError):
+                async with second.transaction():
+                    await idempotency.claim(second, MERCHANT, "contested", fingerprint)
+            await first.execute(create_order, "order_first", MERCHANT)
+            await idempotency.complete(first, held, 201, b'{"id": "order_first"}')
+        async with second.transaction():
+            replayed = await idempotency.claim(second, MERCHANT, "contested", fingerprint)
+        assert replayed == idempotency.StoredAnswer(201, b'{"id": "order_first"}')
 
-    async with db_pool.acquire() as conn:
         with pytest.raises(ConflictError):
-            async with conn.transaction():
-                await conn.execute(
-                    "INSERT INTO orders (id, merchant_id, amount, currency) VALUES ('order_slow', $1, 1, 'INR')",
+            async with first.transaction():
+                late = await idempotency.claim(first, MERCHANT, "raced", fingerprint)
+                assert isinstance(late, idempotency.Claim)
+                await first.execute(create_order, "order_late", MERCHANT)
+                # Stored by a request that committed after this one's lookup.
+                await db_pool.execute(
+                    """INSERT INTO idempotency_keys (merchant_id, idempotency_key, fingerprint, state,
+                           claim_token, response_status, response_body, expires_at)
+                       VALUES ($1, 'raced', $2, 'completed', $3, 201, '{}', now() + interval '1 day')""",
                     MERCHANT,
+                    fingerprint,
+                    uuid.uuid4(),
                 )
-                await idempotency.complete(conn, slow, 201, b"{}")
-        async with conn.transaction():
-            await conn.execute(
-                "INSERT INTO orders (id, merchant_id, amount, currency) VALUES ('order_retry', $1, 1, 'INR')",
-                MERCHANT,
-            )
-            await idempotency.complete(conn, retry, 201, b'{"id": "order_retry"}')
-    assert [r["id"] for r in await db_pool.fetch("SELECT id FROM orders")] == ["order_retry"]
-    await idempotency.release(db_pool, slow)  # a late release of a lost claim deletes nothing
-    stored = await idempotency.claim(db_pool, MERCHANT, "contested", fingerprint)
-    assert stored == idempotency.StoredAnswer(201, b'{"id": "order_retry"}')
+                await idempotency.complete(first, late, 201, b'{"id": "order_late"}')
+    assert [r["id"] for r in await db_pool.fetch("SELECT id FROM orders")] == ["order_first"]
 
 
 async def test_refund_idempotency(api: TestClient[Any, Any], db_pool: asyncpg.Pool) -> None:

@@ -1,15 +1,20 @@
 """The transactional outbox: events commit with the state they describe, then reach their streams.
 
-A service writes its events with `enqueue()` in the same transaction as its state change. The
+A service writes its events with `enqueue()` in the same transaction as its state change; a
+statement trigger also queues each new row's id in `outbox_pending` (migration 0045). The
 `OutboxRelay` wakes on the commit (the connection sends `NOTIFY outbox` when it goes back to the pool,
-after its transaction: see `paystream.db.notify_after_transaction`), takes unpublished rows
-in id order under a transaction-scoped advisory lock (one relay publishes at a time, so stream order
-follows commit order, and the others leave it to that one rather than wait; `FOR UPDATE SKIP LOCKED` keeps replicas from ever taking the same row),
-pipelines the XADDs and marks the rows published in the same transaction.
+after its transaction: see `paystream.db.notify_after_transaction`), takes queued ids in id order
+under a transaction-scoped advisory lock (one relay publishes at a time, so stream order follows
+commit order, and the others leave it to that one rather than wait; `FOR UPDATE SKIP LOCKED` keeps
+replicas from ever taking the same row), pipelines the XADDs and deletes the published ids from the
+queue in the same transaction. The outbox row itself is written once and never updated; the queue
+stays as small as the backlog, and the leader vacuums it every `VACUUM_PENDING_EVERY_S` so that its
+index never makes the relay read past the entries of rows published long ago.
 
 A crash after XADD and before the commit publishes those rows again on restart: consumers are
 idempotent on the event id, so at-least-once is safe. Published rows stay for the retention period
-so `payctl replay` can re-publish them after a Redis data loss.
+so `payctl replay` can re-publish them after a Redis data loss (and the dashboard's payment
+timeline reads them by `ordering_key`).
 
 Events that keep an order (`paystream.ordering`) are numbered as they are written: the n-th event
 of a `(stream, merchant, ordering key)` gets `ordering_seq` n, in the statement that inserts it.
@@ -49,6 +54,9 @@ LEADER_PROBE_SECONDS = 1.0
 # After a wake, how long the leader waits for more commits to publish with (see OutboxRelay.run).
 DEFAULT_LINGER_S = 0.001
 NOTIFY_CHANNEL = "outbox"
+# How often the leader vacuums the queue of unpublished ids (autovacuum alone may wait a minute, and
+# each published id leaves a dead index entry that every claim reads past until then).
+VACUUM_PENDING_EVERY_S = 5.0
 # Safety net only: a missed NOTIFY (a dropped listener connection) costs at most this much latency.
 FALLBACK_POLL_SECONDS = 1.0
 PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, *REDIS_UNAVAILABLE_ERRORS)
@@ -57,7 +65,9 @@ PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, *REDIS_UN
 # Every writer of outbox rows names its columns so: `enqueue` below, and a writer that inserts its
 # events in a statement of its own (the API's provider ingest, which must also call
 # `wake_relays_after_commit`). The SELECT that follows yields the values in this order.
-INSERT_ROWS = "INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, ordering_seq)"
+INSERT_ROWS = (
+    "INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, ordering_key, ordering_seq)"
+)
 
 # One statement for the whole batch: number the keyed events (one counter upsert per key, in key
 # order so that two writers never deadlock on them), then insert every row in the caller's order
@@ -78,7 +88,7 @@ WITH incoming AS (
     RETURNING merchant_id, ordering_key, last_seq
 )
 {INSERT_ROWS}
-SELECT i.event_id, $1, i.event_type, i.merchant_id, i.payload,
+SELECT i.event_id, $1, i.event_type, i.merchant_id, i.payload, i.ordering_key,
        n.last_seq - count(*) OVER later + 1
 FROM incoming i LEFT JOIN numbered n USING (merchant_id, ordering_key)
 WINDOW later AS (PARTITION BY i.merchant_id, i.ordering_key ORDER BY i.position DESC)
@@ -164,6 +174,7 @@ class OutboxRelay:
         self._leadership = asyncio.Event()
         self._free_since: float | None = None  # since when a standby has seen the leader lock free
         self._last_purge = 0.0
+        self._last_vacuum = 0.0
 
     async def publish_pending(self) -> int:
         """Publish every committed, unpublished row; return how many were published."""
@@ -189,11 +200,12 @@ class OutboxRelay:
                        SELECT pg_try_advisory_xact_lock($2) AS ours,
                               set_config('synchronous_commit', 'off', true)
                    )
-                   SELECT id, stream, payload, ordering_seq FROM outbox, turn
-                   WHERE turn.ours AND published_at IS NULL
-                   ORDER BY id
+                   SELECT o.id, o.stream, o.payload, o.ordering_seq
+                   FROM outbox_pending AS p JOIN outbox AS o USING (id), turn
+                   WHERE turn.ours
+                   ORDER BY p.id
                    LIMIT $1
-                   FOR UPDATE OF outbox SKIP LOCKED""",
+                   FOR UPDATE OF p SKIP LOCKED""",
                 self._settings.batch_size,
                 RELAY_LOCK_KEY,
             )
@@ -203,19 +215,15 @@ class OutboxRelay:
             pending = [
                 PendingRow(row["id"], row["stream"], row["payload"], row["ordering_seq"]) for row in rows
             ]
-            entry_ids = await self._xadd_all(pending)
+            await self._xadd_all(pending)
             await conn.execute(
-                """UPDATE outbox SET published_at = now(), stream_entry_id = published.entry_id
-                   FROM unnest($1::bigint[], $2::text[]) AS published(id, entry_id)
-                   WHERE outbox.id = published.id""",
-                [row.id for row in pending],
-                entry_ids,
+                "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])", [row.id for row in pending]
             )
         for row in pending:
             OUTBOX_PUBLISHED.labels(row.stream).inc()
         return len(pending)
 
-    async def _xadd_all(self, rows: Sequence[PendingRow]) -> list[str]:
+    async def _xadd_all(self, rows: Sequence[PendingRow]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for row in rows:
                 pipe.xadd(
@@ -224,18 +232,24 @@ class OutboxRelay:
                     maxlen=self._settings.stream_maxlen,
                     approximate=True,
                 )
-            results = await pipe.execute()
-        return [entry.decode() if isinstance(entry, bytes) else str(entry) for entry in results]
+            await pipe.execute()
 
     async def purge_published(self) -> int:
         """Delete published rows older than the retention period."""
         async with self._pool.acquire() as conn:
             status: str = await conn.execute(
                 """DELETE FROM outbox
-                   WHERE published_at IS NOT NULL AND created_at < now() - make_interval(days => $1)""",
+                   WHERE created_at < now() - make_interval(days => $1)
+                     AND NOT EXISTS (SELECT FROM outbox_pending AS p WHERE p.id = outbox.id)""",
                 self._settings.retention_days,
             )
         return int(status.split()[-1])
+
+    async def vacuum_pending(self) -> None:
+        """Vacuum the queue of unpublished ids (tiny: milliseconds). Where the relay's database role
+        does not own the table, PostgreSQL skips it with a warning and autovacuum does it alone."""
+        async with self._pool.acquire() as conn:
+            await conn.execute("VACUUM (SKIP_LOCKED) outbox_pending")
 
     async def purge_handled(self) -> int:
         """Forget consumers' handled-event records past their retention (the leader does it hourly)."""
@@ -254,7 +268,7 @@ class OutboxRelay:
         that dies is replaced within about a second and its committed rows are published then.
         After a wake the leader lingers `linger_ms` so that the commits of a busy moment leave in one
         batch (one transaction and one pipelined round of XADDs) instead of one batch each."""
-        self._last_purge = 0.0
+        self._last_purge = self._last_vacuum = 0.0
         async with self._listener().running(stop):
             # Never ends on an error: a relay that stopped would strand every later commit.
             await run_until_stopped(
@@ -274,6 +288,9 @@ class OutboxRelay:
             return AGAIN
         await self.publish_pending()
         now = asyncio.get_running_loop().time()
+        if now - self._last_vacuum > VACUUM_PENDING_EVERY_S:
+            self._last_vacuum = now
+            await self.vacuum_pending()
         if now - self._last_purge > 3600:
             self._last_purge = now
             await self.purge_published()

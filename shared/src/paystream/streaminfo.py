@@ -474,10 +474,10 @@ async def outbox_backlog(pool: asyncpg.Pool, *, cap: int = LAG_COUNT_CAP) -> Out
     """The outbox's backlog (the metrics' and the dashboard's): two index reads, however large it is."""
     row = await pool.fetchrow(
         """SELECT
-             (SELECT count(*) FROM (SELECT 1 FROM outbox WHERE published_at IS NULL
-                                    LIMIT $1) AS unpublished) AS backlog,
-             (SELECT extract(epoch FROM now() - created_at)::float8 FROM outbox
-              WHERE published_at IS NULL ORDER BY id LIMIT 1) AS oldest_s""",
+             (SELECT count(*) FROM (SELECT 1 FROM outbox_pending LIMIT $1) AS unpublished) AS backlog,
+             (SELECT extract(epoch FROM now() - o.created_at)::float8
+              FROM outbox_pending AS p JOIN outbox AS o USING (id)
+              ORDER BY p.id LIMIT 1) AS oldest_s""",
         cap,
     )
     assert row is not None

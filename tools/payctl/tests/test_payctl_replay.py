@@ -28,19 +28,20 @@ async def insert_outbox_row(
 ) -> None:
     created_at = datetime.now(UTC) - created_ago
     await conn.execute(
-        """INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, created_at, published_at,
-                               stream_entry_id, ordering_seq)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        """INSERT INTO outbox (event_id, stream, event_type, merchant_id, payload, created_at, ordering_seq)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         event.id,
         stream,
         event.type.value,
         event.merchant_id,
         event.encode(),
         created_at,
-        created_at + timedelta(milliseconds=5) if published else None,
-        "1-0" if published else None,
         ordering_seq,
     )
+    if published:  # what the relay does once its XADD is in
+        await conn.execute(
+            "DELETE FROM outbox_pending WHERE id = (SELECT id FROM outbox WHERE event_id = $1)", event.id
+        )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Running a create request once: with or without an Idempotency-Key, the object, its events and
-(with a key) its stored answer commit in one transaction, and the answer goes out only after."""
+(with a key) the key and its stored answer commit in one transaction, with one commit, and the
+answer goes out only after."""
 
 from __future__ import annotations
 
@@ -48,14 +49,10 @@ async def create_once(
         key = f"{key_scope} {key}"
     secret = idempotency.fingerprint_secret(request.app[SETTINGS].jwt_secret)
     request_fingerprint = idempotency.fingerprint(secret, request.method, request.path, body.canonical)
-    outcome = await idempotency.claim(pool, merchant_id, key, request_fingerprint)
-    if isinstance(outcome, idempotency.StoredAnswer):
-        return _json(outcome.body, outcome.status, replayed=True)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            answer = orjson.dumps(await create(conn))
-            await idempotency.complete(conn, outcome, CREATED, answer)
-    except BaseException:
-        await idempotency.release(pool, outcome)
-        raise
+    async with pool.acquire() as conn, conn.transaction():
+        outcome = await idempotency.claim(conn, merchant_id, key, request_fingerprint)
+        if isinstance(outcome, idempotency.StoredAnswer):
+            return _json(outcome.body, outcome.status, replayed=True)
+        answer = orjson.dumps(await create(conn))
+        await idempotency.complete(conn, outcome, CREATED, answer)
     return _json(answer, CREATED)

@@ -82,7 +82,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
             )
         streams = [stream for stream in group_streams if streams is None or stream in streams]
     conn = await ctx.stores.database()
-    oldest = await conn.fetchval("SELECT min(created_at) FROM outbox WHERE published_at IS NOT NULL")
+    oldest = await conn.fetchval(f"SELECT min(created_at) FROM outbox WHERE {_PUBLISHED}")
     counts: Counter[str] = Counter()
     if args.dry_run:
         for row in await conn.fetch(
@@ -115,7 +115,8 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 # Published rows in the window, optionally on some streams only ($1 since, $2 until, $3 streams).
-_FILTER = """published_at IS NOT NULL
+_PUBLISHED = "NOT EXISTS (SELECT FROM outbox_pending AS p WHERE p.id = outbox.id)"
+_FILTER = f"""{_PUBLISHED}
     AND created_at >= $1
     AND ($2::timestamptz IS NULL OR created_at < $2)
     AND ($3::text[] IS NULL OR stream = ANY($3::text[]))"""

@@ -1,9 +1,8 @@
 """A payment's events, oldest first: `GET /api/v1/payments/{id}/events` (the payment page's timeline).
 
 The events are the outbox rows the platform wrote about the payment (its own events and those of its
-refunds and disputes), read by merchant and the payment id inside the payload through the
-`outbox_payment_key` index (migration 0043). `payment_timeline` is the only reader: when the outbox
-carries the key as a column of its own, only it changes. Published rows are kept
+refunds and disputes), read by merchant and their `ordering_key` (the payment id, `paystream.ordering`; migration 0045).
+Published rows are kept
 `OUTBOX_RETENTION_DAYS`; for an older payment the timeline is rebuilt from the payment's and its
 refunds' own timestamps (`source: "record"`).
 """
@@ -63,7 +62,7 @@ async def payment_timeline(
     rows = await conn.fetch(
         f"""SELECT event_id, event_type, payload, created_at FROM outbox
             WHERE stream = '{Stream.PAYMENT_EVENTS.value}' AND merchant_id = $1
-              AND outbox_payment_key(payload) = $2
+              AND ordering_key = $2
             ORDER BY id LIMIT {MAX_EVENTS}""",
         merchant_id,
         payment_id,
