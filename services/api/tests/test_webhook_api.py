@@ -32,6 +32,7 @@ TEST_MERCHANT = "mer_test0000000001"
 DISPATCH_WAIT_S = 30.0
 LOG_FIELDS = {
     "id",
+    "endpoint_id",
     "event",
     "payload",
     "status",

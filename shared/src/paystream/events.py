@@ -82,6 +82,8 @@ class EventType(StrEnum):
     PAYMENT_LINK_CANCELLED = "payment_link.cancelled"
     TOKEN_SAVED = "token.saved"
     WEBHOOK_TEST = "webhook.test"
+    # Sent to a merchant's other endpoints when one is disabled after failing for days.
+    ENDPOINT_DISABLED = "endpoint.disabled"
 
 
 # Every event type is a merchant event: sent to merchants, subscribable, and taken in by the

@@ -19,7 +19,7 @@ import base64
 import binascii
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -61,3 +61,27 @@ def is_delivery_id(value: str) -> bool:
 def webhook_body(event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> bytes:
     """The body of every attempt of a delivery: `{"event", "timestamp" (unix seconds), "data"}`."""
     return orjson.dumps({"event": event_type, "timestamp": int(occurred_at.timestamp()), "data": data})
+
+
+# An endpoint's `events` filter: exact event names, `<prefix>.*` (every event whose name starts with
+# `<prefix>.`, so `payment.*` takes `payment.dispute.created` too), or `*` alone. NULL in the table
+# (`["*"]` in the API) is every event, including ones added later.
+ALL_EVENTS = "*"
+WILDCARD_SUFFIX = ".*"
+
+
+def is_wildcard(pattern: str) -> bool:
+    return pattern == ALL_EVENTS or pattern.endswith(WILDCARD_SUFFIX)
+
+
+def pattern_matches(pattern: str, event_type: str) -> bool:
+    if pattern == ALL_EVENTS:
+        return True
+    if pattern.endswith(WILDCARD_SUFFIX):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def filter_matches(patterns: Collection[str] | None, event_type: str) -> bool:
+    """Whether an endpoint with this `events` filter receives events of `event_type`."""
+    return patterns is None or any(pattern_matches(pattern, event_type) for pattern in patterns)

@@ -51,7 +51,12 @@ class DeliverySender:
         outcome = "http_error"
         try:
             target = self._check_url(delivery.url)
-            headers = signed_headers(delivery.id, int(time.time()), delivery.payload, delivery.secrets)
+            # The endpoint's own headers first: the signature headers always win (the API refuses
+            # custom names that could collide with them anyway).
+            headers = {
+                **dict(delivery.headers),
+                **signed_headers(delivery.id, int(time.time()), delivery.payload, delivery.secrets),
+            }
             # The parsed URL itself is sent, so the host that was checked is the host connected to.
             async with self._session.post(
                 target.url,

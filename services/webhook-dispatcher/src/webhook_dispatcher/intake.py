@@ -47,7 +47,7 @@ MAX_BATCH = 500
 
 ENABLED_ENDPOINTS = """
 SELECT id, merchant_id, events FROM webhook_endpoints
-WHERE merchant_id = ANY($1::text[]) AND enabled"""
+WHERE merchant_id = ANY($1::text[]) AND enabled AND deleted_at IS NULL"""
 
 # After TAKE_IN (in an earlier statement of the same transaction, see ordering.py): the new rows,
 # each due at once or held by the ordering rule, and the stored held rows of the batch's keys that

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from paystream.events import Event, EventType
 from paystream.ordering import ordering_key
+from paystream.webhooks import filter_matches
 
 
 class DeliveryStatus(StrEnum):
@@ -22,12 +23,12 @@ class DeliveryStatus(StrEnum):
 class Endpoint:
     id: str
     merchant_id: str
-    # None: every event type.
+    # None: every event type; else exact names and `prefix.*` wildcards (`paystream.webhooks`).
     events: frozenset[str] | None
 
     def subscribes(self, event_type: str) -> bool:
         # A test event is sent because the merchant asked for it, whatever the subscription.
-        return event_type == EventType.WEBHOOK_TEST or self.events is None or event_type in self.events
+        return event_type == EventType.WEBHOOK_TEST or filter_matches(self.events, event_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,8 @@ class DueDelivery:
     endpoint_enabled: bool
     secrets: tuple[str, ...]
     lease_token: uuid.UUID
+    # The endpoint's own headers, sent with every attempt (the signature headers are never among them).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

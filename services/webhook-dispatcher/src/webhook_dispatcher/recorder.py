@@ -4,8 +4,11 @@ Attempts finish one by one; their outcomes queue here and one writer commits wha
 in a single UPDATE over arrays: a write-behind `paystream.groupcommit.GroupCommitter` (`record()`
 queues and returns; nothing waits for the commit). Only the holder of a row's current lease token
 may write its outcome. In the same transaction, the first attempt of an ordered delivery releases
-the held deliveries of its payment that it unblocked (see ordering.py), and endpoints that answered
-410 are disabled with their pending deliveries failed.
+the held deliveries of its payment that it unblocked (see ordering.py); each endpoint's run of
+failures is tracked (`failing_since`: set by a failed attempt, cleared by a successful one); and
+endpoints that answered 410, or have failed every attempt for `auto_disable_after_s`, are disabled
+with their pending deliveries failed, and an `endpoint.disabled` event (through the outbox, in the
+same transaction) tells the merchant's other endpoints and the dashboard.
 
 Outcomes that cannot be written (PostgreSQL down) are kept and retried until written (the commit
 function's rule); if the process dies first, or shutdown's flush runs out of time, the rows' leases
@@ -15,17 +18,23 @@ expire and the attempts are made again: at least once, never silently dropped.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
 from paystream.db import DATABASE_ERRORS
 from paystream.errors import RetryableError
+from paystream.events import Event, EventType, Stream
 from paystream.groupcommit import GroupCommitter, Submission, split_and_retry
 from paystream.logging import get_logger
 from paystream.loops import backoff_delay
+from paystream.outbox import enqueue
+from paystream.resources import format_timestamp
 from webhook_dispatcher.metrics import LEASES_LOST, OUTCOMES_UNRECORDED
-from webhook_dispatcher.models import AttemptOutcome
+from webhook_dispatcher.models import AttemptOutcome, DeliveryStatus
 from webhook_dispatcher.ordering import lock_keys, release_held
 
 log = get_logger(__name__)
@@ -52,9 +61,26 @@ FROM unnest($1::text[], $2::uuid[], $3::text[], $4::boolean[], $5::timestamptz[]
 WHERE d.id = o.id AND d.lease_token = o.lease_token
 RETURNING d.id"""
 
+# Per endpoint with attempts in the batch: whether one of them succeeded, and when the failures
+# after the last success began (NULL: none failed after it). Written only when it changes.
+TRACK_FAILURES = """
+UPDATE webhook_endpoints e
+SET failing_since = CASE WHEN r.succeeded THEN r.failing_since
+                         ELSE COALESCE(e.failing_since, r.failing_since) END
+FROM unnest($1::text[], $2::boolean[], $3::timestamptz[]) AS r(endpoint_id, succeeded, failing_since)
+WHERE e.id = r.endpoint_id
+  AND e.failing_since IS DISTINCT FROM (CASE WHEN r.succeeded THEN r.failing_since
+                                              ELSE COALESCE(e.failing_since, r.failing_since) END)"""
+
 DISABLE_ENDPOINTS = """
-UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, updated_at = now()
-WHERE id = ANY($1::text[]) AND enabled"""
+UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, disabled_at = now(), updated_at = now()
+WHERE id = ANY($1::text[]) AND enabled
+RETURNING id, merchant_id, url, disabled_at, disabled_reason"""
+
+DISABLE_FAILING_ENDPOINTS = """
+UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, disabled_at = now(), updated_at = now()
+WHERE id = ANY($1::text[]) AND enabled AND failing_since <= now() - make_interval(secs => $3)
+RETURNING id, merchant_id, url, disabled_at, disabled_reason"""
 
 FAIL_DISABLED_PENDING = """
 UPDATE webhook_deliveries
@@ -63,14 +89,74 @@ WHERE endpoint_id = ANY($1::text[]) AND status = 'pending' AND lease_token IS NU
 
 DISABLED_REASON = "the endpoint answered 410 Gone"
 DISABLED_ERROR = "not sent: the endpoint was disabled after it answered 410 Gone"
+FAILING_REASON = "every attempt failed for {duration}"
+FAILING_ERROR = "not sent: the endpoint was disabled after every attempt failed for {duration}"
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRun:
+    """What a batch's attempts say about one endpoint's run of failures."""
+
+    succeeded: bool
+    # When the failures after the batch's last success (or all of them, without one) began.
+    failing_since: datetime | None
+
+
+def failure_runs(batch: Sequence[AttemptOutcome]) -> dict[str, FailureRun]:
+    """Per endpoint with attempts in `batch` (outcomes not attempted say nothing of it)."""
+    by_endpoint: dict[str, list[AttemptOutcome]] = defaultdict(list)
+    for outcome in batch:
+        if outcome.attempted and outcome.attempted_at is not None:
+            by_endpoint[outcome.endpoint_id].append(outcome)
+    runs = {}
+    for endpoint_id, outcomes in by_endpoint.items():
+        outcomes.sort(key=lambda o: o.attempted_at or datetime.min)
+        successes = [i for i, o in enumerate(outcomes) if o.status is DeliveryStatus.SUCCESS]
+        after = outcomes[successes[-1] + 1 :] if successes else outcomes
+        runs[endpoint_id] = FailureRun(bool(successes), after[0].attempted_at if after else None)
+    return runs
+
+
+def describe_duration(seconds: float) -> str:
+    if seconds >= 86_400 and seconds % 86_400 == 0:
+        days = int(seconds // 86_400)
+        return f"{days} day" + ("s" if days != 1 else "")
+    if seconds >= 3600 and seconds % 3600 == 0:
+        hours = int(seconds // 3600)
+        return f"{hours} hour" + ("s" if hours != 1 else "")
+    return f"{seconds:g} seconds"
+
+
+def disabled_event(row: asyncpg.Record) -> Event:
+    """`endpoint.disabled`, for the merchant's other endpoints and its dashboard."""
+    return Event(
+        type=EventType.ENDPOINT_DISABLED,
+        merchant_id=row["merchant_id"],
+        data={
+            "endpoint": {
+                "id": row["id"],
+                "url": row["url"],
+                "disabled_at": format_timestamp(row["disabled_at"]),
+                "reason": row["disabled_reason"],
+            }
+        },
+    )
 
 
 class OutcomeRecorder:
     """Queues outcomes (`record()` never blocks) and commits them in batches."""
 
-    def __init__(self, pool: asyncpg.Pool, *, on_due: Callable[[], None], max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        on_due: Callable[[], None],
+        auto_disable_after_s: float = 5 * 86_400.0,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self._pool = pool
         self._on_due = on_due
+        self._auto_disable_after_s = auto_disable_after_s
         # Unbounded: an outcome refused would be an attempt made twice, and the attempts in flight
         # (bounded by the scheduler) are what fills the queue.
         self._committer: GroupCommitter[AttemptOutcome, None] = GroupCommitter(
@@ -141,7 +227,10 @@ class OutcomeRecorder:
             for o in batch
             if o.first_attempt and o.order_key is not None and o.ordering_seq is not None
         }
-        disabled = sorted({o.endpoint_id for o in batch if o.disable_endpoint})
+        gone = sorted({o.endpoint_id for o in batch if o.disable_endpoint})
+        runs = failure_runs(batch)
+        failing = sorted(endpoint for endpoint, run in runs.items() if run.failing_since is not None)
+        disabled: list[asyncpg.Record] = []
         released: list[str] = []
         async with self._pool.acquire() as conn, conn.transaction():
             await lock_keys(conn, ordered)
@@ -158,15 +247,42 @@ class OutcomeRecorder:
                 [o.error for o in batch],
                 [o.retry_in_s for o in batch],
             )
+            if runs:
+                await conn.execute(
+                    TRACK_FAILURES,
+                    list(runs),
+                    [run.succeeded for run in runs.values()],
+                    [run.failing_since for run in runs.values()],
+                )
+            if gone:
+                rows = await conn.fetch(DISABLE_ENDPOINTS, gone, DISABLED_REASON)
+                await conn.execute(FAIL_DISABLED_PENDING, [r["id"] for r in rows], DISABLED_ERROR)
+                disabled.extend(rows)
+            if failing:
+                duration = describe_duration(self._auto_disable_after_s)
+                rows = await conn.fetch(
+                    DISABLE_FAILING_ENDPOINTS,
+                    failing,
+                    FAILING_REASON.format(duration=duration),
+                    self._auto_disable_after_s,
+                )
+                await conn.execute(
+                    FAIL_DISABLED_PENDING, [r["id"] for r in rows], FAILING_ERROR.format(duration=duration)
+                )
+                disabled.extend(rows)
             if disabled:
-                await conn.execute(DISABLE_ENDPOINTS, disabled, DISABLED_REASON)
-                await conn.execute(FAIL_DISABLED_PENDING, disabled, DISABLED_ERROR)
+                await enqueue(conn, Stream.PAYMENT_EVENTS, [disabled_event(row) for row in disabled])
             released = await release_held(conn, ordered)
         if len(recorded) < len(batch):
             lost = len(batch) - len(recorded)
             LEASES_LOST.inc(lost)
             log.warning("recorder.leases_lost", count=lost)
-        for endpoint_id in disabled:
-            log.warning("webhook.endpoint_disabled", endpoint_id=endpoint_id, reason=DISABLED_REASON)
+        for row in disabled:
+            log.warning(
+                "webhook.endpoint_disabled",
+                endpoint_id=row["id"],
+                merchant_id=row["merchant_id"],
+                reason=row["disabled_reason"],
+            )
         if released or any(o.retry_in_s is not None for o in batch):
             self._on_due()  # the scheduler re-reads the earliest due time

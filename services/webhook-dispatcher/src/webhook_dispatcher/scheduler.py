@@ -9,7 +9,9 @@ due channel (the API's manual retries and test sends; a `paystream.listen.Listen
 
 Concurrency is bounded twice: at most `max_in_flight` attempts in all, and at most
 `endpoint_max_in_flight` per endpoint, enforced in the claim itself. An endpoint that hangs fills
-only its own slots for one timeout each, so other merchants' deliveries keep flowing.
+only its own slots for one timeout each, so other endpoints' deliveries keep flowing. An endpoint's
+`rate_limit_per_s` is enforced in the claim too (LIMITED below), across every replica, since the
+endpoint row carries the schedule: its deliveries above the rate stay due and wait their turn.
 """
 
 from __future__ import annotations
@@ -41,9 +43,20 @@ SATURATED_WAKE_S = 1.0
 # does not hide other endpoints' due rows.
 SCAN_FACTOR = 4
 
-CLAIM_DUE = """
+# Rate-limited endpoints, and how many attempts each may start now: as many as fit between its
+# schedule's next instant and one second from now (a generic cell rate algorithm with a burst of one
+# second's worth). An endpoint with none left is skipped by the scan, so its backlog, however long,
+# hides nobody else's due rows; the claim moves its schedule on by the rows it took.
+LIMITED = """
+SELECT id AS endpoint_id,
+       floor(EXTRACT(EPOCH FROM now() + interval '1 second' - GREATEST(rate_next_at, now()))
+             * rate_limit_per_s)::integer AS allowance
+FROM webhook_endpoints WHERE rate_limit_per_s IS NOT NULL"""
+
+CLAIM_DUE = f"""
 WITH busy AS (
     SELECT * FROM unnest($4::text[], $5::integer[]) AS b(endpoint_id, in_flight)
+), limited AS MATERIALIZED ({LIMITED}
 ), due AS (
     SELECT c.id, c.due_at,
            row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due_at, c.id) AS place,
@@ -51,29 +64,40 @@ WITH busy AS (
     FROM (
         SELECT id, endpoint_id, due_at FROM webhook_deliveries
         WHERE due_at <= now() AND status = 'pending' AND endpoint_id <> ALL($6::text[])
+          AND endpoint_id NOT IN (SELECT endpoint_id FROM limited WHERE allowance < 1)
         ORDER BY due_at
         LIMIT $7
     ) AS c
 ), picked AS (
-    SELECT w.id, e.url, e.enabled, m.webhook_secret, p.secret AS previous_secret
+    SELECT w.id, w.endpoint_id, e.url, e.enabled AND e.deleted_at IS NULL AS enabled, e.headers,
+           COALESCE(e.secret, m.webhook_secret) AS webhook_secret,
+           CASE WHEN e.secret IS NULL THEN p.secret
+                WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret
     FROM webhook_deliveries w
     JOIN due ON due.id = w.id
     JOIN webhook_endpoints e ON e.id = w.endpoint_id
     JOIN merchants m ON m.id = w.merchant_id
     LEFT JOIN webhook_previous_secrets p ON p.merchant_id = w.merchant_id AND p.expires_at > now()
     LEFT JOIN busy ON busy.endpoint_id = due.endpoint_id
-    WHERE due.place <= $3 - COALESCE(busy.in_flight, 0)
+    LEFT JOIN limited ON limited.endpoint_id = due.endpoint_id
+    WHERE due.place <= LEAST($3 - COALESCE(busy.in_flight, 0), COALESCE(limited.allowance, $3))
       AND w.due_at <= now() AND w.status = 'pending'
     ORDER BY due.due_at
     LIMIT $1
     FOR UPDATE OF w SKIP LOCKED
+), paced AS (
+    UPDATE webhook_endpoints e
+    SET rate_next_at = GREATEST(e.rate_next_at, now()) + make_interval(secs => taken.n::float8 / e.rate_limit_per_s)
+    FROM (SELECT endpoint_id, count(*) AS n FROM picked GROUP BY endpoint_id) AS taken
+    WHERE e.id = taken.endpoint_id AND e.rate_limit_per_s IS NOT NULL
 )
 UPDATE webhook_deliveries d
 SET due_at = now() + make_interval(secs => $2), lease_token = $8, updated_at = now()
 FROM picked
 WHERE d.id = picked.id
 RETURNING d.id, d.merchant_id, d.endpoint_id, d.event_type, d.payload, d.attempts, d.order_key,
-          d.ordering_seq, picked.url, picked.enabled, picked.webhook_secret, picked.previous_secret"""
+          d.ordering_seq, picked.url, picked.enabled, picked.headers, picked.webhook_secret,
+          picked.previous_secret"""
 
 SECONDS_TO_EARLIEST_DUE = """
 SELECT EXTRACT(EPOCH FROM (due_at - now()))::float8
@@ -209,4 +233,5 @@ def _due_delivery(row: asyncpg.Record, token: uuid.UUID) -> DueDelivery:
         endpoint_enabled=row["enabled"],
         secrets=tuple(secrets),
         lease_token=token,
+        headers=tuple((str(name), str(value)) for name, value in (row["headers"] or {}).items()),
     )

@@ -74,6 +74,8 @@ class DispatcherSettings:
     # event is given up on (dead-lettered, or lost with Redis data): see ordering.py and upkeep.py.
     ordering_grace_s: float
     log_retention_days: int
+    # An endpoint whose every attempt has failed for this long is disabled (5 days, like Svix).
+    auto_disable_after_s: float = 5 * 86_400.0
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> DispatcherSettings:
@@ -96,6 +98,9 @@ class DispatcherSettings:
             reclaim_idle_ms=reclaim_idle_ms,
             ordering_grace_s=env_float(environ, "WEBHOOK_ORDERING_GRACE_S", default_grace_s, minimum=1.0),
             log_retention_days=env_int(environ, "WEBHOOK_LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650),
+            auto_disable_after_s=env_float(
+                environ, "WEBHOOK_AUTO_DISABLE_AFTER_S", 5 * 86_400.0, minimum=1.0
+            ),
         )
         # Handlers only record deliveries (attempts run on their own), but the stream deadline must
         # still outlast both the handler and an HTTP attempt.

@@ -76,7 +76,9 @@ async def delivery_pipeline(app: web.Application) -> AsyncIterator[None]:
         if scheduler is not None:
             scheduler.wake()
 
-    recorder = OutcomeRecorder(pool, on_due=wake_scheduler)
+    recorder = OutcomeRecorder(
+        pool, on_due=wake_scheduler, auto_disable_after_s=settings.auto_disable_after_s
+    )
     sender = DeliverySender(app[HTTP_SESSION], settings.delivery)
     scheduler = Scheduler(pool, sender, recorder, settings.delivery, listen_dsn=settings.common.database.url)
     intake = DeliveryIntake(pool, group=ConsumerGroup.WEBHOOK_DISPATCHER, on_due=scheduler.wake)

@@ -1,4 +1,5 @@
-"""Merchant webhook configuration, delivery logs and manual retry (issue 4).
+"""Merchant webhooks: the default endpoint's configuration, every endpoint (issue 16), delivery
+logs, manual retry and recovery.
 
 The dispatcher (`services/webhook-dispatcher`) sends the webhooks; these endpoints configure them and
 read (and nudge) its delivery log, which lives in PostgreSQL.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from paystream_api.webhook_api import config, deliveries
+from paystream_api.webhook_api import config, deliveries, endpoints
 
 
 def setup_routes(app: web.Application) -> None:
@@ -18,3 +19,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/webhooks/test", deliveries.send_test)
     app.router.add_get("/api/v1/webhooks", deliveries.list_deliveries)
     app.router.add_post("/api/v1/webhooks/{id}/retry", deliveries.retry_delivery)
+    endpoints.setup_routes(app)

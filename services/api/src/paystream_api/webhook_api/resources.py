@@ -32,10 +32,36 @@ def config_resource(
     }
 
 
+def endpoint_resource(
+    row: asyncpg.Record, secret: str | None, previous_expires_at: datetime | None
+) -> dict[str, Any]:
+    """One webhook endpoint; `secret` is None where it is not shown (lists)."""
+    resource = {
+        "id": row["id"],
+        "url": row["url"],
+        "description": row["description"],
+        "events": events_to_resource(row["events"]),
+        "enabled": bool(row["enabled"]),
+        "disabled_reason": row["disabled_reason"],
+        "disabled_at": _timestamp(row["disabled_at"]),
+        "failing_since": _timestamp(row["failing_since"]),
+        "headers": dict(row["headers"] or {}),
+        "rate_limit_per_s": row["rate_limit_per_s"],
+        "is_default": bool(row["is_default"]),
+        "created_at": _timestamp(row["created_at"]),
+        "updated_at": _timestamp(row["updated_at"]),
+    }
+    if secret is not None:
+        resource["secret"] = secret
+        resource["previous_secret_expires_at"] = _timestamp(previous_expires_at)
+    return resource
+
+
 def delivery_resource(row: asyncpg.Record) -> dict[str, Any]:
     """One delivery log; `payload` is the exact body that was (or will be) sent."""
     return {
         "id": row["id"],
+        "endpoint_id": row["endpoint_id"],
         "event": row["event_type"],
         "payload": orjson.Fragment(bytes(row["payload"])),
         "status": row["status"],

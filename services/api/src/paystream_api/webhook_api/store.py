@@ -9,16 +9,18 @@ import asyncpg
 import uuid_utils
 
 from paystream.db import Connection
+from paystream.errors import BadRequestError
 from paystream.events import EventType, utc_now
 from paystream.webhooks import DUE_CHANNEL, new_delivery_id, new_webhook_secret, webhook_body
 from paystream_api.webhook_api.validation import EndpointConfig, LogQuery
 
 ROTATION_OVERLAP_HOURS = 24
 DISABLED_BY_MERCHANT = "disabled by the merchant"
+MAX_ENDPOINTS = 20
 
 DELIVERY_COLUMNS = (
-    "id, event_type, payload, status, attempts, last_attempt_at, next_retry_at, response_code, "
-    "response_body, duration_ms, error, created_at"
+    "id, endpoint_id, event_type, payload, status, attempts, last_attempt_at, next_retry_at, "
+    "response_code, response_body, duration_ms, error, created_at"
 )
 
 
@@ -27,8 +29,10 @@ def new_endpoint_id() -> str:
 
 
 async def fetch_endpoint(conn: Connection, merchant_id: str) -> asyncpg.Record | None:
+    """The merchant's default endpoint (the one `/api/v1/webhooks/config` manages)."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM webhook_endpoints WHERE merchant_id = $1", merchant_id
+        "SELECT * FROM webhook_endpoints WHERE merchant_id = $1 AND is_default AND deleted_at IS NULL",
+        merchant_id,
     )
     return row
 
@@ -46,11 +50,16 @@ async def fetch_secrets(conn: Connection, merchant_id: str) -> tuple[str, dateti
 
 
 async def save_endpoint(conn: Connection, merchant_id: str, config: EndpointConfig) -> asyncpg.Record:
-    """Create or replace the merchant's endpoint; disabling it fails the deliveries still waiting."""
+    """Create or replace the merchant's default endpoint; disabling it fails the deliveries still
+    waiting, enabling it starts its failure count afresh."""
+    if await fetch_endpoint(conn, merchant_id) is None:
+        await lock_endpoint_count(conn, merchant_id)
     row = await conn.fetchrow(
-        """INSERT INTO webhook_endpoints (id, merchant_id, url, events, enabled, disabled_reason)
-           VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN NULL ELSE $6 END)
-           ON CONFLICT (merchant_id) DO UPDATE SET
+        """INSERT INTO webhook_endpoints (id, merchant_id, url, events, enabled, disabled_reason,
+                                          disabled_at, is_default)
+           VALUES ($1, $2, $3, $4, $5, CASE WHEN $5 THEN NULL ELSE $6 END,
+                   CASE WHEN $5 THEN NULL ELSE now() END, true)
+           ON CONFLICT (merchant_id) WHERE is_default AND deleted_at IS NULL DO UPDATE SET
                url = EXCLUDED.url,
                events = EXCLUDED.events,
                enabled = EXCLUDED.enabled,
@@ -58,6 +67,13 @@ async def save_endpoint(conn: Connection, merchant_id: str, config: EndpointConf
                    WHEN EXCLUDED.enabled THEN NULL
                    WHEN webhook_endpoints.enabled THEN EXCLUDED.disabled_reason
                    ELSE webhook_endpoints.disabled_reason END,
+               disabled_at = CASE
+                   WHEN EXCLUDED.enabled THEN NULL
+                   WHEN webhook_endpoints.enabled THEN now()
+                   ELSE webhook_endpoints.disabled_at END,
+               failing_since = CASE
+                   WHEN EXCLUDED.enabled AND NOT webhook_endpoints.enabled THEN NULL
+                   ELSE webhook_endpoints.failing_since END,
                updated_at = now()
            RETURNING *""",
         new_endpoint_id(),
@@ -69,14 +85,34 @@ async def save_endpoint(conn: Connection, merchant_id: str, config: EndpointConf
     )
     assert row is not None
     if not config.enabled:
-        await conn.execute(
-            """UPDATE webhook_deliveries
-               SET status = 'failed', due_at = NULL, next_retry_at = NULL, updated_at = now(),
-                   error = 'not sent: the merchant disabled the endpoint'
-               WHERE endpoint_id = $1 AND status = 'pending' AND lease_token IS NULL""",
-            row["id"],
-        )
+        await fail_waiting(conn, row["id"], "not sent: the merchant disabled the endpoint")
     return row
+
+
+async def fail_waiting(conn: Connection, endpoint_id: str, error: str) -> None:
+    """Fail the endpoint's deliveries that wait for an attempt (not those in flight: their outcome
+    decides)."""
+    await conn.execute(
+        """UPDATE webhook_deliveries
+           SET status = 'failed', due_at = NULL, next_retry_at = NULL, updated_at = now(), error = $2
+           WHERE endpoint_id = $1 AND status = 'pending' AND lease_token IS NULL""",
+        endpoint_id,
+        error,
+    )
+
+
+async def lock_endpoint_count(conn: Connection, merchant_id: str) -> None:
+    """Before adding an endpoint: serialize the merchant's additions (its row's lock) and refuse a
+    21st endpoint."""
+    await conn.execute("SELECT 1 FROM merchants WHERE id = $1 FOR UPDATE", merchant_id)
+    count = await conn.fetchval(
+        "SELECT count(*) FROM webhook_endpoints WHERE merchant_id = $1 AND deleted_at IS NULL", merchant_id
+    )
+    if count >= MAX_ENDPOINTS:
+        raise BadRequestError(
+            f"a merchant has at most {MAX_ENDPOINTS} webhook endpoints; delete one first",
+            code="WEBHOOK_ENDPOINT_LIMIT",
+        )
 
 
 async def rotate_secret(conn: Connection, merchant_id: str) -> None:
@@ -134,6 +170,9 @@ async def list_deliveries(
     if query.event is not None:
         args.append(query.event)
         conditions.append(f"event_type = ${len(args)}")
+    if query.endpoint_id is not None:
+        args.append(query.endpoint_id)
+        conditions.append(f"endpoint_id = ${len(args)}")
     where = " AND ".join(conditions)
     total = await conn.fetchval(f"SELECT count(*) FROM webhook_deliveries WHERE {where}", *args)
     rows = await conn.fetch(
@@ -149,7 +188,7 @@ async def list_deliveries(
 async def lock_delivery(conn: Connection, merchant_id: str, delivery_id: str) -> asyncpg.Record | None:
     """The merchant's delivery (None when unknown or another merchant's), locked for a manual retry."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        """SELECT d.id, d.endpoint_id, e.enabled AS endpoint_enabled,
+        """SELECT d.id, d.endpoint_id, e.enabled AND e.deleted_at IS NULL AS endpoint_enabled,
                   d.lease_token IS NOT NULL AND d.due_at > now() AS in_flight
            FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
            WHERE d.id = $1 AND d.merchant_id = $2
