@@ -202,16 +202,24 @@ async def test_a_refund_from_the_payment_page_and_the_apis_error_when_the_amount
     await capture(screenshot, page, "dashboard-payment-desktop")
 
 
-async def test_webhooks_set_the_url_send_a_test_see_the_log_and_retry_a_failed_delivery(
-    platform: Platform, open_page: PageFactory, receiver: Receiver, screenshot: Screenshot
+async def test_webhooks_the_default_endpoint_sends_a_test_see_the_log_and_retry_a_failed_delivery(
+    platform: Platform,
+    open_page: PageFactory,
+    rest: aiohttp.ClientSession,
+    receiver: Receiver,
+    screenshot: Screenshot,
 ) -> None:
+    configured = await rest.put("/api/v1/webhooks/config", json={"url": receiver.url})
+    assert configured.status == 200, await configured.text()
     page, _watch = await open_page()
     await sign_in(page, platform, "/dashboard/webhooks")
-    await tid(page, "webhook-url-input").fill(receiver.url)
-    await tid(page, "save-webhook-button").click()
-    await expect(tid(page, "webhook-message")).to_have_text("Endpoint saved.")
+    endpoint_row = tid(page, "endpoints-table").locator("tr[data-test-id^='endpoint-row-']")
+    await expect(endpoint_row).to_have_count(1)
+    await expect(endpoint_row).to_contain_text("Default")
+    await endpoint_row.click()
+    await expect(tid(page, "endpoint-url")).to_have_text(receiver.url)
     receiver.status = 500
-    await tid(page, "test-webhook-button").click()
+    await tid(page, "send-test-button").click()
     await eventually(lambda: len(receiver.received) >= 1, timeout=15)
     delivery_id = receiver.received[0]["id"]
     assert receiver.received[0]["verified"], "the README's snippet must verify a real delivery"

@@ -311,6 +311,7 @@ async def test_pages_answer_the_sign_in_page_without_a_session_and_deny_framing(
     for path in (
         "/dashboard",
         "/dashboard/webhooks",
+        "/dashboard/webhooks/we_x",
         "/dashboard/streams",
         "/dashboard/docs",
         "/dashboard/payments/pay_x",

@@ -24,6 +24,7 @@ PAGES = {
     "/dashboard": "dashboard/payments.html",
     "/dashboard/payments/{payment_id}": "dashboard/payment.html",
     "/dashboard/webhooks": "dashboard/webhooks.html",
+    "/dashboard/webhooks/{endpoint_id}": "dashboard/webhook-endpoint.html",
     "/dashboard/streams": "dashboard/streams.html",
     "/dashboard/docs": "dashboard/docs.html",
 }

@@ -1,263 +1,141 @@
-// Webhooks (/dashboard/webhooks): endpoint URL and events, the signing secret, a test send, the
-// delivery success chart and the delivery logs with retry.
+// Webhooks (/dashboard/webhooks): the merchant's endpoints (filter, state, rate limit), a banner for
+// each one Paystream disabled, the form that adds one, the delivery success chart and every
+// endpoint's delivery logs with retry. Each endpoint's own page is webhook-endpoint.js.
 
 import { COLORS, makeChart, timeLabels } from "./charts.js";
+import { $, api, connectLive, debounce, el, emptyRow, formatPercent, formatTime, initShell, toast } from "./app.js";
+import { deliveryLog } from "./delivery-logs.js";
+import { endpointForm } from "./endpoint-form.js";
 import {
-  $,
-  api,
-  badge,
-  bindTabs,
-  connectLive,
-  copyText,
-  debounce,
-  el,
-  emptyRow,
-  formatPercent,
-  formatTime,
-  initShell,
-  renderPager,
-  toast,
-} from "./app.js";
+  capitalize,
+  defaultBadge,
+  endpointPath,
+  endpointState,
+  filterChips,
+  isAutoDisabled,
+  rateLimitText,
+  shortUrl,
+  stateBadge,
+  stateNote,
+} from "./endpoint-state.js";
 
-const PAGE_SIZE = 10;
-const MASK = "whsec_••••••••••••••••";
-const state = { config: null, revealed: false, status: "", offset: 0, open: new Set(), eventTypes: [] };
-const table = $("webhook-logs-table");
+const MAX_ENDPOINTS = 20; // paystream_api.webhook_api.store.MAX_ENDPOINTS
+const state = { endpoints: null, byId: new Map(), added: null };
 let chart = null;
+let form = null;
 
-// ---- Endpoint ----------------------------------------------------------------------------------
+// ---- Endpoints ---------------------------------------------------------------------------------
 
-function message(kind, text) {
-  const box = $("webhook-message");
-  box.className = `alert ${kind}`;
-  box.textContent = text;
-  box.hidden = !text;
-}
-
-function renderEventChoices(selected) {
-  const box = $("webhook-events");
-  box.replaceChildren(
-    ...state.eventTypes.map((type) =>
-      el(
-        "label",
-        { class: "check" },
-        el("input", { type: "checkbox", value: type, "data-test-id": `webhook-event-${type}`, checked: selected.includes(type) }),
-        el("code", {}, type),
-      ),
-    ),
-  );
-}
-
-function eventsMode() {
-  return document.querySelector('input[name="events-mode"]:checked').value;
-}
-
-function renderConfig(config) {
-  state.config = config;
-  $("webhook-url-input").value = config.url || "";
-  const all = !config.url || config.events.includes("*");
-  $(all ? "webhook-events-all" : "webhook-events-some").checked = true;
-  renderEventChoices(all ? [] : config.events);
-  $("webhook-events").hidden = all;
-  $("webhook-enabled-input").checked = config.url ? config.enabled : true;
-  const stateBadge = $("webhook-state");
-  if (!config.url) stateBadge.replaceChildren(el("span", { class: "badge" }, "not configured"));
-  else stateBadge.replaceChildren(el("span", { class: `badge ${config.enabled ? "success" : "failed"}` }, config.enabled ? "enabled" : "disabled"));
-  if (config.url && !config.enabled && config.disabled_reason) message("warn", `Disabled: ${config.disabled_reason}`);
-  $("webhook-url-input").disabled = false;
-  $("save-webhook-button").disabled = false;
-  $("test-webhook-button").disabled = !config.url || !config.enabled;
-  renderSecret();
-}
-
-function renderSecret() {
-  const { config } = state;
-  $("webhook-secret").textContent = state.revealed ? config.secret : MASK;
-  $("reveal-secret-button").textContent = state.revealed ? "Hide" : "Reveal";
-  $("previous-secret-note").textContent = config.previous_secret_expires_at
-    ? `The previous secret also signs deliveries until ${formatTime(config.previous_secret_expires_at)}.`
-    : "Every delivery is signed with this secret (X-Webhook-Signature and webhook-signature).";
-}
-
-async function loadConfig() {
-  renderConfig(await api("/api/v1/webhooks/config"));
-}
-
-function bindEndpointForm() {
-  for (const radio of document.querySelectorAll('input[name="events-mode"]')) {
-    radio.addEventListener("change", () => ($("webhook-events").hidden = eventsMode() === "all"));
-  }
-  $("webhook-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    message("", "");
-    const url = $("webhook-url-input").value.trim();
-    if (!url) {
-      message("error", "Enter the URL Paystream should send events to.");
-      return;
-    }
-    let events = ["*"];
-    if (eventsMode() === "some") {
-      events = [...$("webhook-events").querySelectorAll("input:checked")].map((input) => input.value);
-      if (events.length === 0) {
-        message("error", "Pick at least one event, or choose all events.");
-        return;
-      }
-    }
-    const button = $("save-webhook-button");
-    button.disabled = true;
-    try {
-      renderConfig(await api("/api/v1/webhooks/config", { method: "PUT", body: { url, events, enabled: $("webhook-enabled-input").checked } }));
-      message("ok", "Endpoint saved.");
-    } catch (error) {
-      message("error", error.message);
-    } finally {
-      button.disabled = false;
-    }
-  });
-  $("test-webhook-button").addEventListener("click", async () => {
-    const button = $("test-webhook-button");
-    button.disabled = true;
-    try {
-      const delivery = await api("/api/v1/webhooks/test", { method: "POST" });
-      toast("Test webhook sent");
-      state.status = "";
-      state.offset = 0;
-      await loadLogs();
-      followDelivery(delivery.id, delivery.attempts);
-    } catch (error) {
-      message("error", error.message);
-    } finally {
-      button.disabled = false;
-    }
-  });
-}
-
-function bindSecret() {
-  $("reveal-secret-button").addEventListener("click", () => {
-    state.revealed = !state.revealed;
-    renderSecret();
-  });
-  $("copy-secret-button").addEventListener("click", (event) => copyText(state.config.secret, event.currentTarget));
-  $("rotate-secret-button").addEventListener("click", () => ($("rotate-confirm").hidden = false));
-  $("rotate-cancel-button").addEventListener("click", () => ($("rotate-confirm").hidden = true));
-  $("rotate-confirm-button").addEventListener("click", async () => {
-    $("rotate-confirm").hidden = true;
-    try {
-      const config = await api("/api/v1/webhooks/config/rotate-secret", { method: "POST" });
-      state.revealed = true;
-      renderConfig(config);
-      toast("Secret rotated: deploy the new one within 24 hours");
-    } catch (error) {
-      toast(error.message, "error");
-    }
-  });
-}
-
-// ---- Logs --------------------------------------------------------------------------------------
-
-function responseText(delivery) {
-  if (delivery.response_code) return `HTTP ${delivery.response_code}`;
-  if (delivery.error) return delivery.error.length > 40 ? `${delivery.error.slice(0, 40)}…` : delivery.error;
-  return "—";
-}
-
-function detailsRow(delivery) {
-  return el(
-    "tr",
-    { class: "details", "data-test-id": `webhook-details-${delivery.id}` },
-    el(
-      "td",
-      { colspan: 7 },
-      el(
-        "div",
-        { class: "details-grid" },
-        el("div", {}, el("h3", {}, "Delivery id"), el("code", {}, delivery.id)),
-        el("div", {}, el("h3", {}, "Duration"), delivery.duration_ms === null ? "—" : `${delivery.duration_ms} ms`),
-        el("div", {}, el("h3", {}, "Created"), formatTime(delivery.created_at)),
-      ),
-      delivery.error ? el("div", { class: "alert error" }, delivery.error) : null,
-      el("h3", {}, "Payload"),
-      el("pre", { class: "block light" }, JSON.stringify(delivery.payload, null, 2)),
-      delivery.response_body ? [el("h3", {}, "Response body"), el("pre", { class: "block light" }, delivery.response_body)] : null,
-    ),
-  );
-}
-
-function logRows(delivery) {
-  const toggle = el("button", { type: "button", class: "btn small link", "data-test-id": `webhook-toggle-${delivery.id}` }, state.open.has(delivery.id) ? "Hide" : "Details");
-  const retry = el("button", { type: "button", class: "btn small", "data-test-id": `retry-webhook-${delivery.id}` }, "Retry");
-  retry.addEventListener("click", async () => {
-    retry.disabled = true;
-    try {
-      await api(`/api/v1/webhooks/${encodeURIComponent(delivery.id)}/retry`, { method: "POST" });
-      toast("Retry sent");
-      followDelivery(delivery.id, delivery.attempts);
-    } catch (error) {
-      toast(error.message, "error");
-      retry.disabled = false;
-    }
-  });
-  toggle.addEventListener("click", () => {
-    if (state.open.has(delivery.id)) state.open.delete(delivery.id);
-    else state.open.add(delivery.id);
-    loadLogs();
-  });
+function endpointRow(endpoint) {
+  const link = el("a", { href: endpointPath(endpoint), class: "endpoint-link mono", "data-test-id": `endpoint-link-${endpoint.id}` }, endpoint.url);
+  const note = stateNote(endpoint);
   const row = el(
     "tr",
-    { "data-test-id": `webhook-log-${delivery.id}`, dataset: { status: delivery.status } },
-    el("td", { dataset: { label: "Event" } }, el("code", {}, delivery.event)),
-    el("td", { "data-test-id": `webhook-status-${delivery.id}`, dataset: { label: "Status" } }, badge(delivery.status)),
-    el("td", { class: "num", "data-test-id": `webhook-attempts-${delivery.id}`, dataset: { label: "Attempts" } }, String(delivery.attempts)),
-    el("td", { class: "muted", dataset: { label: "Response" } }, responseText(delivery)),
-    el("td", { class: "muted", dataset: { label: "Last attempt" } }, formatTime(delivery.last_attempt_at)),
-    el("td", { class: "muted", dataset: { label: "Next retry" } }, delivery.status === "pending" ? formatTime(delivery.next_retry_at) : "—"),
-    el("td", { class: "num", dataset: { label: "" } }, el("div", { class: "row" }, toggle, retry)),
+    {
+      class: `clickable endpoint-row ${isAutoDisabled(endpoint) ? "alarm" : ""}`.trim(),
+      "data-test-id": `endpoint-row-${endpoint.id}`,
+      dataset: { state: endpointState(endpoint) },
+    },
+    el(
+      "td",
+      { class: "endpoint-main", dataset: { label: "Endpoint" } },
+      el("div", { class: "endpoint-name" }, link, endpoint.is_default ? defaultBadge() : null),
+      endpoint.description ? el("div", { class: "endpoint-description" }, endpoint.description) : null,
+    ),
+    el("td", { dataset: { label: "Events" }, "data-test-id": `endpoint-events-${endpoint.id}` }, filterChips(endpoint.events)),
+    el(
+      "td",
+      { dataset: { label: "State" }, "data-test-id": `endpoint-state-${endpoint.id}` },
+      el("div", { class: "state-cell" }, stateBadge(endpoint), note ? el("div", { class: "state-note" }, note) : null),
+    ),
+    el("td", { class: "num muted", dataset: { label: "Rate limit" } }, rateLimitText(endpoint)),
+    el("td", { class: "num chevron", "aria-hidden": "true", dataset: { label: "" } }, "›"),
   );
-  return state.open.has(delivery.id) ? [row, detailsRow(delivery)] : [row];
-}
-
-let logsRequest = 0;
-
-async function loadLogs() {
-  const ticket = ++logsRequest;
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(state.offset) });
-  if (state.status) params.set("status", state.status);
-  let page;
-  try {
-    page = await api(`/api/v1/webhooks?${params}`);
-  } catch (error) {
-    toast(`Delivery logs could not be loaded: ${error.message}`, "error");
-    return null;
-  }
-  if (ticket !== logsRequest) return page; // a newer load is on its way
-  const rows = page.data.flatMap(logRows);
-  if (rows.length === 0) {
-    rows.push(
-      emptyRow(7, state.status ? "Nothing here" : "No deliveries yet", state.config && state.config.url ? "Send a test webhook to see one." : "Save an endpoint URL, then send a test webhook."),
-    );
-  }
-  table.querySelector("tbody").replaceChildren(...rows);
-  renderPager(table.closest(".card").querySelector(".pager"), page, (offset) => {
-    state.offset = offset;
-    loadLogs();
+  row.addEventListener("click", (event) => {
+    if (!event.target.closest("a")) location.assign(endpointPath(endpoint));
   });
-  return page;
+  if (state.added === endpoint.id) row.classList.add("flash");
+  return row;
 }
 
-/** After a send or a retry: reload the logs every second until that delivery's attempts move. */
-function followDelivery(id, attempts) {
-  let left = 15;
-  const tick = async () => {
-    const page = await loadLogs();
-    const found = page && page.data.find((delivery) => delivery.id === id);
-    left -= 1;
-    if (left > 0 && (!found || found.attempts <= attempts || found.status === "pending" && found.attempts === attempts)) {
-      setTimeout(tick, 1000);
-    } else {
-      loadSummary();
-    }
-  };
-  setTimeout(tick, 500);
+function banner(endpoint) {
+  return el(
+    "div",
+    { class: "alert error banner", role: "alert", "data-test-id": `disabled-banner-${endpoint.id}` },
+    el("div", { class: "banner-mark", "aria-hidden": "true" }, "!"),
+    el(
+      "div",
+      { class: "banner-body" },
+      el("div", { class: "banner-title" }, "Paystream disabled an endpoint: ", el("span", { class: "mono" }, shortUrl(endpoint.url))),
+      el(
+        "div",
+        {},
+        `${capitalize(endpoint.disabled_reason)}, so it was disabled on ${formatTime(endpoint.disabled_at)}. `,
+        "Nothing is sent to it until you enable it again; then recover the deliveries that failed meanwhile.",
+      ),
+    ),
+    el("a", { class: "btn small", href: endpointPath(endpoint), "data-test-id": `disabled-banner-open-${endpoint.id}` }, "Review endpoint"),
+  );
+}
+
+function renderEndpoints(endpoints) {
+  state.endpoints = endpoints;
+  state.byId = new Map(endpoints.map((endpoint) => [endpoint.id, endpoint]));
+  const rows = endpoints.map(endpointRow);
+  state.added = null; // flashed once
+  if (rows.length === 0) {
+    const add = el("button", { type: "button", class: "btn primary", "data-test-id": "empty-add-endpoint-button" }, "+ Add endpoint");
+    add.addEventListener("click", openForm);
+    const empty = emptyRow(5, "No endpoints yet", "Add the URL of your server, and Paystream sends it your payments' events as they happen.");
+    empty.querySelector(".empty").append(el("div", { class: "empty-action" }, add));
+    rows.push(empty);
+  }
+  $("endpoints-table").querySelector("tbody").replaceChildren(...rows);
+  $("endpoints-count").textContent = endpoints.length ? `${endpoints.length} of ${MAX_ENDPOINTS}` : "";
+  const full = endpoints.length >= MAX_ENDPOINTS;
+  const button = $("add-endpoint-button");
+  button.disabled = full;
+  button.title = full ? `At most ${MAX_ENDPOINTS} endpoints: delete one first` : "";
+  const disabled = endpoints.filter(isAutoDisabled);
+  const banners = $("disabled-banners");
+  banners.replaceChildren(...disabled.map(banner));
+  banners.hidden = disabled.length === 0;
+}
+
+async function loadEndpoints() {
+  try {
+    renderEndpoints((await api("/api/v1/webhook-endpoints")).data);
+  } catch (error) {
+    toast(`Endpoints could not be loaded: ${error.message}`, "error");
+  }
+}
+
+function openForm() {
+  form.setEndpoint(null);
+  $("add-endpoint-card").hidden = false;
+  $("add-endpoint-card").scrollIntoView({ block: "nearest" });
+  form.focus();
+}
+
+function closeForm() {
+  $("add-endpoint-card").hidden = true;
+}
+
+function bindAddForm(eventTypes) {
+  form = endpointForm($("endpoint-form"), {
+    eventTypes,
+    idPrefix: "add-endpoint",
+    submitLabel: "Add endpoint",
+    onCancel: closeForm,
+    onSubmit: async (fields) => {
+      const created = await api("/api/v1/webhook-endpoints", { method: "POST", body: fields });
+      state.added = created.id;
+      closeForm();
+      await loadEndpoints();
+      toast("Endpoint added: open it to see its signing secret or send a test");
+    },
+  });
+  $("add-endpoint-button").addEventListener("click", openForm);
 }
 
 // ---- Chart -------------------------------------------------------------------------------------
@@ -303,26 +181,45 @@ async function loadSummary() {
   return summary;
 }
 
+// ---- Logs --------------------------------------------------------------------------------------
+
+function endpointCell(delivery) {
+  const endpoint = state.byId.get(delivery.endpoint_id);
+  if (!endpoint) return el("span", { class: "gone" }, "to a deleted endpoint");
+  return ["to ", el("a", { href: endpointPath(endpoint), title: endpoint.url }, shortUrl(endpoint.url))];
+}
+
+function retryBlocked(delivery) {
+  const endpoint = state.byId.get(delivery.endpoint_id);
+  if (!endpoint) return "The endpoint was deleted";
+  return endpoint.enabled ? null : "The endpoint is disabled: enable it to retry";
+}
+
 async function main() {
   await initShell();
   const summary = await loadSummary();
-  state.eventTypes = summary ? summary.event_types : [];
-  // The form is enabled by the first render of the saved configuration, after which nothing
-  // renders a configuration older than what the merchant saved.
-  await Promise.all([loadConfig(), loadLogs()]);
-  bindEndpointForm();
-  bindSecret();
-  bindTabs($("webhook-filter"), (status) => {
-    state.status = status;
-    state.offset = 0;
-    loadLogs();
+  bindAddForm(summary ? summary.event_types : []);
+  await loadEndpoints();
+  const logs = deliveryLog($("webhook-logs-card"), {
+    endpointCell,
+    retryBlocked,
+    empty: () =>
+      state.endpoints && state.endpoints.length
+        ? ["No deliveries yet", "Open an endpoint and send a test webhook to see one."]
+        : ["No deliveries yet", "Add an endpoint, then send it a test webhook."],
+    onSettled: loadSummary,
   });
+  await logs.load();
   const refresh = debounce(() => {
-    loadLogs();
+    logs.load();
     loadSummary();
   }, 1500);
   await connectLive({ "payment:status-update": refresh, "refund:status-update": refresh });
-  setInterval(loadLogs, 5000);
+  // Endpoints change state on their own (a dispatcher disables one that keeps failing).
+  setInterval(() => {
+    loadEndpoints();
+    logs.load();
+  }, 5000);
   setInterval(loadSummary, 30_000);
 }
 
