@@ -124,7 +124,7 @@ def describe_duration(seconds: float) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         hours = int(seconds // 3600)
         return f"{hours} hour" + ("s" if hours != 1 else "")
-    return f"{seconds:g} seconds"
+    return "1 second" if seconds == 1 else f"{seconds:g} seconds"
 
 
 def disabled_event(row: asyncpg.Record) -> Event:

@@ -44,7 +44,8 @@ async def retry_delivery(request: web.Request) -> web.Response:
             )
         if not found["endpoint_enabled"]:
             raise BadRequestError(
-                "the webhook endpoint is disabled; enable it with PUT /api/v1/webhooks/config",
+                "the delivery's webhook endpoint is disabled or deleted; enable it with "
+                f"PATCH /api/v1/webhook-endpoints/{found['endpoint_id']} first",
                 code="WEBHOOK_ENDPOINT_DISABLED",
             )
         row = await store.schedule_now(conn, delivery_id)
