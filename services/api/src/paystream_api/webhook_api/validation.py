@@ -14,6 +14,8 @@ from paystream_api.validation import reject_unknown
 from paystream_api.webhook_api.events import ALL_EVENTS, SUBSCRIBABLE_EVENT_TYPES
 
 MAX_LIMIT = 100
+MAX_OFFSET = 10_000_000
+MAX_EVENT_LENGTH = 100
 DEFAULT_LIMIT = 10
 DELIVERY_STATUSES = ("pending", "success", "failed")
 CONFIG_FIELDS = frozenset({"url", "events", "enabled"})
@@ -77,7 +79,7 @@ def parse_log_query(query: MultiMapping[str]) -> LogQuery:
         raise ValidationError("status must be pending, success or failed", field="status")
     return LogQuery(
         limit=query_int(query, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT),
-        offset=query_int(query, "offset", default=0, minimum=0, maximum=10_000_000),
+        offset=query_int(query, "offset", default=0, minimum=0, maximum=MAX_OFFSET),
         status=status,
-        event=query_text(query, "event", max_length=100),
+        event=query_text(query, "event", max_length=MAX_EVENT_LENGTH),
     )
