@@ -5,7 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from paystream.web import add_ops_routes
-from paystream_api import frontend, merchant_api, merchants, provider_webhooks, public_api, webhook_api
+from paystream_api import (
+    frontend,
+    merchant_api,
+    merchants,
+    openapi,
+    provider_webhooks,
+    public_api,
+    webhook_api,
+)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -16,3 +24,4 @@ def setup_routes(app: web.Application) -> None:
     provider_webhooks.setup_routes(app)
     public_api.setup_routes(app)
     frontend.setup_routes(app)
+    openapi.setup_routes(app)

@@ -16,6 +16,8 @@ from paystream_api.validation import reject_unknown
 from paystream_api.webhook_api.events import parse_events
 
 MAX_LIMIT = 100
+MAX_OFFSET = 10_000_000
+MAX_EVENT_LENGTH = 100
 DEFAULT_LIMIT = 10
 DELIVERY_STATUSES = ("pending", "success", "failed")
 CONFIG_FIELDS = frozenset({"url", "events", "enabled"})
@@ -217,9 +219,9 @@ def parse_log_query(query: MultiMapping[str]) -> LogQuery:
         raise ValidationError("endpoint_id must name a webhook endpoint (we_...)", field="endpoint_id")
     return LogQuery(
         limit=query_int(query, "limit", default=DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT),
-        offset=query_int(query, "offset", default=0, minimum=0, maximum=10_000_000),
+        offset=query_int(query, "offset", default=0, minimum=0, maximum=MAX_OFFSET),
         status=status,
-        event=query_text(query, "event", max_length=100),
+        event=query_text(query, "event", max_length=MAX_EVENT_LENGTH),
         endpoint_id=endpoint_id,
     )
 
