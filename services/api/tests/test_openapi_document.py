@@ -30,6 +30,7 @@ NOT_IN_THE_DOCUMENT = frozenset(
         ("GET", "/dashboard/"),
         ("GET", "/dashboard/payments/{payment_id}"),
         ("GET", "/dashboard/webhooks"),
+        ("GET", "/dashboard/webhooks/{endpoint_id}"),
         ("GET", "/dashboard/streams"),
         ("GET", "/dashboard/docs"),
         # Static assets: scripts, styles and the Docs page's verification snippets.

@@ -26,6 +26,7 @@ from paystream_api.openapi.paths import (
     public,
     refunds,
     testing,
+    webhook_endpoints,
     webhooks,
 )
 from paystream_api.openapi.schemas import SCHEMAS
@@ -47,6 +48,7 @@ GROUPS: tuple[PathGroup, ...] = (
     payments,
     refunds,
     webhooks,
+    webhook_endpoints,
     public,
     dashboard,
     providers,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from paystream.events import MERCHANT_EVENT_TYPES
 from paystream.notifier_tokens import BROWSER_TOKEN_TTL_S
 from paystream.resources import PAYMENT_STATUSES, REFUND_STATUSES
+from paystream.webhooks import ALL_EVENTS, WILDCARD_SUFFIX
 from paystream_api import validation
 from paystream_api.cards import CARD_FIELD
 from paystream_api.openapi.builders import JsonObject, nullable, obj, schema_ref
@@ -16,7 +17,7 @@ from paystream_api.openapi.components import ERROR
 from paystream_api.orders import RECEIPT_MAX_LENGTH
 from paystream_api.payments import METHODS, ORDER_REFERENCE_MAX_LENGTH, VPA
 from paystream_api.refunds import REASON_MAX_LENGTH
-from paystream_api.webhook_api.events import ALL_EVENTS
+from paystream_api.webhook_api.events import MAX_FILTER_ENTRIES, WILDCARD_PREFIXES
 from paystream_api.webhook_api.validation import DELIVERY_STATUSES
 
 TIMESTAMP: JsonObject = {"type": "string", "format": "date-time", "example": "2026-05-01T10:00:00.123Z"}
@@ -159,9 +160,18 @@ CAPTURE: JsonObject = obj(
 WEBHOOK_EVENTS: JsonObject = {
     "type": "array",
     "minItems": 1,
-    "items": {"type": "string", "enum": [ALL_EVENTS, *(t.value for t in MERCHANT_EVENT_TYPES)]},
+    "maxItems": MAX_FILTER_ENTRIES,
+    "items": {
+        "type": "string",
+        "enum": [
+            ALL_EVENTS,
+            *(t.value for t in MERCHANT_EVENT_TYPES),
+            *sorted(prefix + WILDCARD_SUFFIX for prefix in WILDCARD_PREFIXES),
+        ],
+    },
     "description": '`["*"]` (every type, including ones added later; not combined with others) or a list '
-    "of event types",
+    "of event types and `<prefix>.*` wildcards (`payment.*` takes every event whose name starts with "
+    "`payment.`)",
 }
 WEBHOOK_CONFIG_INPUT: JsonObject = obj(
     {
@@ -305,6 +315,7 @@ WEBHOOK_CONFIG: JsonObject = obj(
 WEBHOOK_DELIVERY: JsonObject = obj(
     {
         "id": {"type": "string", "description": "Also the `webhook-id` header of every attempt"},
+        "endpoint_id": {"type": "string", "description": "The endpoint it goes to (`we_...`)"},
         "event": {"type": "string", "example": "payment.success"},
         "payload": {
             "type": "object",

@@ -81,6 +81,9 @@ PATHS: Paths = {
                 offset_parameter(MAX_OFFSET),
                 query_parameter("status", {"type": "string", "enum": list(DELIVERY_STATUSES)}),
                 query_parameter("event", {"type": "string", "maxLength": MAX_EVENT_LENGTH}, "An event type"),
+                query_parameter(
+                    "endpoint_id", {"type": "string", "maxLength": 100}, "One endpoint's log (`we_...`)"
+                ),
             ],
             responses={
                 "200": json_body(schema_ref("WebhookDeliveryList"), "A page of deliveries"),
