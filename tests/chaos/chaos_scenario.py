@@ -10,7 +10,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from invariants import verify_exactly_once, wait_until_drained
 from load import SteadyLoad
-from merchant_receiver import MerchantReceiver
+from merchant_receiver import MerchantReceiver, ReceivingEndpoint
 from platform_stack import PaymentWatcher, Stack
 
 # The merchant's invoices the load spreads its payments over (and the frontend watches).
@@ -40,3 +40,4 @@ class Scenario:
 
 
 ScenarioFactory = Callable[..., Awaitable[Scenario]]
+EndpointFactory = Callable[..., Awaitable[ReceivingEndpoint]]

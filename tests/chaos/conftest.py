@@ -15,12 +15,13 @@ import redis.asyncio as aioredis
 # The suite runs with --import-mode=importlib, which puts no test directory on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from chaos_scenario import INVOICES, Scenario, ScenarioFactory
+from chaos_scenario import INVOICES, EndpointFactory, Scenario, ScenarioFactory
 from load import SteadyLoad
-from merchant_receiver import MerchantReceiver
+from merchant_receiver import MerchantReceiver, ReceivingEndpoint
 from platform_stack import MERCHANT_ID, SERVICES, WEBHOOK_SECRET, PaymentWatcher, Spawn, start_stack
 
 from paystream.invoices import record_invoice_owner
+from paystream_devstack.embedded import free_port
 
 
 @pytest.fixture
@@ -68,3 +69,29 @@ async def open_scenario(
             await scenario.watcher.close()
         if scenario.receiver is not None:
             await scenario.receiver.stop()
+
+
+@pytest.fixture
+async def add_endpoint() -> AsyncIterator[EndpointFactory]:
+    """Factory: `await add_endpoint(scenario, events=[...], **fields)` registers one more webhook
+    endpoint of the merchant through the API (`POST /api/v1/webhook-endpoints`; `events` omitted:
+    every event) and starts a receiver behind it that verifies the endpoint's own secret, as the
+    API answered it. The receivers are stopped at the end."""
+    receivers: list[MerchantReceiver] = []
+
+    async def add(
+        scenario: Scenario, events: Sequence[str] | None = None, **fields: object
+    ) -> ReceivingEndpoint:
+        port = free_port()
+        if events is not None:
+            fields["events"] = list(events)
+        created = await scenario.stack.create_endpoint(MerchantReceiver.url_on(port), **fields)
+        assert created["events"] == (["*"] if events is None else list(events)), created
+        receiver = MerchantReceiver(created["secret"], port=port)
+        receivers.append(receiver)
+        await receiver.start()
+        return ReceivingEndpoint(created["id"], receiver, None if events is None else frozenset(events))
+
+    yield add
+    for receiver in receivers:
+        await receiver.stop()

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
 from load import SteadyLoad
-from merchant_receiver import MerchantReceiver
+from merchant_receiver import MerchantReceiver, ReceivingEndpoint
 from platform_stack import PaymentWatcher
 
 from paystream.events import STREAM_FIELD
@@ -117,9 +118,14 @@ async def verify_exactly_once(
     load: SteadyLoad,
     receiver: MerchantReceiver | None,
     watcher: PaymentWatcher | None,
+    *,
+    endpoints: Sequence[ReceivingEndpoint] = (),
 ) -> None:
     """Every accepted request reached its final state exactly once, and was published, delivered to
-    the merchant and shown to the frontend. Fails listing every violation found."""
+    the merchant and shown to the frontend. Fails listing every violation found.
+
+    `receiver` gets every delivery (the merchant has one endpoint); with several endpoints, name
+    each in `endpoints` instead: each gets the events its filter matches, under its own ids."""
     problems: list[str] = []
     problems += _check_requests(load)
     problems += await _check_payments(pool, load)
@@ -128,6 +134,9 @@ async def verify_exactly_once(
     problems += outbox_ids[1]
     if receiver is not None:
         problems += await _check_deliveries(pool, receiver, outbox_ids[0])
+    for endpoint in endpoints:
+        meant = {event_id: kind for event_id, kind in outbox_ids[0].items() if endpoint.receives(kind)}
+        problems += await _check_deliveries(pool, endpoint.receiver, meant, endpoint.endpoint_id)
     if watcher is not None:
         problems += _check_frontend(load, watcher)
     assert not problems, "\n".join([f"{len(problems)} violations ({load.summary()}):", *problems[:40]])
@@ -235,13 +244,23 @@ async def _check_published(pool: asyncpg.Pool, redis: aioredis.Redis) -> tuple[d
 
 
 async def _check_deliveries(
-    pool: asyncpg.Pool, receiver: MerchantReceiver, payment_events: dict[str, str]
+    pool: asyncpg.Pool,
+    receiver: MerchantReceiver,
+    payment_events: dict[str, str],
+    endpoint_id: str | None = None,
 ) -> list[str]:
+    """The delivery log (of one endpoint, or all of it) against what its receiver got: one delivery
+    per event, each succeeded, received under the log's id, accepted once, signed and in order."""
     problems = []
-    rows = await pool.fetch("SELECT id, event_id::text AS event_id, status, attempts FROM webhook_deliveries")
+    rows = await pool.fetch(DELIVERY_ROWS, endpoint_id)
+    deliveries_per_event = Counter(row["event_id"] for row in rows)
+    if repeated := [event_id for event_id, n in deliveries_per_event.items() if n > 1]:
+        problems.append(f"{len(repeated)} events have more than one delivery: {sorted(repeated)[:5]}")
     by_event = {row["event_id"]: row for row in rows}
     if missing := set(payment_events) - set(by_event):
         problems.append(f"{len(missing)} events have no delivery to the merchant")
+    if unexpected := set(by_event) - set(payment_events):
+        problems.append(f"{len(unexpected)} deliveries of events not meant for it: {sorted(unexpected)[:5]}")
     for row in rows:
         if row["status"] != "success":
             problems.append(f"delivery {row['id']} is {row['status']} after {row['attempts']} attempts")
@@ -253,17 +272,33 @@ async def _check_deliveries(
     for event, ids in receiver.webhook_ids_by_event().items():
         if len(ids) > 1:
             problems.append(f"{event} reached the merchant under {len(ids)} webhook-ids")
+    accepted = receiver.accepted_ids_by_event()
+    misaccepted = [
+        row["id"]
+        for row in rows
+        if row["payment_id"] is not None
+        and row["id"] in received
+        and accepted.get((row["event_type"], row["payment_id"])) != [row["id"]]
+    ]
+    if misaccepted:
+        problems.append(f"{len(misaccepted)} events not accepted exactly once under their log's id")
     if bad := sum(1 for d in receiver.deliveries if not d.signatures_valid):
         problems.append(f"{bad} deliveries with a signature the merchant could not verify")
     if receiver.unreadable:
         problems.append(f"{receiver.unreadable} deliveries the merchant could not read")
-    orders = first_attempt_orders(await pool.fetch(DELIVERY_ORDER_ROWS), receiver)
+    orders = first_attempt_orders(list(rows), receiver)
     for payment_id, order in orders.items():
         if order != sorted(order, key=PAYMENT_LIFECYCLE.index):
             problems.append(f"payment {payment_id}: first attempts reached the merchant as {order}")
+    if endpoint_id is not None:
+        return [f"endpoint {endpoint_id}: {problem}" for problem in problems]
     return problems
 
 
+DELIVERY_ROWS = """
+SELECT id, event_id::text AS event_id, event_type, order_key, status, attempts,
+       convert_from(payload, 'UTF8')::jsonb -> 'data' -> 'payment' ->> 'id' AS payment_id
+FROM webhook_deliveries WHERE $1::text IS NULL OR endpoint_id = $1"""
 DELIVERY_ORDER_ROWS = "SELECT id, event_type, order_key, attempts FROM webhook_deliveries"
 
 

@@ -5,6 +5,8 @@ each delivery, and can go down (nothing listens: connection refused) and come ba
 An event is `(event type, data.payment.id)`: in these tests each payment has at most one event of a
 type. Receiving one event under two different `webhook-id`s is a duplicate the merchant would act on
 twice; one `webhook-id` seen twice is a redelivery, which Standard Webhooks receivers de-duplicate.
+The receiver does so too: the first delivery of a `webhook-id` is accepted (what the merchant acts
+on), a later one is recorded as a redelivery and answered 200 without being accepted again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,8 @@ class Delivery:
     event: EventKey
     received_at: float  # time.time()
     signatures_valid: bool
+    # The webhook-id had been accepted before: the merchant's de-duplication drops it.
+    redelivery: bool = False
 
 
 def _standard_key(secret: str) -> bytes:
@@ -47,12 +51,19 @@ class MerchantReceiver:
     secret: str
     port: int = field(default_factory=free_port)
     deliveries: list[Delivery] = field(default_factory=list)
+    # webhook-id -> the delivery that was accepted under it (the first one that arrived).
+    accepted: dict[str, Delivery] = field(default_factory=dict)
     unreadable: int = 0
     _runner: web.AppRunner | None = None
 
+    @staticmethod
+    def url_on(port: int) -> str:
+        """The URL a receiver on `port` listens at (to register it before it starts)."""
+        return f"http://127.0.0.1:{port}/hooks"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return self.url_on(self.port)
 
     @property
     def up(self) -> bool:
@@ -82,14 +93,16 @@ class MerchantReceiver:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             self.unreadable += 1
             return web.Response(text="ok")
-        self.deliveries.append(
-            Delivery(
-                webhook_id=request.headers.get("webhook-id", ""),
-                event=key,
-                received_at=time.time(),
-                signatures_valid=self._verify(request, body),
-            )
+        webhook_id = request.headers.get("webhook-id", "")
+        delivery = Delivery(
+            webhook_id=webhook_id,
+            event=key,
+            received_at=time.time(),
+            signatures_valid=self._verify(request, body),
+            redelivery=webhook_id in self.accepted,
         )
+        self.deliveries.append(delivery)
+        self.accepted.setdefault(webhook_id, delivery)
         return web.Response(text="ok")
 
     def _verify(self, request: web.Request, body: bytes) -> bool:
@@ -113,9 +126,33 @@ class MerchantReceiver:
     def received_ids(self) -> set[str]:
         return {delivery.webhook_id for delivery in self.deliveries}
 
+    def accepted_ids_by_event(self) -> dict[EventKey, list[str]]:
+        """event -> the webhook-ids it was accepted under (more than one: the merchant acted twice)."""
+        ids: dict[EventKey, list[str]] = defaultdict(list)
+        for webhook_id, delivery in self.accepted.items():
+            ids[delivery.event].append(webhook_id)
+        return ids
+
+    def redelivered(self) -> Counter[str]:
+        """webhook-id -> how many times it arrived again after it had been accepted."""
+        return Counter(delivery.webhook_id for delivery in self.deliveries if delivery.redelivery)
+
     def first_arrival(self) -> dict[str, float]:
         """webhook-id -> when it first arrived."""
         first: dict[str, float] = {}
         for delivery in self.deliveries:
             first.setdefault(delivery.webhook_id, delivery.received_at)
         return first
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivingEndpoint:
+    """One of the merchant's webhook endpoints and the receiver behind its URL. `events` is the
+    endpoint's filter as exact event names (None: every event)."""
+
+    endpoint_id: str
+    receiver: MerchantReceiver
+    events: frozenset[str] | None = None
+
+    def receives(self, event_type: str) -> bool:
+        return self.events is None or event_type in self.events

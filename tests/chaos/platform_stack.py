@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from load import AUTH
@@ -18,6 +19,7 @@ from paystream_devstack.testing.platform import API, DISPATCHER, NOTIFIER, PROCE
 SERVICES = (API, PROCESSOR, DISPATCHER, NOTIFIER)
 MERCHANT_ID = "mer_test0000000001"
 WEBHOOK_SECRET = "whsec_test_abc123"
+ENDPOINTS_PATH = "/api/v1/webhook-endpoints"
 
 # Recovery deadlines short enough for a bounded test. Each keeps the rule that a stream entry (or a
 # delivery's lease) is taken over only after the longest its handler or HTTP attempt may run.
@@ -44,6 +46,29 @@ class Stack(Platform):
             assert response.status == 200, await response.text()
             config: dict[str, object] = await response.json()
             return config
+
+    async def call_api(
+        self, method: str, path: str, expected: int, body: Mapping[str, object] | None = None
+    ) -> dict[str, Any]:
+        """One merchant API call; fails unless it is answered `expected`. Returns the JSON body."""
+        async with (
+            aiohttp.ClientSession() as http,
+            http.request(method, f"{self.api_url}{path}", json=body, headers=AUTH) as response,
+        ):
+            assert response.status == expected, f"{method} {path}: {response.status} {await response.text()}"
+            document: dict[str, Any] = await response.json()
+            return document
+
+    async def create_endpoint(self, url: str, **fields: object) -> dict[str, Any]:
+        """`POST /api/v1/webhook-endpoints`: a further endpoint, with a secret of its own."""
+        return await self.call_api("POST", ENDPOINTS_PATH, 201, {"url": url, **fields})
+
+    async def default_endpoint(self) -> dict[str, Any]:
+        """The endpoint `PUT /api/v1/webhooks/config` manages, as `/api/v1/webhook-endpoints` lists it."""
+        listed = await self.call_api("GET", ENDPOINTS_PATH, 200)
+        defaults: list[dict[str, Any]] = [endpoint for endpoint in listed["data"] if endpoint["is_default"]]
+        assert len(defaults) == 1, listed
+        return defaults[0]
 
 
 async def start_stack(

@@ -4,6 +4,7 @@ API app (in-process aiohttp server, real PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from paystream.webhooks import new_delivery_id, webhook_body
 from paystream_api.auth import hash_secret
+from paystream_api.webhook_api.endpoint_store import RECOVER_PACE_PER_S
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 OTHER_AUTH = {"X-Api-Key": "key_other_endpoints", "X-Api-Secret": "secret_other_endpoints"}
@@ -269,6 +271,67 @@ async def test_recover_resends_the_failed_deliveries_of_the_window_paced_with_th
     ):
         refused = await api.post(f"{BASE}/{endpoint['id']}/recover", json=bad, headers=AUTH)
         assert refused.status == 422 and (await error_of(refused))["field"] == field, bad
+
+
+async def test_recover_marks_the_window_s_deliveries_in_flight_to_go_after_the_failed_ones(
+    api: Client, db_pool: asyncpg.Pool
+) -> None:
+    """An attempt in flight was made while the endpoint was failing: if it was the delivery's last,
+    the dispatcher re-sends it at the time the mark gives (after the failed ones, at the pace)."""
+    endpoint = await create(api, {"url": URL})
+    now = datetime.now(UTC)
+    failed = [
+        await insert_delivery(db_pool, endpoint["id"], "failed", now - timedelta(hours=h)) for h in (3, 2)
+    ]
+    in_flight, retrying, too_old = [
+        await insert_delivery(db_pool, endpoint["id"], "pending", created_at)
+        for created_at in (now - timedelta(hours=1), now - timedelta(hours=1), now - timedelta(days=2))
+    ]
+    await db_pool.execute(
+        """UPDATE webhook_deliveries SET lease_token = gen_random_uuid(), due_at = now() + interval '1 minute'
+           WHERE id = ANY($1::text[])""",
+        [in_flight, too_old],
+    )
+    await db_pool.execute(
+        "UPDATE webhook_deliveries SET due_at = now() + interval '1 hour' WHERE id = $1", retrying
+    )
+    before = {r["id"]: r for r in await db_pool.fetch("SELECT * FROM webhook_deliveries")}
+
+    since = (now - timedelta(hours=4)).isoformat()
+    response = await api.post(f"{BASE}/{endpoint['id']}/recover", json={"since": since}, headers=AUTH)
+    assert response.status == 202 and (await response.json())["recovering"] == 2
+    rows = {r["id"]: r for r in await db_pool.fetch("SELECT * FROM webhook_deliveries")}
+    marked = rows[in_flight]
+    # Its attempt's outcome is still the lease holder's to write: only the mark changed.
+    assert {k: v for k, v in marked.items() if k != "recover_at"} == {
+        k: v for k, v in before[in_flight].items() if k != "recover_at"
+    }
+    last_failed_due = max(rows[i]["due_at"] for i in failed)
+    assert marked["recover_at"] > last_failed_due
+    assert (marked["recover_at"] - last_failed_due).total_seconds() == pytest.approx(1 / RECOVER_PACE_PER_S)
+    assert rows[retrying]["recover_at"] is None and rows[too_old]["recover_at"] is None
+
+
+async def test_recover_never_waits_for_a_delivery_a_dispatcher_is_writing(
+    api: Client, db_pool: asyncpg.Pool
+) -> None:
+    """A dispatcher writing an outcome that fails nothing for good does not wait for the recovery
+    (only failures for good do), so the recovery must not wait for it either: it would deadlock."""
+    endpoint = await create(api, {"url": URL})
+    in_flight = await insert_delivery(db_pool, endpoint["id"], "pending", datetime.now(UTC))
+    await db_pool.execute(
+        "UPDATE webhook_deliveries SET lease_token = gen_random_uuid() WHERE id = $1", in_flight
+    )
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    async with db_pool.acquire() as dispatcher, dispatcher.transaction():
+        await dispatcher.execute("SELECT 1 FROM webhook_deliveries WHERE id = $1 FOR UPDATE", in_flight)
+        response = await asyncio.wait_for(
+            api.post(f"{BASE}/{endpoint['id']}/recover", json={"since": since}, headers=AUTH), timeout=10
+        )
+        assert response.status == 202 and (await response.json())["recovering"] == 0
+    assert (
+        await db_pool.fetchval("SELECT recover_at FROM webhook_deliveries WHERE id = $1", in_flight) is None
+    )
 
 
 async def test_a_disabled_endpoint_cannot_recover_and_re_enabling_starts_fresh(

@@ -8,7 +8,10 @@ the held deliveries of its payment that it unblocked (see ordering.py); each end
 failures is tracked (`failing_since`: set by a failed attempt, cleared by a successful one); and
 endpoints that answered 410, or have failed every attempt for `auto_disable_after_s`, are disabled
 with their pending deliveries failed, and an `endpoint.disabled` event (through the outbox, in the
-same transaction) tells the merchant's other endpoints and the dashboard.
+same transaction) tells the merchant's other endpoints and the dashboard. A failure for good of a
+delivery that a recovery of its endpoint found in flight (`recover_at`) makes it due again instead,
+at the time the recovery gave it; batches holding failures for good first wait for any recovery of
+their endpoints in progress (AWAIT_RECOVERIES), so that none is missed by both.
 
 Outcomes that cannot be written (PostgreSQL down) are kept and retried until written (the commit
 function's rule); if the process dies first, or shutdown's flush runs out of time, the rows' leases
@@ -41,17 +44,24 @@ log = get_logger(__name__)
 
 MAX_BATCH = 1000
 
-RECORD_OUTCOMES = """
+# An attempt that failed a delivery for good after its endpoint's recovery marked it in flight
+# (`recover_at`, migration 0047): the delivery goes again at the time the recovery gave it.
+RECOVERED = "(o.status = 'failed' AND o.attempted AND d.recover_at IS NOT NULL)"
+
+RECORD_OUTCOMES = f"""
 UPDATE webhook_deliveries d SET
-    status = o.status,
+    status = CASE WHEN {RECOVERED} THEN 'pending' ELSE o.status END,
     attempts = d.attempts + CASE WHEN o.attempted THEN 1 ELSE 0 END,
     last_attempt_at = CASE WHEN o.attempted THEN o.attempted_at ELSE d.last_attempt_at END,
     duration_ms = CASE WHEN o.attempted THEN o.duration_ms ELSE d.duration_ms END,
     response_code = CASE WHEN o.attempted THEN o.response_code ELSE d.response_code END,
     response_body = CASE WHEN o.attempted THEN o.response_body ELSE d.response_body END,
     error = o.error,
-    next_retry_at = now() + make_interval(secs => o.retry_in_s),
-    due_at = now() + make_interval(secs => o.retry_in_s),
+    next_retry_at = CASE WHEN {RECOVERED} THEN greatest(d.recover_at, now())
+                         ELSE now() + make_interval(secs => o.retry_in_s) END,
+    due_at = CASE WHEN {RECOVERED} THEN greatest(d.recover_at, now())
+                  ELSE now() + make_interval(secs => o.retry_in_s) END,
+    recover_at = NULL,
     lease_token = NULL,
     updated_at = now()
 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::boolean[], $5::timestamptz[], $6::integer[],
@@ -59,7 +69,14 @@ FROM unnest($1::text[], $2::uuid[], $3::text[], $4::boolean[], $5::timestamptz[]
      AS o(id, lease_token, status, attempted, attempted_at, duration_ms, response_code, response_body,
           error, retry_in_s)
 WHERE d.id = o.id AND d.lease_token = o.lease_token
-RETURNING d.id"""
+RETURNING d.id, d.status = 'pending' AND o.status = 'failed' AS recovered"""
+
+# Before writing failures for good: wait for any recovery of their endpoints in progress (it holds
+# the endpoint row FOR UPDATE until it commits), so that the statement writing them sees its marks;
+# a recovery that starts later sees them failed. A key-share lock: other recorders take it too, and
+# it does not conflict with their failure-run updates of the same rows.
+AWAIT_RECOVERIES = """
+SELECT 1 FROM webhook_endpoints WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE"""
 
 # Per endpoint with attempts in the batch: whether one of them succeeded, and when the failures
 # after the last success began (NULL: none failed after it). Written only when it changes.
@@ -228,11 +245,16 @@ class OutcomeRecorder:
             if o.first_attempt and o.order_key is not None and o.ordering_seq is not None
         }
         gone = sorted({o.endpoint_id for o in batch if o.disable_endpoint})
+        failing_for_good = sorted(
+            {o.endpoint_id for o in batch if o.attempted and o.status is DeliveryStatus.FAILED}
+        )
         runs = failure_runs(batch)
         failing = sorted(endpoint for endpoint, run in runs.items() if run.failing_since is not None)
         disabled: list[asyncpg.Record] = []
         released: list[str] = []
         async with self._pool.acquire() as conn, conn.transaction():
+            if failing_for_good:  # rare: only the last attempts that failed
+                await conn.execute(AWAIT_RECOVERIES, failing_for_good)
             await lock_keys(conn, ordered)
             recorded = await conn.fetch(
                 RECORD_OUTCOMES,
@@ -284,5 +306,6 @@ class OutcomeRecorder:
                 merchant_id=row["merchant_id"],
                 reason=row["disabled_reason"],
             )
-        if released or any(o.retry_in_s is not None for o in batch):
+        recovered = any(row["recovered"] for row in recorded)
+        if released or recovered or any(o.retry_in_s is not None for o in batch):
             self._on_due()  # the scheduler re-reads the earliest due time

@@ -131,10 +131,33 @@ async def rotate_secret(conn: Connection, endpoint: asyncpg.Record) -> asyncpg.R
     return row
 
 
+# The window's deliveries whose attempt is in flight ($1 endpoint, $2 since, $3 until): marked with
+# when they would have been re-sent, after the failed ones ($4 of them, at $5 a second). An attempt
+# made while the endpoint was failing fails them for good an instant later if it was their last;
+# the dispatcher then re-sends them at that time (migration 0047). Rows locked meanwhile are being
+# written by a dispatcher that has no failure for good among them (one that has waits for this
+# recovery's lock on the endpoint row first): skipped, and never waited for, which could deadlock.
+MARK_IN_FLIGHT = """
+UPDATE webhook_deliveries d
+SET recover_at = now() + make_interval(secs => ($4 + n.place)::float8 / $5)
+FROM (
+    SELECT id, row_number() OVER (ORDER BY created_at, id) - 1 AS place
+    FROM (
+        SELECT id, created_at FROM webhook_deliveries
+        WHERE endpoint_id = $1 AND status = 'pending' AND lease_token IS NOT NULL
+          AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
+        FOR UPDATE SKIP LOCKED
+    ) AS in_flight
+) AS n
+WHERE d.id = n.id"""
+
+
 async def recover(conn: Connection, endpoint: asyncpg.Record, window: RecoverWindow) -> tuple[int, int]:
     """Make every failed delivery of the endpoint created in the window due again, oldest first and
-    paced (one every 1/pace seconds), with the same ids (hence the same `webhook-id`s); wake the
-    dispatchers. Returns (deliveries recovered, pace per second)."""
+    paced (one every 1/pace seconds), with the same ids (hence the same `webhook-id`s); mark those
+    whose attempt is in flight to go next if that attempt fails them for good; wake the
+    dispatchers. Inside the caller's transaction, which holds the endpoint row (FOR UPDATE) until it
+    commits. Returns (failed deliveries recovered, pace per second)."""
     pace = min(RECOVER_PACE_PER_S, endpoint["rate_limit_per_s"] or RECOVER_PACE_PER_S)
     recovered = await conn.fetchval(
         """WITH failed AS (
@@ -158,6 +181,7 @@ async def recover(conn: Connection, endpoint: asyncpg.Record, window: RecoverWin
         window.until,
         pace,
     )
+    await conn.execute(MARK_IN_FLIGHT, endpoint["id"], window.since, window.until, recovered, pace)
     if recovered:
         await conn.execute("SELECT pg_notify($1, '')", DUE_CHANNEL)
     return int(recovered), pace
