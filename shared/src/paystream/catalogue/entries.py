@@ -85,7 +85,7 @@ _ENTRIES = (
     # -- payments ------------------------------------------------------------------------------
     EventDescription(
         EventType.PAYMENT_CREATED,
-        "A payment was created through the API or the checkout; payment.pending follows at once.",
+        "A payment was created through the API or the checkout; `payment.pending` follows at once.",
         _payment_data(objects.payment("created", captured=False)),
         {"payment": samples.payment("created")},
     ),
@@ -109,13 +109,13 @@ _ENTRIES = (
     ),
     EventDescription(
         EventType.PAYMENT_FAILED,
-        "A payment failed; error_code and error_description say why.",
+        "A payment failed; `error_code` and `error_description` say why.",
         _payment_data(objects.payment("failed", captured=False), objects.provider_payment(["failed"])),
         {"payment": samples.payment("failed", error=DECLINED)},
     ),
     EventDescription(
         EventType.PAYMENT_CAPTURED,
-        "You captured a successful payment (POST /api/v1/payments/{id}/capture).",
+        "You captured a successful payment (`POST /api/v1/payments/{id}/capture`).",
         _payment_data(objects.payment("success", captured=True)),
         {"payment": samples.payment("success", captured=True)},
     ),
@@ -153,7 +153,7 @@ _ENTRIES = (
     ),
     EventDescription(
         EventType.DISPUTE_ACTION_REQUIRED,
-        "A dispute needs your evidence before respond_by.",
+        "A dispute needs your evidence before `respond_by`.",
         carrying(dispute=objects.dispute("action_required")),
         {"dispute": samples.dispute("action_required")},
     ),
@@ -240,14 +240,14 @@ _ENTRIES = (
     # -- your endpoint -------------------------------------------------------------------------
     EventDescription(
         EventType.WEBHOOK_TEST,
-        "Sent when you ask for it (POST /api/v1/webhooks/test), whatever your endpoint subscribes to.",
+        "Sent when you ask for it (`POST /api/v1/webhooks/test`), whatever your endpoint subscribes to.",
         objects.webhook_test(),
         samples.webhook_test(),
     ),
     # Emitted by the dispatcher's recorder (`webhook_dispatcher.recorder.disabled_event`).
     EventDescription(
         EventType.ENDPOINT_DISABLED,
-        "Paystream turned your webhook endpoint off by itself; reason says why.",
+        "Paystream turned your webhook endpoint off by itself; `reason` says why.",
         carrying(endpoint=objects.endpoint()),
         {"endpoint": samples.endpoint()},
     ),

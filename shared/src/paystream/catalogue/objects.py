@@ -51,7 +51,7 @@ def payment(status: str, *, captured: bool) -> JsonSchema:
         "GET /api/v1/payments/{id} returns it.",
         {
             "id": text("The payment's id.", pattern=r"^pay_[A-Za-z0-9]{16}$"),
-            "entity": choice(["payment"], "Always `payment`."),
+            "entity": choice(["payment"], "The kind of object."),
             "merchant_id": text("Your merchant id."),
             "order_id": text(
                 "The order paid: an `order_…` id from POST /api/v1/orders, or your own reference."
@@ -91,7 +91,7 @@ def provider_payment(statuses: Sequence[str]) -> JsonSchema:
         "payment, with the provider's own status.",
         {
             "id": _provider_id("payment"),
-            "entity": choice(["payment"], "Always `payment`."),
+            "entity": choice(["payment"], "The kind of object."),
             "provider": _provider(),
             "provider_status": text(
                 "The provider's own status (Razorpay: authorized, captured, refunded, failed; "
@@ -128,7 +128,7 @@ def refund(status: str) -> JsonSchema:
         "GET /api/v1/refunds/{id} returns it.",
         {
             "id": text("The refund's id.", pattern=r"^rfnd_[A-Za-z0-9]{16}$"),
-            "entity": choice(["refund"], "Always `refund`."),
+            "entity": choice(["refund"], "The kind of object."),
             "merchant_id": text("Your merchant id."),
             "payment_id": text("The payment refunded.", pattern=r"^pay_[A-Za-z0-9]{16}$"),
             "amount": amount("The amount refunded", minimum=1),
@@ -149,7 +149,7 @@ def provider_refund(status: str) -> JsonSchema:
         "A refund that a provider reported (Razorpay), shaped like the merchant API's refund.",
         {
             "id": _provider_id("refund"),
-            "entity": choice(["refund"], "Always `refund`."),
+            "entity": choice(["refund"], "The kind of object."),
             "provider": _provider(),
             "payment_id": nullable(text("The provider's id of the payment refunded.")),
             "amount": provider_amount("The amount refunded"),
@@ -174,7 +174,7 @@ def dispute(status: str) -> JsonSchema:
         "A dispute (chargeback) a payer raised with their bank, as the provider reported it.",
         {
             "id": _provider_id("dispute"),
-            "entity": choice(["dispute"], "Always `dispute`."),
+            "entity": choice(["dispute"], "The kind of object."),
             "provider": _provider(),
             "payment_id": nullable(text("The provider's id of the disputed payment.")),
             "amount": nullable(provider_amount("The amount disputed")),
@@ -198,7 +198,7 @@ def provider_order(status: str) -> JsonSchema:
         "An order at the provider (Razorpay).",
         {
             "id": _provider_id("order"),
-            "entity": choice(["order"], "Always `order`."),
+            "entity": choice(["order"], "The kind of object."),
             "provider": _provider(),
             "amount": nullable(provider_amount("The order's amount")),
             "amount_paid": nullable(provider_amount("How much has been paid")),
@@ -218,7 +218,7 @@ def invoice(status: str) -> JsonSchema:
         "An invoice issued at the provider (Razorpay).",
         {
             "id": _provider_id("invoice"),
-            "entity": choice(["invoice"], "Always `invoice`."),
+            "entity": choice(["invoice"], "The kind of object."),
             "provider": _provider(),
             "order_id": nullable(text("The provider's order behind the invoice.")),
             "payment_id": nullable(text("The provider's id of the payment that paid it.")),
@@ -240,7 +240,7 @@ def payment_link(status: str) -> JsonSchema:
         "A payment link created at the provider (Razorpay).",
         {
             "id": _provider_id("payment link"),
-            "entity": choice(["payment_link"], "Always `payment_link`."),
+            "entity": choice(["payment_link"], "The kind of object."),
             "provider": _provider(),
             "order_id": nullable(text("The provider's order behind the link.")),
             "reference_id": nullable(text("Your reference for the link.")),
