@@ -1,6 +1,6 @@
 """The catalogue itself: every event type is described (or said never to be sent, and really never
-sent), every schema is valid draft 2020-12, and every sample is a real body that its schema
-accepts."""
+sent), every schema is valid draft 2020-12, every sample is a real body that its schema accepts,
+and the README names every event."""
 
 from __future__ import annotations
 
@@ -93,3 +93,10 @@ def test_the_check_fails_on_an_undocumented_field_a_wrong_status_or_a_missing_fi
     bad_time = sample_payment()
     bad_time["payment"]["created_at"] = "2026-06-01 10:30:00"
     assert data_errors(EventType.PAYMENT_SUCCESS, bad_time)
+
+
+def test_the_readme_names_every_event_in_its_webhooks_section() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Webhooks") : readme.index("## Live status for frontends")]
+    missing = [name.value for name in EVENT_CATALOGUE if f"`{name.value}`" not in section]
+    assert not missing, f"the README's webhooks section does not name {missing}"
