@@ -156,7 +156,8 @@ async def provider_flow(rest: aiohttp.ClientSession, env: dict[str, str]) -> int
 async def test_every_webhook_a_real_flow_sends_matches_the_catalogue(
     service_env: dict[str, str], spawn_service: Spawn, db_pool: asyncpg.Pool
 ) -> None:
-    env = {**service_env, "TEST_PROCESSING_DELAY": "200", "LOG_LEVEL": "WARNING"}
+    # Small pools: the suite may share its PostgreSQL server with other runs.
+    env = {**service_env, "TEST_PROCESSING_DELAY": "200", "LOG_LEVEL": "WARNING", "DATABASE_POOL_MAX": "8"}
     started = [
         spawn_service(module, env, wait_healthy=False) for module in ("paystream_api", "webhook_dispatcher")
     ]
