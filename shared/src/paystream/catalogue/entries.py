@@ -8,6 +8,7 @@ neither, while a sample does not match its schema, and while a real webhook does
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,9 @@ class EventDescription:
         return self.type.value
 
     def schema(self) -> JsonSchema:
-        """The JSON Schema (draft 2020-12) of the event's `data`, standalone."""
-        return {"$schema": DRAFT, **self.data_schema, "title": f"{self.name} data"}
+        """The JSON Schema (draft 2020-12) of the event's `data`, standalone: a copy of its own, for
+        other documents (an OpenAPI description, say) to embed or change."""
+        return copy.deepcopy({"$schema": DRAFT, **self.data_schema, "title": f"{self.name} data"})
 
     def sample(self) -> dict[str, Any]:
         """A whole webhook body, built as the dispatcher builds every one, with the sample `data`."""

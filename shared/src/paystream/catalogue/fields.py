@@ -8,7 +8,7 @@ every object closed, so a field the platform sends but the catalogue does not de
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 JsonSchema = dict[str, Any]
@@ -78,33 +78,15 @@ def nullable(schema: JsonSchema) -> JsonSchema:
     return widened
 
 
-def record(
-    title: str,
-    description: str,
-    properties: Mapping[str, JsonSchema],
-    *,
-    optional: Iterable[str] = (),
-) -> JsonSchema:
-    """An object whose every property is required (present, if maybe null) unless `optional`."""
-    absent = set(optional)
-    unknown = absent - set(properties)
-    if unknown:
-        raise ValueError(f"optional names no property: {sorted(unknown)}")
+def record(title: str, description: str, properties: Mapping[str, JsonSchema]) -> JsonSchema:
+    """An object whose every property is always present (if maybe null)."""
     return {
         "type": "object",
         "title": title,
         "description": description,
-        "required": [name for name in properties if name not in absent],
+        "required": list(properties),
         "properties": dict(properties),
     }
-
-
-def with_fields(schema: JsonSchema, **overrides: JsonSchema) -> JsonSchema:
-    """`schema` with some of its properties narrowed (an event that always shows one status)."""
-    unknown = set(overrides) - set(schema["properties"])
-    if unknown:
-        raise ValueError(f"no such properties: {sorted(unknown)}")
-    return {**schema, "properties": {**schema["properties"], **overrides}}
 
 
 def one_of(*schemas: JsonSchema) -> JsonSchema:
