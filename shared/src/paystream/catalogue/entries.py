@@ -18,9 +18,8 @@ import orjson
 from paystream.catalogue import objects, samples
 from paystream.catalogue.fields import DRAFT, JsonSchema, one_of
 from paystream.events import EventType
+from paystream.resources import PAYMENT_STATUSES
 from paystream.webhooks import webhook_body
-
-PAYMENT_STATUSES = ("created", "pending", "success", "failed")
 
 
 @dataclass(frozen=True, slots=True)
