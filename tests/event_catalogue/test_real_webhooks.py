@@ -3,10 +3,11 @@ dispatcher processes on real Redis and PostgreSQL deliver to a merchant endpoint
 every webhook that arrives must match its event's schema with every object closed (no field the
 catalogue does not describe).
 
-The flow makes every event type that something emits today: a card payment's life through the
-merchant API (created, pending, success, captured, a refund created and processed), a payment that
-fails because its order was paid by another, a test send, every Razorpay event type (one dispute
-per stage, so that each stage is emitted) and the three PAYable notifications.
+The flow makes every event type that something emits: a card payment's life through the merchant
+API (created, pending, success, captured, a refund created and processed), a payment that fails
+because its order was paid by another, a test send, a second endpoint that answers 410 Gone (so it
+is disabled, and the default endpoint is told), every Razorpay event type (one dispute per stage,
+so that each stage is emitted) and the three PAYable notifications.
 """
 
 from __future__ import annotations
@@ -20,21 +21,20 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from catalogue_check import data_errors, documented_variants, variants_matched
 
 from paystream.catalogue import EVENT_CATALOGUE, NOT_DELIVERED
 from paystream.events import EventType
 from paystream_devstack.testing import ServiceProcess, eventually
 from paystream_devstack.testing import provider_payloads as payloads
-from paystream_devstack.testing.receiver import Receiver
+from paystream_devstack.testing.receiver import ReceivedRequest, Receiver
 
 pytestmark = pytest.mark.slow
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
 WEBHOOK_SECRET = "whsec_test_abc123"
-# Described already, emitted by the endpoint auto-disable work (issue 16) once it lands.
-NOT_EMITTED_YET = frozenset({EventType.ENDPOINT_DISABLED})
-EXPECTED = frozenset(EVENT_CATALOGUE) - NOT_EMITTED_YET
+EXPECTED = frozenset(EVENT_CATALOGUE)
 RAZORPAY_WEBHOOK = "/api/v1/providers/razorpay/webhook"
 PAYABLE_WEBHOOK = "/api/v1/providers/payable/webhook"
 
@@ -134,6 +134,19 @@ async def merchant_api_flow(rest: aiohttp.ClientSession, start_processor: Callab
     assert (await rest.post("/api/v1/webhooks/test")).status == 202
 
 
+async def gone(_request: ReceivedRequest, _count: int) -> web.StreamResponse:
+    return web.Response(status=410, text="gone")
+
+
+async def disable_an_endpoint(rest: aiohttp.ClientSession, url: str) -> None:
+    """A second endpoint, sent only what is asked for, answers 410 to its test send: it is disabled,
+    and `endpoint.disabled` goes to the default endpoint."""
+    created = await rest.post("/api/v1/webhook-endpoints", json={"url": url, "events": ["webhook.test"]})
+    assert created.status == 201, await created.text()
+    endpoint_id = (await created.json())["id"]
+    assert (await rest.post(f"/api/v1/webhook-endpoints/{endpoint_id}/test")).status == 202
+
+
 async def provider_flow(rest: aiohttp.ClientSession, env: dict[str, str]) -> int:
     """Post every provider event, one after another (each stored before the next is sent, so the
     processor meets them in this order); how many were posted."""
@@ -163,7 +176,9 @@ async def test_every_webhook_a_real_flow_sends_matches_the_catalogue(
     ]
     await asyncio.gather(*(asyncio.to_thread(process.wait_healthy, 60) for process in started))
     receiver = Receiver([WEBHOOK_SECRET])
+    gone_endpoint = Receiver([], gone)
     await receiver.start()
+    await gone_endpoint.start()
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{env['API_PORT']}", headers=AUTH) as rest:
             configured = await rest.put("/api/v1/webhooks/config", json={"url": receiver.url})
@@ -173,6 +188,7 @@ async def test_every_webhook_a_real_flow_sends_matches_the_catalogue(
                 spawn_service("payment_processor", env)
 
             await merchant_api_flow(rest, start_processor)
+            await disable_an_endpoint(rest, gone_endpoint.url)
             posted = await provider_flow(rest, env)
 
         def received_types() -> set[str]:
@@ -223,3 +239,4 @@ async def test_every_webhook_a_real_flow_sends_matches_the_catalogue(
 
     finally:
         await receiver.close()
+        await gone_endpoint.close()

@@ -248,7 +248,7 @@ _ENTRIES = (
     # Emitted by the dispatcher's recorder (`webhook_dispatcher.recorder.disabled_event`).
     EventDescription(
         EventType.ENDPOINT_DISABLED,
-        "Paystream turned your webhook endpoint off by itself; `reason` says why.",
+        "An endpoint of yours was disabled (410 Gone, or failing for days); sent to your other endpoints.",
         carrying(endpoint=objects.endpoint()),
         {"endpoint": samples.endpoint()},
     ),
