@@ -1,10 +1,11 @@
 """The merchant dashboard in Chromium, against the real platform: sign-in, live payments, the
-payment page's refunds, webhooks (set, test, retry), streams, docs, sign-out and the sign-in
-throttle; a screenshot of every page, desktop and phone."""
+payment page's refunds, webhooks (set, test, retry), streams, docs (with the webhook event
+catalogue), sign-out and the sign-in throttle; a screenshot of every page, desktop and phone."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from aiohttp import web
 from browserkit import PHONE, PageFactory
 from playwright.async_api import Page, expect
 
+from paystream.catalogue import EVENT_CATALOGUE
+from paystream.events import EventType
 from paystream_devstack.embedded import free_port
 from paystream_devstack.testing.platform import Platform
 from paystream_devstack.testing.polling import eventually
@@ -269,6 +272,55 @@ async def test_the_docs_page_fills_in_the_key_and_shows_the_readmes_snippets(
     assert await snippet.text_content() == (SNIPPETS / "verify_webhook.js").read_text()
     await tid(page, "snippet-python").click()
     await capture(screenshot, page, "dashboard-docs-desktop")
+
+
+async def test_the_docs_page_shows_every_webhook_event_with_its_fields_sample_and_schema(
+    platform: Platform, open_page: PageFactory, screenshot: Screenshot
+) -> None:
+    page, _watch = await open_page()
+    await sign_in(page, platform, "/dashboard/docs")
+    events = tid(page, "docs-events")
+    for entry in EVENT_CATALOGUE.values():
+        summary = tid(page, f"event-type-{entry.name}").locator("summary")
+        await expect(summary).to_be_visible()
+        await expect(summary).to_contain_text(entry.name)
+        await expect(summary).to_contain_text(entry.description.replace("`", ""))  # `x` is shown as code
+    await expect(events.locator("details.event-type")).to_have_count(len(EVENT_CATALOGUE))
+    await expect(tid(page, "docs-events-curl")).to_have_text(f"curl -s {platform.api_url}/api/v1/event-types")
+
+    success = EVENT_CATALOGUE[EventType.PAYMENT_SUCCESS]
+    await tid(page, "event-type-payment.success").locator("summary").click()
+    sample = tid(page, "event-sample-payment.success")
+    await expect(sample).to_be_visible()
+    assert json.loads(await sample.text_content() or "") == success.sample()
+    fields = tid(page, "event-fields-payment.success-data.payment")
+    await expect(fields).to_contain_text("refund_status")
+    await expect(fields).to_contain_text('Always "success".')
+    await tid(page, "event-variant-payment.success-1").click()  # the shape providers' payments have
+    await expect(fields).to_contain_text("provider_status")
+    await expect(fields).not_to_contain_text("refund_status")
+    await tid(page, "event-schema-toggle-payment.success").click()
+    schema = tid(page, "event-schema-payment.success")
+    await expect(schema).to_be_visible()
+    assert json.loads(await schema.text_content() or "") == success.schema()
+    await tid(page, "event-variant-payment.success-0").click()
+    await tid(page, "event-schema-toggle-payment.success").click()
+    # An event whose data holds plain fields rather than objects.
+    await tid(page, "event-type-webhook.test").locator("summary").click()
+    await expect(tid(page, "event-fields-webhook.test-data")).to_contain_text("merchant_id")
+    await capture(screenshot, page, "dashboard-docs-events-desktop")
+    await page.evaluate("document.getElementById('event-payment.success').scrollIntoView()")
+    await page.evaluate("window.scrollBy(0, -140)")
+    await screenshot(page, "dashboard-docs-events-viewport", full_page=False)
+
+    phone, _phone_watch = await open_page(viewport=PHONE)
+    await sign_in(phone, platform, "/dashboard/docs#event-refund.processed")
+    await expect(tid(phone, "event-sample-refund.processed")).to_be_visible()
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the events scroll sideways on a phone ({width}px)"
+    await phone.evaluate("document.getElementById('event-refund.processed').scrollIntoView()")
+    await phone.evaluate("window.scrollBy(0, -110)")  # below the sticky navigation
+    await screenshot(phone, "dashboard-docs-events-phone", full_page=False)
 
 
 async def test_every_page_works_on_a_phone(

@@ -86,8 +86,9 @@ class EventType(StrEnum):
     ENDPOINT_DISABLED = "endpoint.disabled"
 
 
-# Every event type is a merchant event: sent to merchants, subscribable, and taken in by the
-# dispatcher (so that its number counts in its payment's order).
+# Every event type is a merchant event: subscribable, and taken in by the dispatcher (so that its
+# number counts in its payment's order). Which ones are ever sent, and what their `data` holds, is
+# the event catalogue's (`paystream.catalogue`).
 MERCHANT_EVENT_TYPES = tuple(EventType)
 
 

@@ -58,6 +58,11 @@ def is_delivery_id(value: str) -> bool:
     return _DELIVERY_ID.fullmatch(value) is not None
 
 
+def webhook_test_data(merchant_id: str) -> dict[str, str]:
+    """The `data` of a `webhook.test` event (the merchant's own test send)."""
+    return {"message": "This is a test webhook from Paystream.", "merchant_id": merchant_id}
+
+
 def webhook_body(event_type: str, occurred_at: datetime, data: Mapping[str, Any]) -> bytes:
     """The body of every attempt of a delivery: `{"event", "timestamp" (unix seconds), "data"}`."""
     return orjson.dumps({"event": event_type, "timestamp": int(occurred_at.timestamp()), "data": data})

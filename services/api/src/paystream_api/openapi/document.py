@@ -18,6 +18,7 @@ from paystream_api.openapi.builders import JsonObject, Paths
 from paystream_api.openapi.components import HEADERS, MERCHANT_SECURITY, PARAMETERS, SECURITY_SCHEMES
 from paystream_api.openapi.paths import (
     dashboard,
+    event_types,
     merchant,
     ops,
     orders,
@@ -49,6 +50,7 @@ GROUPS: tuple[PathGroup, ...] = (
     refunds,
     webhooks,
     webhook_endpoints,
+    event_types,
     public,
     dashboard,
     providers,

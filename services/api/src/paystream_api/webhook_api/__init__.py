@@ -1,5 +1,5 @@
 """Merchant webhooks: the default endpoint's configuration, every endpoint (issue 16), delivery
-logs, manual retry and recovery.
+logs, manual retry and recovery, and the catalogue of the events a webhook can carry.
 
 The dispatcher (`services/webhook-dispatcher`) sends the webhooks; these endpoints configure them and
 read (and nudge) its delivery log, which lives in PostgreSQL.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from paystream_api.webhook_api import config, deliveries, endpoints
+from paystream_api.webhook_api import catalogue, config, deliveries, endpoints
 
 
 def setup_routes(app: web.Application) -> None:
@@ -20,3 +20,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/webhooks", deliveries.list_deliveries)
     app.router.add_post("/api/v1/webhooks/{id}/retry", deliveries.retry_delivery)
     endpoints.setup_routes(app)
+    app.router.add_get("/api/v1/event-types", catalogue.list_event_types)

@@ -11,7 +11,13 @@ import uuid_utils
 from paystream.db import Connection
 from paystream.errors import BadRequestError
 from paystream.events import EventType, utc_now
-from paystream.webhooks import DUE_CHANNEL, new_delivery_id, new_webhook_secret, webhook_body
+from paystream.webhooks import (
+    DUE_CHANNEL,
+    new_delivery_id,
+    new_webhook_secret,
+    webhook_body,
+    webhook_test_data,
+)
 from paystream_api.webhook_api.validation import EndpointConfig, LogQuery
 
 ROTATION_OVERLAP_HOURS = 24
@@ -135,11 +141,7 @@ async def create_test_delivery(conn: Connection, merchant_id: str, endpoint_id: 
     """A `webhook.test` delivery, due now, announced to the dispatchers."""
     event_id = str(uuid_utils.uuid7())
     occurred_at = utc_now()
-    body = webhook_body(
-        EventType.WEBHOOK_TEST.value,
-        occurred_at,
-        {"message": "This is a test webhook from Paystream.", "merchant_id": merchant_id},
-    )
+    body = webhook_body(EventType.WEBHOOK_TEST.value, occurred_at, webhook_test_data(merchant_id))
     row = await conn.fetchrow(
         f"""INSERT INTO webhook_deliveries
                 (id, merchant_id, endpoint_id, event_id, event_type, payload, event_at, due_at, next_retry_at)

@@ -1,8 +1,10 @@
 // Docs (/dashboard/docs): curl for every merchant endpoint with the signed-in merchant's key filled
-// in (the secret stays with the merchant: $PAYSTREAM_SECRET), the SDK snippet, and the webhook
-// verification snippets, fetched from the same files the README shows.
+// in (the secret stays with the merchant: $PAYSTREAM_SECRET), the SDK snippet, the webhook
+// verification snippets, fetched from the same files the README shows, and the webhook events
+// (events.js).
 
-import { $, bindTabs, copyText, el, initShell } from "./app.js";
+import { $, api, bindTabs, copyText, el, initShell } from "./app.js";
+import { renderEventCatalogue } from "./events.js";
 
 const ORDER = "order_XXXXXXXXXXXXXXXX";
 const PAYMENT = "pay_XXXXXXXXXXXXXXXX";
@@ -49,6 +51,7 @@ const SECTIONS = [
       ["POST", "/api/v1/webhooks/test", "Send a webhook.test event to your endpoint now."],
       ["GET", "/api/v1/webhooks?limit=10&offset=0&status=failed", "Delivery logs, newest first."],
       ["POST", `/api/v1/webhooks/${DELIVERY}/retry`, "One more attempt of a delivery, now."],
+      ["GET", "/api/v1/event-types", "Every webhook event: its data's JSON Schema and a sample (no key needed).", null, false, true],
     ],
   },
   {
@@ -65,9 +68,9 @@ function shellQuote(text) {
   return `'${text.replace(/'/g, "'\\''")}'`;
 }
 
-function curl(method, path, key, body, idempotent) {
+function curl(method, path, key, body, idempotent, isPublic) {
   const lines = [`curl -s${method === "GET" ? "" : ` -X ${method}`} "$PAYSTREAM_API${path}"`];
-  lines.push(`-H 'X-Api-Key: ${key}' -H "X-Api-Secret: $PAYSTREAM_SECRET"`);
+  if (!isPublic) lines.push(`-H 'X-Api-Key: ${key}' -H "X-Api-Secret: $PAYSTREAM_SECRET"`);
   if (idempotent) lines.push(`-H "Idempotency-Key: $(uuidgen)"`);
   if (body) {
     lines.push("-H 'Content-Type: application/json'");
@@ -116,13 +119,13 @@ async function main() {
       el(
         "div",
         { class: "doc-list" },
-        section.endpoints.map(([method, path, text, body, idempotent]) => {
+        section.endpoints.map(([method, path, text, body, idempotent, isPublic]) => {
           index += 1;
           return el(
             "div",
             { class: "doc-section" },
             el("div", { class: "doc-endpoint" }, el("span", { class: `method ${method.toLowerCase()}` }, method), el("code", {}, path.split("?")[0]), el("span", { class: "help" }, text)),
-            codeBlock(curl(method, path, key, body, idempotent), `docs-curl-${index}`),
+            codeBlock(curl(method, path, key, body, idempotent, isPublic), `docs-curl-${index}`),
           );
         }),
       ),
@@ -144,7 +147,19 @@ async function main() {
   addCopyButton($("docs-sdk"));
   addCopyButton($("docs-snippet"));
   bindTabs($("snippet-tabs"), showSnippet);
-  await showSnippet("verify_webhook.py");
+  $("docs-events-curl").textContent = `curl -s ${origin}/api/v1/event-types`;
+  await Promise.all([showSnippet("verify_webhook.py"), showEvents()]);
+}
+
+async function showEvents() {
+  const root = $("docs-events");
+  try {
+    // A link to /dashboard/docs#event-payment.success opens that event.
+    const wanted = decodeURIComponent(location.hash.replace(/^#event-/, ""));
+    renderEventCatalogue(root, await api("/api/v1/event-types"), { open: [wanted] });
+  } catch (error) {
+    root.replaceChildren(el("div", { class: "alert error" }, `The event catalogue could not be loaded: ${error.message}`));
+  }
 }
 
 main();
