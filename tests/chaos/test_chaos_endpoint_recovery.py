@@ -48,8 +48,11 @@ AFTER_RECOVERY_S = 2.0
 # (one that waited for a retry of the down endpoint, or behind its backlog, would take longer),
 # and their median during the outage stays within this of the median before it (the down
 # endpoint's retries share the machine, as do other people's test runs: a p99 would measure them).
+# The bound that says "nothing waited for the down endpoint" is PROMPT_S; the median's slack only
+# catches a general slowdown, and allows for the machine: the whole suite beside this test on two
+# cores (load average 10-12) moved the median from 0.23 to 0.89 s once.
 PROMPT_S = float(TEST_RETRY_INTERVALS[1])
-MEDIAN_SLACK_S = 0.5
+MEDIAN_SLACK_S = 1.5
 
 
 # The run takes about 90 s; the test's own deadlines, not the suite's 120 s, should end a slow one.
