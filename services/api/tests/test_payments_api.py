@@ -197,6 +197,23 @@ async def test_card_validation_names_the_field(
     assert "4111" not in body["error"]["description"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (upi_payment(card=card()), "card"),
+        (upi_payment(card="x"), "card"),
+        (card_payment(vpa="user@paytm"), "vpa"),
+    ],
+)
+async def test_a_field_of_the_other_method_is_refused_not_ignored(
+    api: TestClient[Any, Any], db_pool: asyncpg.Pool, body: dict[str, Any], field: str
+) -> None:
+    response = await api.post("/api/v1/payments", json=body, headers=AUTH)
+    assert response.status == 422
+    assert (await response.json())["error"]["field"] == field
+    assert await db_pool.fetchval("SELECT count(*) FROM payments") == 0
+
+
 async def test_card_number_with_spaces_and_string_expiry(api: TestClient[Any, Any]) -> None:
     payment = await create(
         api,

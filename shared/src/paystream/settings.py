@@ -160,6 +160,7 @@ class OutboxSettings:
             leader_idle_timeout_s=env_int(
                 environ, "OUTBOX_LEADER_IDLE_TIMEOUT_S", 10, minimum=3, maximum=3600
             ),
+            inbox_retention_days=env_int(environ, "INBOX_RETENTION_DAYS", 14, minimum=2, maximum=3650),
         )
 
 

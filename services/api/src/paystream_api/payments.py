@@ -75,6 +75,11 @@ def parse_new_payment(fields: Mapping[str, Any], today: datetime) -> NewPayment:
     method = validation.choice(validation.require(fields, "method"), "method", METHODS)
     vpa: str | None = None
     card: CardSummary | None = None
+    # A field of the other method is refused, never ignored: a card sent with a UPI payment (or a
+    # VPA with a card payment) says the request is not what its sender thinks.
+    other = "card" if method == "upi" else "vpa"
+    if fields.get(other) is not None:
+        raise ValidationError(f"{other} is not a parameter of a {method} payment", field=other)
     if method == "upi":
         raw_vpa = validation.require(fields, "vpa")
         if not isinstance(raw_vpa, str) or not VPA.fullmatch(raw_vpa.strip()):
