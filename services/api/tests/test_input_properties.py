@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paystream_api.app import create_app
+from paystream_api.seed import seed_test_merchant
 from paystream_api.settings import ApiSettings
 
 AUTH = {"X-Api-Key": "key_test_abc123", "X-Api-Secret": "secret_test_xyz789"}
@@ -178,6 +179,15 @@ async def client(redis_url: str, database_url: str) -> AsyncIterator[TestClient[
     app = create_app(ApiSettings.from_env(env))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
+
+
+@pytest.fixture(autouse=True)
+async def merchant_seeded(db_pool: asyncpg.Pool) -> None:
+    """The module's app outlives the tests of other modules run in between on the same worker, and
+    those empty the database: without its merchant every request here would be a 401, and the
+    app's per-address budget would then answer 429 to the rest."""
+    async with db_pool.acquire() as conn, conn.transaction():
+        await seed_test_merchant(conn)
 
 
 COUNT_STORED = "SELECT " + ", ".join(f"(SELECT count(*) FROM {table}) AS {table}" for table in STORED_TABLES)
