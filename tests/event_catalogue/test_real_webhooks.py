@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from catalogue_check import data_errors, documented_variants, variants_matched
 
@@ -167,8 +168,10 @@ async def provider_flow(rest: aiohttp.ClientSession, env: dict[str, str]) -> int
 
 
 async def test_every_webhook_a_real_flow_sends_matches_the_catalogue(
-    service_env: dict[str, str], spawn_service: Spawn, db_pool: asyncpg.Pool
+    service_env: dict[str, str], spawn_service: Spawn, db_pool: asyncpg.Pool, redis: aioredis.Redis
 ) -> None:
+    """`redis`: an empty stream (the dispatcher's new group starts at 0, so entries that earlier tests
+    left for the test merchant would be delivered here too)."""
     # Small pools: the suite may share its PostgreSQL server with other runs.
     env = {**service_env, "TEST_PROCESSING_DELAY": "200", "LOG_LEVEL": "WARNING", "DATABASE_POOL_MAX": "8"}
     started = [

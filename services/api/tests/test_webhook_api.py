@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+import redis.asyncio as aioredis
 import uuid_utils
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -491,6 +492,7 @@ async def test_test_send_rotation_and_manual_retry_reach_the_receiver(
     receiver: Receiver,
     service_env: dict[str, str],
     spawn_service: Callable[..., ServiceProcess],
+    redis: aioredis.Redis,  # an empty stream: a new group starts at 0 and would send what others left
 ) -> None:
     spawn_service("webhook_dispatcher", service_env)
     await configure(api, receiver.url)
