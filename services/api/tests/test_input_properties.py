@@ -175,6 +175,11 @@ async def client(redis_url: str, database_url: str) -> AsyncIterator[TestClient[
         "JWT_SECRET": "test-jwt-secret",
         "TEST_MODE": "true",
         "WEBHOOK_ALLOWED_PRIVATE_NETS": "127.0.0.0/8",
+        # These tests send malformed credentials on purpose, from one address, through one app for
+        # the whole module: the failure budgets (tested in test_auth_throttle.py) must not answer
+        # 429 to the inputs checked here.
+        "AUTH_FAILURES_PER_IP": "1000000",
+        "AUTH_FAILURES_PER_KEY": "1000000",
     }
     app = create_app(ApiSettings.from_env(env))
     async with TestClient(TestServer(app)) as test_client:
