@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -21,6 +22,11 @@ from pathlib import Path
 from typing import Any
 
 _PG_SYSTEM_USER = "pgserver"
+
+
+_QUIET_RANGE = (20_000, 32_000)
+_RANDOM_TRIES = 50
+_random = random.SystemRandom()
 
 
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
@@ -39,6 +45,19 @@ def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
                 return preferred
             except OSError:
                 pass
+    # A random port below Linux's ephemeral range (32768-60999): the kernel's own pick comes from
+    # that range, where it hands the same just-released port to the next caller (another test
+    # worker starting a service) and uses it as the source port of outgoing connections; both took
+    # a service's port between this probe and its bind (seen: a page's Socket.IO requests answered
+    # 404 by another test's server).
+    for _ in range(_RANDOM_TRIES):
+        candidate = _random.randrange(*_QUIET_RANGE)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, candidate))
+                return candidate
+            except OSError:
+                continue
     with socket.socket() as sock:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
