@@ -139,7 +139,9 @@ async def release_if_held(conn: Connection | asyncpg.Pool, keys: Iterable[OrderK
     """`release_held`, after a cheap check that anything of these keys is held at all. Safe as a
     gate after the statement that took the keys' numbers in has committed: a delivery held before
     it is seen here, and one held after it was written by a transaction that saw those numbers and
-    applied the rule itself."""
+    applied the rule itself. Safe too with the keys locked (`lock_keys`) in the caller's
+    transaction: a delivery is held only by a transaction that holds its key's lock, so every held
+    one is committed by then, and a later one sees this transaction's outcome."""
     merchants, order_keys = key_columns(keys)
     if not merchants or not await conn.fetchval(ANY_HELD, merchants, order_keys):
         return []

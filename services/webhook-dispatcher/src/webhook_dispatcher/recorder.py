@@ -38,7 +38,7 @@ from paystream.outbox import enqueue
 from paystream.resources import format_timestamp
 from webhook_dispatcher.metrics import LEASES_LOST, OUTCOMES_UNRECORDED
 from webhook_dispatcher.models import AttemptOutcome, DeliveryStatus
-from webhook_dispatcher.ordering import lock_keys, release_held
+from webhook_dispatcher.ordering import lock_keys, release_if_held
 
 log = get_logger(__name__)
 
@@ -294,7 +294,8 @@ class OutcomeRecorder:
                 disabled.extend(rows)
             if disabled:
                 await enqueue(conn, Stream.PAYMENT_EVENTS, [disabled_event(row) for row in disabled])
-            released = await release_held(conn, ordered)
+            # Gated: with the keys locked above, every held delivery of theirs is committed and seen.
+            released = await release_if_held(conn, ordered)
         if len(recorded) < len(batch):
             lost = len(batch) - len(recorded)
             LEASES_LOST.inc(lost)
