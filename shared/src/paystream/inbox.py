@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import asyncpg
+
 from paystream.db import Connection
+from paystream.retention import delete_in_batches
 
 
 def claim_sql(claims: str) -> str:
@@ -47,10 +50,13 @@ async def claim_events(conn: Connection, group: str, event_ids: Iterable[str]) -
     return {str(row["event_id"]) for row in rows}
 
 
-async def purge_inbox(conn: Connection, older_than_days: int) -> int:
+PURGE_HANDLED = """
+DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM inbox WHERE processed_at < now() - make_interval(days => $2)
+    LIMIT $1 FOR UPDATE SKIP LOCKED))"""
+
+
+async def purge_inbox(pool: asyncpg.Pool, older_than_days: int) -> int:
     """Forget handled events older than `older_than_days` (keep them longer than the outbox keeps
-    its rows, so that nothing it can still re-publish takes effect twice)."""
-    status: str = await conn.execute(
-        "DELETE FROM inbox WHERE processed_at < now() - make_interval(days => $1)", older_than_days
-    )
-    return int(status.split()[-1])
+    its rows, so that nothing it can still re-publish takes effect twice), a batch at a time."""
+    return await delete_in_batches(pool, PURGE_HANDLED, older_than_days)

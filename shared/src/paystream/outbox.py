@@ -43,6 +43,7 @@ from paystream.loops import AGAIN, Again, run_until_stopped, wait_any
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.ordering import ordering_key
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+from paystream.retention import delete_in_batches
 from paystream.settings import OutboxSettings
 
 log = structlog.get_logger(__name__)
@@ -54,6 +55,13 @@ LEADER_PROBE_SECONDS = 1.0
 # After a wake, how long the leader waits for more commits to publish with (see OutboxRelay.run).
 DEFAULT_LINGER_S = 0.001
 NOTIFY_CHANNEL = "outbox"
+# Published rows past the retention period ($2 days), at most $1 (see paystream.retention).
+PURGE_PUBLISHED = """
+DELETE FROM outbox WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM outbox
+    WHERE created_at < now() - make_interval(days => $2)
+      AND NOT EXISTS (SELECT FROM outbox_pending AS p WHERE p.id = outbox.id)
+    LIMIT $1 FOR UPDATE SKIP LOCKED))"""
 # How often the leader vacuums the queue of unpublished ids (autovacuum alone may wait a minute, and
 # each published id leaves a dead index entry that every claim reads past until then).
 VACUUM_PENDING_EVERY_S = 5.0
@@ -235,15 +243,8 @@ class OutboxRelay:
             await pipe.execute()
 
     async def purge_published(self) -> int:
-        """Delete published rows older than the retention period."""
-        async with self._pool.acquire() as conn:
-            status: str = await conn.execute(
-                """DELETE FROM outbox
-                   WHERE created_at < now() - make_interval(days => $1)
-                     AND NOT EXISTS (SELECT FROM outbox_pending AS p WHERE p.id = outbox.id)""",
-                self._settings.retention_days,
-            )
-        return int(status.split()[-1])
+        """Delete published rows older than the retention period, a batch at a time."""
+        return await delete_in_batches(self._pool, PURGE_PUBLISHED, self._settings.retention_days)
 
     async def vacuum_pending(self) -> None:
         """Vacuum the queue of unpublished ids (tiny: milliseconds). Where the relay's database role
@@ -253,8 +254,7 @@ class OutboxRelay:
 
     async def purge_handled(self) -> int:
         """Forget consumers' handled-event records past their retention (the leader does it hourly)."""
-        async with self._pool.acquire() as conn:
-            return await purge_inbox(conn, self._settings.inbox_retention_days)
+        return await purge_inbox(self._pool, self._settings.inbox_retention_days)
 
     @property
     def is_leader(self) -> bool:

@@ -37,6 +37,7 @@ import asyncpg
 
 from paystream.db import Connection
 from paystream.errors import ConflictError, ValidationError
+from paystream.retention import delete_in_batches
 
 HEADER = "Idempotency-Key"
 KEY_TTL = timedelta(hours=24)
@@ -163,16 +164,11 @@ async def complete(conn: Connection, held: Claim, status: int, body: bytes) -> N
         )
 
 
-async def purge_expired(pool: asyncpg.Pool, batch_size: int = 5000) -> int:
+PURGE_EXPIRED = """
+DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1 FOR UPDATE SKIP LOCKED))"""
+
+
+async def purge_expired(pool: asyncpg.Pool) -> int:
     """Delete expired keys in batches; return how many were deleted."""
-    total = 0
-    while True:
-        status: str = await pool.execute(
-            """DELETE FROM idempotency_keys WHERE ctid IN (
-                   SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1)""",
-            batch_size,
-        )
-        deleted = int(status.split()[-1])
-        total += deleted
-        if deleted < batch_size:
-            return total
+    return await delete_in_batches(pool, PURGE_EXPIRED)

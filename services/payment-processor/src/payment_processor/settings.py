@@ -52,6 +52,8 @@ class ProcessorSettings:
     # must exceed the longest a handler may run (or one entry would be worked twice at once).
     handler_timeout_s: float = 30.0
     reclaim_idle_ms: int = 60_000
+    # Settled provider events are deleted after this many days (provider_events.retention).
+    provider_events_retention_days: int = 30
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ProcessorSettings:
@@ -63,6 +65,9 @@ class ProcessorSettings:
             settlement=SettlementSettings.from_env(environ),
             handler_timeout_s=env_float(environ, "PROCESSOR_HANDLER_TIMEOUT_S", 30.0, minimum=1.0),
             reclaim_idle_ms=env_int(environ, "PROCESSOR_RECLAIM_IDLE_MS", 60_000, minimum=1000),
+            provider_events_retention_days=env_int(
+                environ, "PROVIDER_EVENTS_RETENTION_DAYS", 30, minimum=2, maximum=3650
+            ),
         )
         if settings.reclaim_idle_ms <= settings.handler_timeout_s * 1000:
             raise SettingsError("PROCESSOR_RECLAIM_IDLE_MS must exceed PROCESSOR_HANDLER_TIMEOUT_S")

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from payment_processor import payments, provider_events
 from payment_processor.keys import SETTINGS
+from payment_processor.provider_events.retention import provider_event_purge
 from payment_processor.settings import ProcessorSettings
 from paystream.consumer import ConsumerConfig, Handler, HandlerRegistry
 from paystream.events import ConsumerGroup, Stream
@@ -29,6 +30,7 @@ def create_app(settings: ProcessorSettings) -> web.Application:
     app.cleanup_ctx.append(outbox_relay())
     app.cleanup_ctx.append(payments.settlement_scheduler())
     app.cleanup_ctx.append(provider_events.provider_event_claimer())
+    app.cleanup_ctx.append(provider_event_purge())
     config = ConsumerConfig(
         group=ConsumerGroup.PAYMENT_PROCESSOR,
         streams=(Stream.PAYMENT_EVENTS,),

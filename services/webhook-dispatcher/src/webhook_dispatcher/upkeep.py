@@ -18,23 +18,20 @@ import asyncpg
 from paystream.db import DATABASE_ERRORS
 from paystream.logging import get_logger
 from paystream.loops import Backoff, run_until_stopped
+from paystream.retention import delete_in_batches
 from webhook_dispatcher.ordering import OrderKey, release_held
 
 log = get_logger(__name__)
 
-RETENTION_LOCK_KEY = 7_304_000_001
 SWEEP_INTERVAL_S = 60.0
 PURGE_EVERY_SWEEPS = 60
-BATCH = 5000
 HOLDS_BATCH = 1000
 
-PURGE_BATCH = """
-WITH lock AS (SELECT pg_try_advisory_xact_lock($3) AS held)
-DELETE FROM webhook_deliveries
-WHERE id IN (
-    SELECT id FROM webhook_deliveries, lock
-    WHERE lock.held AND status <> 'pending' AND created_at < now() - make_interval(days => $1)
-    LIMIT $2)"""
+PURGE_FINISHED = """
+DELETE FROM webhook_deliveries WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM webhook_deliveries
+    WHERE status <> 'pending' AND created_at < now() - make_interval(days => $2)
+    LIMIT $1 FOR UPDATE SKIP LOCKED))"""
 
 # Keys ($1 grace seconds; $2 at most this many, after the key ($3, $4)) with a delivery held longer
 # than the grace period: locked (in key order, like every other writer), their numbers below that
@@ -67,14 +64,7 @@ RETURNING k.merchant_id, k.order_key, locked.taken_through AS through_before, k.
 
 async def purge_finished(pool: asyncpg.Pool, retention_days: int) -> int:
     """Delete finished deliveries past the retention period; returns how many were deleted."""
-    total = 0
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            status: str = await conn.execute(PURGE_BATCH, retention_days, BATCH, RETENTION_LOCK_KEY)
-        deleted = int(status.split()[-1])
-        total += deleted
-        if deleted < BATCH:
-            return total
+    return await delete_in_batches(pool, PURGE_FINISHED, retention_days)
 
 
 async def release_orphaned_holds(pool: asyncpg.Pool, grace_s: float) -> list[str]:
