@@ -326,3 +326,27 @@ async def test_pages_answer_the_sign_in_page_without_a_session_and_deny_framing(
     token, _body, _cookie = await sign_in(client)
     signed_in = await (await client.get("/dashboard", headers=with_cookie(token))).text()
     assert 'data-test-id="payments-table"' in signed_in
+
+
+@pytest.mark.parametrize(
+    ("path", "section"),
+    [
+        ("/dashboard", "payments"),
+        ("/dashboard/payments/pay_0000000000000001", "payments"),
+        ("/dashboard/webhooks", "webhooks"),
+        ("/dashboard/webhooks/we_00000000000000000000000000000001", "webhooks"),
+        ("/dashboard/streams", "streams"),
+        ("/dashboard/docs", "docs"),
+    ],
+)
+async def test_every_page_has_the_one_sidebar_with_its_section_current(
+    client: TestClient[Any, Any], path: str, section: str
+) -> None:
+    token, _body, _cookie = await sign_in(client)
+    response = await client.get(path, headers=with_cookie(token))
+    assert response.status == 200
+    html = await response.text()
+    assert html.count('<aside class="sidebar">') == 1
+    assert "<!-- dashboard sidebar -->" not in html
+    assert html.count('aria-current="page"') == 1
+    assert f'data-test-id="nav-{section}" aria-current="page"' in html

@@ -44,9 +44,10 @@ def asset_path(raw: str) -> str | None:
     return relative
 
 
-def asset_response(relative: str) -> web.Response:
+def asset_response(relative: str, body: bytes | None = None) -> web.Response:
+    """`static/<relative>` (or `body`, served as that file would be)."""
     return web.Response(
-        body=read_asset(relative),
+        body=read_asset(relative) if body is None else body,
         content_type=CONTENT_TYPES[Path(relative).suffix].split(";")[0],
         charset="utf-8" if Path(relative).suffix in (".js", ".css", ".html") else None,
         headers=asset_headers(),
@@ -60,9 +61,10 @@ async def static_file(request: web.Request) -> web.Response:
     return asset_response(relative)
 
 
-def page(request: web.Request, relative: str, kind: PageKind) -> web.Response:
-    """The HTML file `static/<relative>` with the security headers of a page of `kind`."""
-    response = asset_response(relative)
+def page(request: web.Request, relative: str, kind: PageKind, body: bytes | None = None) -> web.Response:
+    """The HTML file `static/<relative>` (or `body`, built from it) with the security headers of a
+    page of `kind`."""
+    response = asset_response(relative, body)
     response.headers.update(page_headers(kind, request.app[SETTINGS].notifier_public_url))
     return response
 
