@@ -22,11 +22,14 @@ from paystream_api.webhook_api.validation import RecoverWindow
 RECOVER_PACE_PER_S = 20
 
 _LIVE = "merchant_id = $1 AND deleted_at IS NULL"
+# An endpoint row as every statement here returns it: with whether its rotated-out secret is still
+# live, by the database's clock (the one that set its expiry).
+_ENDPOINT = "*, COALESCE(previous_secret_expires_at > now(), false) AS previous_secret_live"
 
 
 async def list_endpoints(conn: Connection | asyncpg.Pool, merchant_id: str) -> list[asyncpg.Record]:
     rows = await conn.fetch(
-        f"SELECT * FROM webhook_endpoints WHERE {_LIVE} ORDER BY created_at, id", merchant_id
+        f"SELECT {_ENDPOINT} FROM webhook_endpoints WHERE {_LIVE} ORDER BY created_at, id", merchant_id
     )
     return list(rows)
 
@@ -36,7 +39,7 @@ async def fetch(
 ) -> asyncpg.Record | None:
     lock = " FOR UPDATE" if for_update else ""
     row: asyncpg.Record | None = await conn.fetchrow(
-        f"SELECT * FROM webhook_endpoints WHERE {_LIVE} AND id = $2{lock}", merchant_id, endpoint_id
+        f"SELECT {_ENDPOINT} FROM webhook_endpoints WHERE {_LIVE} AND id = $2{lock}", merchant_id, endpoint_id
     )
     return row
 
@@ -45,9 +48,8 @@ async def secrets_of(conn: Connection, endpoint: asyncpg.Record) -> tuple[str, d
     """The endpoint's current secret and, while it is live, when the rotated-out one expires."""
     if endpoint["secret"] is None:  # the default endpoint: the merchant's secret
         return await store.fetch_secrets(conn, endpoint["merchant_id"])
-    expires_at = endpoint["previous_secret_expires_at"]
-    live = expires_at is not None and await conn.fetchval("SELECT $1::timestamptz > now()", expires_at)
-    return endpoint["secret"], expires_at if live else None
+    live = endpoint["previous_secret_live"]
+    return endpoint["secret"], endpoint["previous_secret_expires_at"] if live else None
 
 
 async def create(conn: Connection, merchant_id: str, fields: dict[str, Any]) -> asyncpg.Record:
@@ -55,12 +57,12 @@ async def create(conn: Connection, merchant_id: str, fields: dict[str, Any]) -> 
     await store.lock_endpoint_count(conn, merchant_id)
     enabled = fields.get("enabled", True)
     row = await conn.fetchrow(
-        """INSERT INTO webhook_endpoints
+        f"""INSERT INTO webhook_endpoints
                (id, merchant_id, url, description, events, enabled, disabled_reason, disabled_at,
                 headers, rate_limit_per_s, secret)
            VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 THEN NULL ELSE $7 END,
                    CASE WHEN $6 THEN NULL ELSE now() END, $8, $9, $10)
-           RETURNING *""",
+           RETURNING {_ENDPOINT}""",
         store.new_endpoint_id(),
         merchant_id,
         fields["url"],
@@ -92,7 +94,7 @@ async def update(conn: Connection, endpoint: asyncpg.Record, fields: dict[str, A
         assignments.append("rate_next_at = NULL")
     row = await conn.fetchrow(
         f"""UPDATE webhook_endpoints SET {", ".join(assignments)}, updated_at = now()
-            WHERE id = $1 RETURNING *""",
+            WHERE id = $1 RETURNING {_ENDPOINT}""",
         endpoint["id"],
         *args,
     )
@@ -119,10 +121,10 @@ async def rotate_secret(conn: Connection, endpoint: asyncpg.Record) -> asyncpg.R
         await store.rotate_secret(conn, endpoint["merchant_id"])
         return endpoint
     row = await conn.fetchrow(
-        """UPDATE webhook_endpoints
+        f"""UPDATE webhook_endpoints
            SET previous_secret = secret, secret = $2, updated_at = now(),
                previous_secret_expires_at = now() + make_interval(hours => $3)
-           WHERE id = $1 RETURNING *""",
+           WHERE id = $1 RETURNING {_ENDPOINT}""",
         endpoint["id"],
         new_webhook_secret(),
         store.ROTATION_OVERLAP_HOURS,
