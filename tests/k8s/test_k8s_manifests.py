@@ -592,3 +592,16 @@ def test_overlay_settings_are_settings_the_services_read() -> None:
     )
     assert set(merged) <= read
     assert SECRET_NAME not in merged
+
+
+def test_the_overlay_trusts_the_ingress_and_keeps_the_base_per_address_budgets() -> None:
+    _, merged = _overlay()
+    environment = container_environment(main_container(deployments()["api"]), generated_config_maps())
+    base = SERVICES["api"].from_env(environment)
+    site = SERVICES["api"].from_env({**environment, **merged})
+    assert base.trusted_proxies.networks == ()
+    # A private network (the pod CIDR), never a public range or everything.
+    assert site.trusted_proxies.networks
+    assert all(network.is_private for network in site.trusted_proxies.networks)
+    # With the client's address known, the stopgap that raised the per-address budgets is gone.
+    assert not [key for key in merged if key.endswith("_PER_IP")]

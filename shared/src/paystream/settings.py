@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from paystream.errors import SettingsError
 from paystream.netguard import LOOPBACK_NETS, PUBLIC_ONLY, OutboundPolicy
+from paystream.proxies import TRUST_NOBODY, TrustedProxies
 
 Environ = Mapping[str, str]
 
@@ -88,6 +89,17 @@ def env_url(environ: Environ, name: str, schemes: tuple[str, ...], default: str 
     if parts.scheme not in schemes:
         raise SettingsError(f"{name} must be a URL with scheme {' or '.join(schemes)}, got {parts.scheme!r}")
     return value
+
+
+def env_trusted_proxies(environ: Environ, name: str = "TRUSTED_PROXIES") -> TrustedProxies:
+    """The reverse proxies whose `X-Forwarded-For` a service believes (`paystream.proxies`):
+    comma-separated addresses and CIDR networks; unset or empty trusts nobody."""
+    raw = environ.get(name, "")
+    try:
+        proxies = TrustedProxies.parse(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    return proxies if proxies.networks else TRUST_NOBODY
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from aiohttp import web
 from paystream.errors import AuthenticationError
 from paystream.inputs import header_token
 from paystream.logging import get_logger
+from paystream.proxies import FORWARDED_FOR_HEADER
 from paystream.ratelimit import RateLimitedError, RateLimiter
 from paystream.web import POOL
 from paystream_api import sessions
@@ -72,8 +73,12 @@ def hash_secret(secret: str) -> str:
 
 
 def client_address(request: web.Request) -> str:
-    """The peer's address (a forwarding header is not trusted: anyone can send one)."""
-    return request.remote or "unknown"
+    """The client's address that the per-address budgets count: the TCP peer's, or, when the peer
+    is one of `TRUSTED_PROXIES`, the one its `X-Forwarded-For` names (`paystream.proxies`: anyone
+    can send that header, so nobody else's is read). Never raises on a malformed header."""
+    return request.app[SETTINGS].trusted_proxies.client_address(
+        request.remote, request.headers.getall(FORWARDED_FOR_HEADER, ())
+    )
 
 
 async def authenticate(request: web.Request) -> Merchant:

@@ -6,7 +6,10 @@ on every merchant endpoint, so the dashboard calls the same `/api/v1` handlers a
 
 - The cookie is HttpOnly, SameSite=Strict, Path=/, and Secure when the request came over https
   (directly, or through a proxy that says so in `X-Forwarded-Proto`: believing that header can only
-  make the cookie stricter).
+  make the cookie stricter). Unlike `X-Forwarded-For` (`paystream_api.auth.client_address`), it is
+  believed from any peer, not only from `TRUSTED_PROXIES`: a client that sends it itself gets a
+  stricter cookie for its own session and nothing else, while reading it only from trusted proxies
+  would drop Secure behind a TLS proxy that nobody listed, the default.
 - Only the token's SHA-256 is stored. A session ends at its absolute expiry, after the idle timeout
   without a request, or when it is revoked at sign-out; each is checked on every request.
 - Writes made with the cookie (any method but GET, HEAD, OPTIONS) must come from this origin
@@ -82,6 +85,7 @@ def session_token(request: web.Request) -> str | None:
 
 
 def is_https(request: web.Request) -> bool:
+    """Whether the session cookie gets Secure (see the module doc: `X-Forwarded-Proto` from anyone)."""
     return request.secure or request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https"
 
 

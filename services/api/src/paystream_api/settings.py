@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from paystream.proxies import TRUST_NOBODY, TrustedProxies
 from paystream.settings import (
     CommonSettings,
     Environ,
@@ -13,6 +14,7 @@ from paystream.settings import (
     env_int,
     env_port,
     env_str,
+    env_trusted_proxies,
     env_url,
 )
 
@@ -71,6 +73,9 @@ class ApiSettings:
     dashboard_session_ttl_s: int = 12 * 3600
     dashboard_session_idle_s: int = 2 * 3600
     dashboard_signin_failures_per_address: int = 5
+    # The reverse proxies (an Ingress, a load balancer) whose X-Forwarded-For names the client that
+    # the per-address budgets above count (paystream.proxies); by default nobody's: the TCP peer.
+    trusted_proxies: TrustedProxies = TRUST_NOBODY
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> ApiSettings:
@@ -97,4 +102,5 @@ class ApiSettings:
             dashboard_signin_failures_per_address=env_int(
                 environ, "DASHBOARD_SIGNIN_FAILURES_PER_IP", 5, minimum=1
             ),
+            trusted_proxies=env_trusted_proxies(environ, "TRUSTED_PROXIES"),
         )
