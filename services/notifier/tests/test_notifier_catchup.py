@@ -306,6 +306,7 @@ class HeldScanner:
 
     def __init__(self, inner: CatchUpScanner) -> None:
         self.inner = inner
+        self.stream = inner.stream
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -323,8 +324,8 @@ async def test_live_events_wait_behind_the_replay(
     url = str(server.make_url("")).rstrip("/")
     try:
         hub = server.app[HUB]
-        held = HeldScanner(hub.scanner)
-        hub.scanner = held  # type: ignore[assignment]
+        held = HeldScanner(hub.scanners[0])
+        hub.scanners = (held,)  # type: ignore[assignment]
         watcher = await connect_client(url, token=make_token(MERCHANT_A, sub="watcher"))
         seen, missed = payment_event(invoice_id="seen"), payment_event(invoice_id="missed")
         await publish(redis, seen, missed)

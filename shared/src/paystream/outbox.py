@@ -44,6 +44,7 @@ from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.ordering import ordering_key
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 from paystream.settings import OutboxSettings
+from paystream.shards import SINGLE_SHARD, StreamLayout
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +124,8 @@ def wake_relays_after_commit(conn: Connection) -> None:
 @dataclass(frozen=True, slots=True)
 class PendingRow:
     id: int
-    stream: str
+    stream: str  # the logical stream (the outbox row's `stream`)
+    key: str  # the shard stream it is published to (see `paystream.shards`)
     payload: bytes
     sequence: int | None
 
@@ -157,8 +159,11 @@ class OutboxRelay:
         fallback_poll_s: float = FALLBACK_POLL_SECONDS,
         linger_s: float = DEFAULT_LINGER_S,
         takeover_delay_s: float = 0.0,
+        layout: StreamLayout = SINGLE_SHARD,
     ) -> None:
         self._pool = pool
+        # Which shard stream each row goes to: every process must agree (STREAM_SHARDS).
+        self._layout = layout
         self._redis = redis
         self._settings = settings
         self._listen_dsn = listen_dsn
@@ -200,7 +205,8 @@ class OutboxRelay:
                        SELECT pg_try_advisory_xact_lock($2) AS ours,
                               set_config('synchronous_commit', 'off', true)
                    )
-                   SELECT o.id, o.stream, o.payload, o.ordering_seq
+                   SELECT o.id, o.stream, o.payload, o.ordering_seq,
+                          o.event_id, o.merchant_id, o.ordering_key
                    FROM outbox_pending AS p JOIN outbox AS o USING (id), turn
                    WHERE turn.ours
                    ORDER BY p.id
@@ -212,8 +218,16 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_BACKLOG.set(0)
                 return 0
+            key_for = self._layout.key_for
             pending = [
-                PendingRow(row["id"], row["stream"], row["payload"], row["ordering_seq"]) for row in rows
+                PendingRow(
+                    row["id"],
+                    row["stream"],
+                    key_for(row["stream"], row["merchant_id"], row["ordering_key"], str(row["event_id"])),
+                    row["payload"],
+                    row["ordering_seq"],
+                )
+                for row in rows
             ]
             await self._xadd_all(pending)
             await conn.execute(
@@ -224,10 +238,13 @@ class OutboxRelay:
         return len(pending)
 
     async def _xadd_all(self, rows: Sequence[PendingRow]) -> None:
+        # Not a transaction: the rows' shards may live on different cluster nodes (a cluster
+        # pipeline sends each node its own commands, in order). A failure part-way publishes the
+        # batch again, which consumers absorb.
         async with self._redis.pipeline(transaction=False) as pipe:
             for row in rows:
                 pipe.xadd(
-                    row.stream,
+                    row.key,
                     entry_fields(row.payload, row.sequence),  # type: ignore[arg-type]
                     maxlen=self._settings.stream_maxlen,
                     approximate=True,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from paystream.errors import SettingsError
 from paystream.netguard import LOOPBACK_NETS, PUBLIC_ONLY, OutboundPolicy
+from paystream.shards import MAX_SHARDS, SHARDS_VARIABLE, SINGLE_SHARD, StreamLayout
 
 Environ = Mapping[str, str]
 
@@ -93,10 +94,26 @@ def env_url(environ: Environ, name: str, schemes: tuple[str, ...], default: str 
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     url: str
+    # REDIS_CLUSTER: the URL names one node of a Redis Cluster, and the client follows the cluster.
+    cluster: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cluster and self.url.startswith("unix"):
+            raise SettingsError(
+                "REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL, not a Unix socket"
+            )
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> RedisSettings:
-        return cls(url=env_url(environ, "REDIS_URL", ("redis", "rediss", "unix")))
+        return cls(
+            url=env_url(environ, "REDIS_URL", ("redis", "rediss", "unix")),
+            cluster=env_bool(environ, "REDIS_CLUSTER", False),
+        )
+
+
+def stream_layout_from_env(environ: Environ = os.environ) -> StreamLayout:
+    """`STREAM_SHARDS`: how many shard streams each logical stream has (see `paystream.shards`)."""
+    return StreamLayout(shards=env_int(environ, SHARDS_VARIABLE, 1, minimum=1, maximum=MAX_SHARDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +253,8 @@ class CommonSettings:
     outbox: OutboxSettings
     test_mode: TestModeSettings
     outbound: OutboundSettings
+    # The shard streams of every logical stream (STREAM_SHARDS).
+    streams: StreamLayout = SINGLE_SHARD
 
     @property
     def notices(self) -> tuple[str, ...]:
@@ -251,4 +270,5 @@ class CommonSettings:
             outbox=OutboxSettings.from_env(environ),
             test_mode=TestModeSettings.from_env(environ),
             outbound=OutboundSettings.from_env(environ),
+            streams=stream_layout_from_env(environ),
         )
