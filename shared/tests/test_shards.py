@@ -16,7 +16,7 @@ from paystream.consumer import ConsumerConfig, MessageContext, StreamConsumer
 from paystream.errors import PermanentError, SettingsError
 from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType, Stream, dead_letter_stream
 from paystream.ordering import ordering_key
-from paystream.outbox import OutboxRelay, enqueue
+from paystream.outbox import OutboxRelay, ReplicasBehind, enqueue
 from paystream.settings import CommonSettings, OutboxSettings, RedisSettings, stream_layout_from_env
 from paystream.shards import SINGLE_SHARD, StreamLayout, logical_stream, shard_index, shard_of_key
 from paystream_devstack.testing import eventually
@@ -163,3 +163,15 @@ async def test_one_consumer_reads_every_shard_and_dead_letters_to_the_entrys_own
 
 async def _length(redis: aioredis.Redis, key: str) -> int:
     return int(await redis.xlen(key))
+
+
+async def test_a_relay_that_waits_for_a_replica_publishes_nothing_where_there_is_none(
+    db_pool: asyncpg.Pool, redis: aioredis.Redis, clean_db: str
+) -> None:
+    async with db_pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, STREAM, [payment_event("mer_1", "pay_1", EventType.PAYMENT_CREATED)])
+    relay = OutboxRelay(db_pool, redis, OutboxSettings(wait_replicas=1), listen_dsn=clean_db, layout=THREE)
+    with pytest.raises(ReplicasBehind):
+        await relay.publish_pending()
+    # The row stays queued (the mark rolled back): the relay publishes it again once a replica holds it.
+    assert await db_pool.fetchval("SELECT count(*) FROM outbox_pending") == 1

@@ -30,10 +30,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from paystream.db import DATABASE_ERRORS, Connection, notify_after_transaction
 from paystream.events import Event, entry_fields
@@ -60,6 +63,15 @@ NOTIFY_CHANNEL = "outbox"
 VACUUM_PENDING_EVERY_S = 5.0
 # Safety net only: a missed NOTIFY (a dropped listener connection) costs at most this much latency.
 FALLBACK_POLL_SECONDS = 1.0
+# How long a batch waits for its replicas (OUTBOX_WAIT_REPLICAS) before it is published again.
+REPLICA_WAIT_MS = 1000
+
+
+class ReplicasBehind(RedisConnectionError):
+    """The batch's XADDs reached the master but not yet `wait_replicas` replicas: retried, as for a
+    Redis that is unavailable (a failover would lose them)."""
+
+
 PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, *REDIS_UNAVAILABLE_ERRORS)
 
 
@@ -241,6 +253,7 @@ class OutboxRelay:
         # Not a transaction: the rows' shards may live on different cluster nodes (a cluster
         # pipeline sends each node its own commands, in order). A failure part-way publishes the
         # batch again, which consumers absorb.
+        wanted = self._settings.wait_replicas
         async with self._redis.pipeline(transaction=False) as pipe:
             for row in rows:
                 pipe.xadd(
@@ -249,7 +262,29 @@ class OutboxRelay:
                     maxlen=self._settings.stream_maxlen,
                     approximate=True,
                 )
-            await pipe.execute()
+            if wanted:
+                # WAIT counts the replicas holding this connection's writes, so it goes last on
+                # each node's own connection: the cluster pipeline keeps each node's commands in order.
+                for node in self._nodes_of(rows):
+                    pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS, **node)
+            replies = await pipe.execute()
+        if wanted and any(int(acked) < wanted for acked in replies[len(rows) :]):
+            # Not yet safe from a failover: the rows stay unpublished (the transaction rolls back)
+            # and go again, after a backoff, to whichever master then serves their shards.
+            raise ReplicasBehind(
+                f"fewer than {wanted} replica(s) acknowledged the batch within {REPLICA_WAIT_MS} ms"
+            )
+
+    def _nodes_of(self, rows: Sequence[PendingRow]) -> list[dict[str, Any]]:
+        """WAIT's routing: the master of each shard in the batch (a cluster), or the one server."""
+        if not isinstance(self._redis, RedisCluster):
+            return [{}]
+        cluster: RedisCluster = self._redis
+        nodes = {
+            cluster.get_node_from_key(key).name: cluster.get_node_from_key(key)
+            for key in {r.key for r in rows}
+        }
+        return [{"target_nodes": node} for node in nodes.values()]
 
     async def purge_published(self) -> int:
         """Delete published rows older than the retention period."""

@@ -161,6 +161,9 @@ class OutboxSettings:
     # Handled-event records are kept well past the outbox's retention, so that re-publishing
     # anything the outbox still holds (`payctl replay`) finds every consumer's inbox entry.
     inbox_retention_days: int = 14
+    # Replicas that must hold a batch's XADDs (WAIT) before its rows count as published: with 1, a
+    # master killed right after the XADDs (its replica promoted) loses none of them. 0: no wait.
+    wait_replicas: int = 0
 
     def __post_init__(self) -> None:
         if self.inbox_retention_days <= self.retention_days:
@@ -178,6 +181,7 @@ class OutboxSettings:
                 environ, "OUTBOX_LEADER_IDLE_TIMEOUT_S", 10, minimum=3, maximum=3600
             ),
             inbox_retention_days=env_int(environ, "INBOX_RETENTION_DAYS", 14, minimum=2, maximum=3650),
+            wait_replicas=env_int(environ, "OUTBOX_WAIT_REPLICAS", 0, minimum=0, maximum=5),
         )
 
 
