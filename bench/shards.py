@@ -13,7 +13,8 @@ over the masters) and the run's PostgreSQL:
 3. measured from the first commit to the moment both groups have acknowledged every entry of every
    shard: throughput (events per second), each shard's consumer rate (its entries per second until
    each group drained it), each master's Redis CPU (INFO cpu: used_cpu_sys + used_cpu_user over the
-   window, in cores) and each service's CPU (psutil, in cores).
+   window, in cores), each service's and PostgreSQL's CPU (psutil, in cores) and the machine's load
+   average (other work on the machine shares its cores).
 
 On a small machine the Python services, not Redis, are expected to be the limit: compare the
 masters' CPU with the services'. Results go to `<results-dir>/shards.json` and a table.
@@ -33,6 +34,7 @@ import orjson
 import redis.asyncio as aioredis
 import uuid_utils
 
+from bench import machine
 from bench.params import BenchParams
 from bench.payloads import API_KEY, API_SECRET, success_payment
 from bench.platform import PORT_VARIABLES, service_env
@@ -124,7 +126,11 @@ async def _measure(
         redis = create_redis(RedisSettings(url=cluster.url, cluster=True))
         await _wait_for_groups(redis, keys)
 
-        meter = CpuMeter({name: child.pid for name, child in services.items()})
+        pids = {name: child.pid for name, child in services.items()}
+        if stores.postgres_server is not None and stores.postgres_server.process is not None:
+            pids["postgres"] = stores.postgres_server.process.pid  # with its backends
+        meter = CpuMeter(pids)
+        load_before = machine.load_average()
         redis_before = {port: _cpu_seconds(cluster, port) for port in masters}
         meter.start()
         started = time.monotonic()
@@ -163,8 +169,14 @@ async def _measure(
             "per_shard": per_shard,
             "redis_cpu_cores": round(sum(redis_cpu.values()), 2),
             "redis_cpu_by_master": redis_cpu,
-            "service_cpu_cores": round(sum(services_cpu.values()), 2),
+            "service_cpu_cores": round(
+                sum(cpu for name, cpu in services_cpu.items() if name != "postgres"), 2
+            ),
+            "postgres_cpu_cores": services_cpu.get("postgres"),
             "service_cpu_by_service": services_cpu,
+            # Other work on the machine shares its cores: the figures mean little when this is high.
+            "load_average_before": load_before,
+            "load_average_after": machine.load_average(),
         }
     finally:
         if redis is not None:
@@ -270,7 +282,8 @@ async def _wait_consumed(
 def format_table(runs: list[dict[str, Any]]) -> str:
     base = runs[0]["throughput_eps"] if runs else None
     lines = [
-        f"{'shards':>6} {'events/s':>9} {'x':>5} {'Redis cores':>11} {'services cores':>14}  per-shard consumer rate (min of groups)"
+        f"{'shards':>6} {'events/s':>9} {'x':>5} {'Redis cores':>11} {'services cores':>14} {'PG cores':>8} "
+        f"{'load':>5}  per-shard consumer rate (min of groups)"
     ]
     for run in runs:
         rates = [
@@ -280,6 +293,7 @@ def format_table(runs: list[dict[str, Any]]) -> str:
         growth = f"{run['throughput_eps'] / base:.2f}" if base else "-"
         lines.append(
             f"{run['shards']:>6} {run['throughput_eps']:>9} {growth:>5} {run['redis_cpu_cores']:>11} "
-            f"{run['service_cpu_cores']:>14}  {', '.join(f'{rate:.0f}/s' for rate in rates)}"
+            f"{run['service_cpu_cores']:>14} {run['postgres_cpu_cores'] or 0:>8} {(run['load_average_after'] or [0.0])[0]:>5}  "
+            f"{', '.join(f'{rate:.0f}/s' for rate in rates)}"
         )
     return "\n".join(lines)

@@ -143,7 +143,8 @@ def test_bench_shards_measures_each_shard_count_on_a_local_cluster(tmp_path: Pat
         assert run["throughput_eps"] > 0 and run["window_s"] > 0
         # Three masters measured, each shard drained by both groups.
         assert len(run["redis_cpu_by_master"]) == 3
-        assert set(run["service_cpu_by_service"]) == {"api", "processor", "dispatcher", "notifier"}
+        assert set(run["service_cpu_by_service"]) >= {"api", "processor", "dispatcher", "notifier"}
+        assert run["load_average_after"] is None or len(run["load_average_after"]) == 3
         for shard in run["per_shard"].values():
             assert all(rate and rate > 0 for rate in shard["consumer_eps"].values()), shard
             assert set(shard["consumer_eps"]) == {"payment-processor", "webhook-dispatcher"}
