@@ -19,6 +19,7 @@ from paystream.ordering import ordering_key
 from paystream.outbox import OutboxRelay, ReplicasBehind, enqueue
 from paystream.settings import CommonSettings, OutboxSettings, RedisSettings, stream_layout_from_env
 from paystream.shards import SINGLE_SHARD, StreamLayout, logical_stream, shard_index, shard_of_key
+from paystream.streaminfo import bus_snapshot, bus_streams, summed_over_shards
 from paystream_devstack.testing import eventually
 
 THREE = StreamLayout(shards=3)
@@ -175,3 +176,26 @@ async def test_a_relay_that_waits_for_a_replica_publishes_nothing_where_there_is
         await relay.publish_pending()
     # The row stays queued (the mark rolled back): the relay publishes it again once a replica holds it.
     assert await db_pool.fetchval("SELECT count(*) FROM outbox_pending") == 1
+
+
+async def test_the_bus_figures_of_a_sharded_stream_sum_over_its_shards(redis: aioredis.Redis) -> None:
+    keys = THREE.keys(STREAM)
+    for n, key in enumerate(keys):
+        for _ in range(n + 1):  # 1, 2 and 3 entries
+            await redis.xadd(
+                key, {STREAM_FIELD: payment_event("mer_1", f"pay_{n}", EventType.PAYMENT_CREATED).encode()}
+            )
+        await redis.xgroup_create(key, "test-group", id="0")
+    await redis.xreadgroup("test-group", "reader", {keys[2]: ">"}, count=2)  # 2 pending, 1 left unread there
+    await redis.xadd(dead_letter_stream(keys[1]), {"error": "x"})
+
+    snapshot = await bus_snapshot(redis, bus_streams(THREE))
+    assert [info.stream for info in snapshot.streams] == list(keys)
+    summed = summed_over_shards(snapshot)
+    [stream] = summed.streams
+    assert (stream.stream, stream.length) == (STREAM, 6)
+    [group] = summed.groups
+    assert (group.stream, group.group, group.pending, group.lag) == (STREAM, "test-group", 2, 4)
+    assert summed.dead_letters == {STREAM: 1}
+    [members] = summed.members
+    assert [(member.name, member.pending) for member in members] == [("reader", 2)]
