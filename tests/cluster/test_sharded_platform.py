@@ -60,7 +60,7 @@ async def check_shards(redis: aioredis.Redis, payctl_env: dict[str, str]) -> Non
     }
     assert {(item["group"], item["shards"], item["pending"], item["lag"]) for item in groups["totals"]} == {
         (group, SHARDS.shards, 0, 0) for group in GROUPS
-    }
+    }, [(item["stream"], item["group"], item["pending"], item["lag"]) for item in groups["groups"]]
     # The notifier's one reader name, one heartbeat per shard.
     readers = {(item["name"], item["stream"]) for item in groups["readers"]}
     assert {stream for _, stream in readers} == set(SHARD_KEYS) and len({name for name, _ in readers}) == 1

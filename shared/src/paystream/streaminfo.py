@@ -291,6 +291,12 @@ async def group_infos(
 async def _group_lag(
     redis: aioredis.Redis, info: StreamInfo, group: dict[str, Any], last_delivered: str, cap: int
 ) -> tuple[int, bool]:
+    if info.last_generated_id is not None and parse_entry_id(last_delivered) >= parse_entry_id(
+        info.last_generated_id
+    ):
+        # Delivered up to the newest id: nothing is waiting, whatever the estimate says (Redis 7
+        # derives its lag from counters that a failover or a re-published batch can leave behind).
+        return 0, False
     reported = group.get("lag")
     if reported is not None:  # Redis 7 knows it
         return int(reported), False
