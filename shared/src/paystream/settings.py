@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from paystream import shards
 from paystream.errors import SettingsError
 from paystream.netguard import LOOPBACK_NETS, PUBLIC_ONLY, OutboundPolicy
-from paystream.shards import MAX_SHARDS, SHARDS_VARIABLE, SINGLE_SHARD, StreamLayout
 
 Environ = Mapping[str, str]
 
@@ -111,9 +111,10 @@ class RedisSettings:
         )
 
 
-def stream_layout_from_env(environ: Environ = os.environ) -> StreamLayout:
+def stream_layout_from_env(environ: Environ = os.environ) -> shards.StreamLayout:
     """`STREAM_SHARDS`: how many shard streams each logical stream has (see `paystream.shards`)."""
-    return StreamLayout(shards=env_int(environ, SHARDS_VARIABLE, 1, minimum=1, maximum=MAX_SHARDS))
+    count = env_int(environ, shards.SHARDS_VARIABLE, 1, minimum=1, maximum=shards.MAX_SHARDS)
+    return shards.StreamLayout(shards=count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +259,7 @@ class CommonSettings:
     test_mode: TestModeSettings
     outbound: OutboundSettings
     # The shard streams of every logical stream (STREAM_SHARDS).
-    streams: StreamLayout = SINGLE_SHARD
+    streams: shards.StreamLayout = shards.SINGLE_SHARD
 
     @property
     def notices(self) -> tuple[str, ...]:
