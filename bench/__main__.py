@@ -3,6 +3,7 @@
     make bench
     make bench BENCH_ARGS="--duration 10 --concurrency 128"
     make bench BENCH_ARGS="--only e2e --e2e-rate 1000"
+    make bench BENCH_ARGS="--shards 1,2,3"   # the bus on a local Redis Cluster, by shard count
 
 Prints a table, writes bench/results/latest.json and latest.png. Exit code 0 when the run completed
 (whatever the figures), 1 when it could not, 130 when interrupted; every process it started is
@@ -12,12 +13,13 @@ stopped in each case. Run `python -m bench --help` for every flag.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,6 +102,8 @@ async def run(params: BenchParams) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="paystream-bench-"))
+    if params.shards:
+        return await _run_shards(params, workdir, main_task, lambda: interrupted)
     platform = Platform(params, workdir)
     try:
         return await measure(params, platform, workdir)
@@ -122,6 +126,27 @@ async def run(params: BenchParams) -> int:
         say(f"stopped every process in {time.monotonic() - stopping:.1f}s")
         if params.keep_workdir:
             say(f"kept {workdir}")
+
+
+async def _run_shards(
+    params: BenchParams, workdir: Path, main_task: asyncio.Task[object], interrupted: Callable[[], bool]
+) -> int:
+    from bench.shards import run_shards
+
+    try:
+        return await run_shards(params, workdir, say)
+    except asyncio.CancelledError:
+        if not interrupted():
+            raise
+        main_task.uncancel()
+        return 130
+    except Exception:
+        say("the run failed:")
+        traceback.print_exc()
+        return 1
+    finally:
+        if not params.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

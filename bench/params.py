@@ -32,6 +32,9 @@ class BenchParams:
     processing_delay_ms: int = 0
     results_dir: Path = DEFAULT_RESULTS_DIR
     keep_workdir: bool = False
+    # `--shards 1,2,3`: the shard-scaling run (bench.shards) instead of the scenarios.
+    shards: tuple[int, ...] = ()
+    shard_events: int = 20_000
 
     def to_record(self) -> dict[str, Any]:
         """The parameters as they go into latest.json."""
@@ -39,6 +42,7 @@ class BenchParams:
         record["only"] = list(self.only)
         record["e2e_ladder"] = list(self.e2e_ladder)
         record["results_dir"] = str(self.results_dir)
+        record["shards"] = list(self.shards)
         return record
 
 
@@ -64,6 +68,16 @@ def _rates(raw: str) -> tuple[float, ...]:
     if not rates:
         raise argparse.ArgumentTypeError("at least one rate")
     return rates
+
+
+def _shard_counts(raw: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(sorted({_positive_int(part) for part in raw.split(",") if part.strip()}))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of shard counts, got {raw!r}") from exc
+    if not counts:
+        raise argparse.ArgumentTypeError("at least one shard count")
+    return counts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,6 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="where latest.json and latest.png go (default bench/results)",
     )
     parser.add_argument(
+        "--shards",
+        type=_shard_counts,
+        default=defaults.shards,
+        metavar="N,N,...",
+        help="instead of the scenarios: the bus's throughput on a local Redis Cluster (three masters) "
+        "with STREAM_SHARDS=N for each N, each master's Redis CPU and each shard's consumer rate "
+        "(bench/shards.py; needs Debian's redis-server)",
+    )
+    parser.add_argument(
+        "--shard-events",
+        type=_positive_int,
+        default=defaults.shard_events,
+        help="events committed per shard count (default %(default)s)",
+    )
+    parser.add_argument(
         "--keep-workdir",
         action="store_true",
         help="keep the temporary directory with the service logs and store data",
@@ -210,4 +239,6 @@ def parse_params(argv: Sequence[str] | None = None) -> BenchParams:
         processing_delay_ms=max(0, args.processing_delay),
         results_dir=args.results_dir.resolve(),
         keep_workdir=args.keep_workdir,
+        shards=args.shards,
+        shard_events=args.shard_events,
     )

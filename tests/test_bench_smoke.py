@@ -24,6 +24,7 @@ import uuid_utils
 from bench.plot import bucket_percentiles, latency_plot
 from bench.report import REQUIRED_KEYS
 from bench.stats import LatencySeries, percentile
+from paystream_devstack.cluster import DEBIAN_PACKAGE, missing_binaries
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MARKER = "PAYSTREAM_BENCH_SMOKE_MARKER"
@@ -123,6 +124,34 @@ def test_bench_records_every_figure_and_loses_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert (tmp_path / "latest-ladder.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "lost" in completed.stdout and "stopped every process" in completed.stdout
+    assert marked_processes(marker) == []
+
+
+@pytest.mark.slow
+def test_bench_shards_measures_each_shard_count_on_a_local_cluster(tmp_path: Path) -> None:
+    if missing_binaries():
+        pytest.skip(f"{missing_binaries()} not found: install the Debian package {DEBIAN_PACKAGE}")
+    marker = uuid_utils.uuid4().hex
+    args = ["--shards", "1,3", "--shard-events", "300", "--results-dir", str(tmp_path)]
+    completed = run_bench(args, marker, timeout=110)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    record = orjson.loads((tmp_path / "shards.json").read_bytes())
+    one, three = record["runs"]
+    assert (one["shards"], three["shards"]) == (1, 3)
+    for run in (one, three):
+        assert run["lost"] == 0 and run["published"] == run["events"] == 300, run
+        assert run["throughput_eps"] > 0 and run["window_s"] > 0
+        # Three masters measured, each shard drained by both groups.
+        assert len(run["redis_cpu_by_master"]) == 3
+        assert set(run["service_cpu_by_service"]) >= {"api", "processor", "dispatcher", "notifier"}
+        assert run["load_average_after"] is None or len(run["load_average_after"]) == 3
+        for shard in run["per_shard"].values():
+            assert all(rate and rate > 0 for rate in shard["consumer_eps"].values()), shard
+            assert set(shard["consumer_eps"]) == {"payment-processor", "webhook-dispatcher"}
+    assert list(one["per_shard"]) == ["payment:events"]
+    assert list(three["per_shard"]) == ["payment:events:{0}", "payment:events:{1}", "payment:events:{2}"]
+    assert len({shard["master_port"] for shard in three["per_shard"].values()}) == 3
+    assert "events/s" in completed.stdout
     assert marked_processes(marker) == []
 
 

@@ -24,6 +24,7 @@ from merchant_receiver import MerchantReceiver, ReceivingEndpoint
 from platform_stack import PaymentWatcher
 
 from paystream.events import STREAM_FIELD
+from paystream.shards import logical_stream
 
 # The events an API payment commits, and the one a captured Razorpay payment becomes.
 API_PAYMENT_EVENTS = {"payment.created": 1, "payment.pending": 1, "payment.success": 1}
@@ -234,9 +235,16 @@ async def _check_published(pool: asyncpg.Pool, redis: aioredis.Redis) -> tuple[d
         if not row["published"]:
             problems.append(f"outbox row of event {row['event_id']} never published")
         by_stream[row["stream"]].add(row["event_id"])
+    # A logical stream's entries, on whichever of its shard streams (`paystream.shards`) they are.
+    shard_keys: dict[str, list[str]] = defaultdict(list)
+    async for key in redis.scan_iter(_type="STREAM"):
+        if not _text(key).endswith(":dlq"):
+            shard_keys[logical_stream(_text(key))].append(_text(key))
     for stream, event_ids in by_stream.items():
-        entries: Any = await redis.xrange(stream)
-        in_stream = {orjson.loads(fields[STREAM_FIELD])["id"] for _, fields in entries}
+        in_stream = set()
+        for key in shard_keys[stream]:
+            entries: Any = await redis.xrange(key)
+            in_stream |= {orjson.loads(fields[STREAM_FIELD])["id"] for _, fields in entries}
         if missing := event_ids - in_stream:
             problems.append(f"{len(missing)} events of {stream} committed but not in the stream")
     payment_events = {row["event_id"]: row["event_type"] for row in rows if row["stream"] == "payment:events"}

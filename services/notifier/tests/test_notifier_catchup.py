@@ -20,6 +20,8 @@ from notifier.keys import HUB
 from notifier.positions import stream_entries
 from notifier.rooms import Emission
 from paystream.events import Event, EventType, Stream
+from paystream.ordering import ordering_key
+from paystream.shards import StreamLayout
 from paystream_devstack.testing import eventually
 from paystream_devstack.testing.notifier_client import (
     MERCHANT_A,
@@ -306,6 +308,7 @@ class HeldScanner:
 
     def __init__(self, inner: CatchUpScanner) -> None:
         self.inner = inner
+        self.stream = inner.stream
         self.started = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -323,8 +326,8 @@ async def test_live_events_wait_behind_the_replay(
     url = str(server.make_url("")).rstrip("/")
     try:
         hub = server.app[HUB]
-        held = HeldScanner(hub.scanner)
-        hub.scanner = held  # type: ignore[assignment]
+        held = HeldScanner(hub.scanners[0])
+        hub.scanners = (held,)  # type: ignore[assignment]
         watcher = await connect_client(url, token=make_token(MERCHANT_A, sub="watcher"))
         seen, missed = payment_event(invoice_id="seen"), payment_event(invoice_id="missed")
         await publish(redis, seen, missed)
@@ -349,3 +352,39 @@ async def test_live_events_wait_behind_the_replay(
         await watcher.close()
     finally:
         await server.close()
+
+
+async def test_with_three_shards_a_reconnect_replays_what_every_shard_had_since_its_last_event(
+    start_notifier: ServerFactory, connect_client: ClientFactory, redis: aioredis.Redis
+) -> None:
+    shards = StreamLayout(shards=3)
+    url = await start_notifier(STREAM_SHARDS="3")
+    watcher = await connect_client(url, token=make_token(MERCHANT_A, sub="watcher"))
+    first = await connect_client(url, token=make_token(MERCHANT_A))
+    seen = payment_event(EventType.PAYMENT_PENDING, invoice_id="ord_seen", payment_id="pay_seen")
+    await publish(redis, seen, layout=shards)
+    await first.wait_for_id(seen.id)
+    await first.close()
+
+    # Payments on every shard, one of another merchant's (never replayed to this one).
+    missed = [
+        payment_event(EventType.PAYMENT_PENDING, invoice_id=f"ord_{n}", payment_id=f"pay_{n:016d}")
+        for n in range(9)
+    ]
+    foreign = payment_event(merchant_id=MERCHANT_B, invoice_id="ord_b", payment_id="pay_b")
+    await publish(redis, *missed, foreign, layout=shards)
+    assert {
+        shards.key_for(Stream.PAYMENT_EVENTS, e.merchant_id, ordering_key(e), e.id) for e in missed
+    } == set(shards.keys(Stream.PAYMENT_EVENTS))
+    await watcher.wait_for_id(missed[-1].id)
+
+    second = await connect_client(url, token=make_token(MERCHANT_A), last_event_id=seen.id)
+    await second.wait_for("catchup:complete")
+    [summary] = catch_up_summaries(second)
+    assert summary["complete"] is True, summary
+    replayed = second.event_ids("payment:status-update")
+    assert set(replayed) >= {event.id for event in missed}
+    assert foreign.id not in replayed
+    live = payment_event(EventType.PAYMENT_SUCCESS, invoice_id="ord_live", payment_id="pay_live")
+    await publish(redis, live, layout=shards)
+    await second.wait_for_id(live.id)

@@ -30,10 +30,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from paystream.db import DATABASE_ERRORS, Connection, notify_after_transaction
 from paystream.events import Event, entry_fields
@@ -45,6 +48,7 @@ from paystream.ordering import ordering_key
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
 from paystream.retention import delete_in_batches
 from paystream.settings import OutboxSettings
+from paystream.shards import SINGLE_SHARD, StreamLayout
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +71,15 @@ DELETE FROM outbox WHERE ctid = ANY(ARRAY(
 VACUUM_PENDING_EVERY_S = 5.0
 # Safety net only: a missed NOTIFY (a dropped listener connection) costs at most this much latency.
 FALLBACK_POLL_SECONDS = 1.0
+# How long a batch waits for its replicas (OUTBOX_WAIT_REPLICAS) before it is published again.
+REPLICA_WAIT_MS = 1000
+
+
+class ReplicasBehind(RedisConnectionError):
+    """The batch's XADDs reached the master but not yet `wait_replicas` replicas: retried, as for a
+    Redis that is unavailable (a failover would lose them)."""
+
+
 PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, *REDIS_UNAVAILABLE_ERRORS)
 
 
@@ -131,7 +144,8 @@ def wake_relays_after_commit(conn: Connection) -> None:
 @dataclass(frozen=True, slots=True)
 class PendingRow:
     id: int
-    stream: str
+    stream: str  # the logical stream (the outbox row's `stream`)
+    key: str  # the shard stream it is published to (see `paystream.shards`)
     payload: bytes
     sequence: int | None
 
@@ -165,8 +179,11 @@ class OutboxRelay:
         fallback_poll_s: float = FALLBACK_POLL_SECONDS,
         linger_s: float = DEFAULT_LINGER_S,
         takeover_delay_s: float = 0.0,
+        layout: StreamLayout = SINGLE_SHARD,
     ) -> None:
         self._pool = pool
+        # Which shard stream each row goes to: every process must agree (STREAM_SHARDS).
+        self._layout = layout
         self._redis = redis
         self._settings = settings
         self._listen_dsn = listen_dsn
@@ -208,7 +225,8 @@ class OutboxRelay:
                        SELECT pg_try_advisory_xact_lock($2) AS ours,
                               set_config('synchronous_commit', 'off', true)
                    )
-                   SELECT o.id, o.stream, o.payload, o.ordering_seq
+                   SELECT o.id, o.stream, o.payload, o.ordering_seq,
+                          o.event_id, o.merchant_id, o.ordering_key
                    FROM outbox_pending AS p JOIN outbox AS o USING (id), turn
                    WHERE turn.ours
                    ORDER BY p.id
@@ -220,8 +238,16 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_BACKLOG.set(0)
                 return 0
+            key_for = self._layout.key_for
             pending = [
-                PendingRow(row["id"], row["stream"], row["payload"], row["ordering_seq"]) for row in rows
+                PendingRow(
+                    row["id"],
+                    row["stream"],
+                    key_for(row["stream"], row["merchant_id"], row["ordering_key"], str(row["event_id"])),
+                    row["payload"],
+                    row["ordering_seq"],
+                )
+                for row in rows
             ]
             await self._xadd_all(pending)
             await conn.execute(
@@ -232,15 +258,41 @@ class OutboxRelay:
         return len(pending)
 
     async def _xadd_all(self, rows: Sequence[PendingRow]) -> None:
+        # Not a transaction: the rows' shards may live on different cluster nodes (a cluster
+        # pipeline sends each node its own commands, in order). A failure part-way publishes the
+        # batch again, which consumers absorb.
+        wanted = self._settings.wait_replicas
         async with self._redis.pipeline(transaction=False) as pipe:
             for row in rows:
                 pipe.xadd(
-                    row.stream,
+                    row.key,
                     entry_fields(row.payload, row.sequence),  # type: ignore[arg-type]
                     maxlen=self._settings.stream_maxlen,
                     approximate=True,
                 )
-            await pipe.execute()
+            if wanted:
+                # WAIT counts the replicas holding this connection's writes, so it goes last on
+                # each node's own connection: the cluster pipeline keeps each node's commands in order.
+                for node in self._nodes_of(rows):
+                    pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS, **node)
+            replies = await pipe.execute()
+        if wanted and any(int(acked) < wanted for acked in replies[len(rows) :]):
+            # Not yet safe from a failover: the rows stay unpublished (the transaction rolls back)
+            # and go again, after a backoff, to whichever master then serves their shards.
+            raise ReplicasBehind(
+                f"fewer than {wanted} replica(s) acknowledged the batch within {REPLICA_WAIT_MS} ms"
+            )
+
+    def _nodes_of(self, rows: Sequence[PendingRow]) -> list[dict[str, Any]]:
+        """WAIT's routing: the master of each shard in the batch (a cluster), or the one server."""
+        if not isinstance(self._redis, RedisCluster):
+            return [{}]
+        cluster: RedisCluster = self._redis
+        nodes = {
+            cluster.get_node_from_key(key).name: cluster.get_node_from_key(key)
+            for key in {r.key for r in rows}
+        }
+        return [{"target_nodes": node} for node in nodes.values()]
 
     async def purge_published(self) -> int:
         """Delete published rows older than the retention period, a batch at a time."""

@@ -1,16 +1,25 @@
 """The Redis client every service uses: bytes in, bytes out, keep-alive, and a read timeout longer
 than any BLOCK read, so a reply that never comes (a silently dropped connection) is noticed and the
-command retried on a new connection instead of waiting forever."""
+command retried on a new connection instead of waiting forever.
+
+With `REDIS_CLUSTER=true` it is redis-py's cluster client (`redis.asyncio.cluster.RedisCluster`),
+with the same timeouts and retries: `REDIS_URL` names any node, the client learns the slots and
+follows MOVED redirections and failovers (a refused or dropped node makes it reload the topology
+before its retry). Every command the platform sends names one key, or is a non-transactional
+pipeline (which the cluster client splits by node), so it works unchanged on a cluster: see the
+README's Redis Cluster section for the audit."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -19,12 +28,17 @@ from paystream.settings import RedisSettings
 # Longer than the longest BLOCK any reader uses (1 s), far shorter than TCP's own give-up time.
 SOCKET_TIMEOUT_S = 5.0
 
-# Errors that mean "Redis is not reachable right now" (retry with backoff), not a bad command.
+# Errors that mean "Redis is not reachable right now" (retry with backoff), not a bad command. On a
+# cluster, that includes a failover in progress: CLUSTERDOWN, TRYAGAIN, and a slot no reachable
+# master serves yet (SlotNotCoveredError, a RedisClusterException, as is a failed topology load).
 REDIS_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     ConnectionError,
     OSError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
 )
 
 
@@ -69,6 +83,10 @@ def reconnecting_retry() -> Retry:
 
 
 def create_redis(settings: RedisSettings) -> aioredis.Redis:
+    """The client for `settings`: a plain client, or with `cluster` the cluster client (typed as
+    the plain one: the platform sends only commands both have, see the module's docstring)."""
+    if settings.cluster:
+        return _create_cluster(settings)
     client = aioredis.Redis.from_url(
         settings.url,
         retry=reconnecting_retry(),
@@ -83,3 +101,25 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
     pool = client.connection_pool
     pool.connection_class = _RESET_SAFE.get(pool.connection_class, pool.connection_class)
     return client
+
+
+def _create_cluster(settings: RedisSettings) -> aioredis.Redis:
+    cluster = RedisCluster.from_url(
+        settings.url,
+        retry=reconnecting_retry(),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError],
+        decode_responses=False,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=5,
+        socket_keepalive=True,
+        health_check_interval=15,
+    )
+    # The same reset-safe connections as above, for the nodes known now and those found later (the
+    # client builds every node from these keyword arguments).
+    kwargs = cluster.connection_kwargs
+    connection_class = kwargs.get("connection_class", Connection)
+    kwargs["connection_class"] = _RESET_SAFE.get(connection_class, connection_class)
+    for node in cluster.get_nodes():
+        safe = _RESET_SAFE.get(node.connection_class, node.connection_class)
+        node.connection_class = cast("type[Connection]", safe)
+    return cast(aioredis.Redis, cluster)

@@ -32,6 +32,7 @@ def outbox_relay(*, takeover_delay_s: float = 0.0) -> CleanupContext:
             listen_dsn=settings.database.url,
             application_name=f"{app.get(SERVICE_NAME, 'paystream')} outbox relay",
             takeover_delay_s=takeover_delay_s,
+            layout=settings.streams,
         )
         await relay.run(stop)
 

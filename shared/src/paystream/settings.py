@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from paystream import shards
 from paystream.errors import SettingsError
 from paystream.netguard import LOOPBACK_NETS, PUBLIC_ONLY, OutboundPolicy
 from paystream.proxies import TRUST_NOBODY, TrustedProxies
@@ -105,10 +106,27 @@ def env_trusted_proxies(environ: Environ, name: str = "TRUSTED_PROXIES") -> Trus
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     url: str
+    # REDIS_CLUSTER: the URL names one node of a Redis Cluster, and the client follows the cluster.
+    cluster: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cluster and self.url.startswith("unix"):
+            raise SettingsError(
+                "REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL, not a Unix socket"
+            )
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> RedisSettings:
-        return cls(url=env_url(environ, "REDIS_URL", ("redis", "rediss", "unix")))
+        return cls(
+            url=env_url(environ, "REDIS_URL", ("redis", "rediss", "unix")),
+            cluster=env_bool(environ, "REDIS_CLUSTER", False),
+        )
+
+
+def stream_layout_from_env(environ: Environ = os.environ) -> shards.StreamLayout:
+    """`STREAM_SHARDS`: how many shard streams each logical stream has (see `paystream.shards`)."""
+    count = env_int(environ, shards.SHARDS_VARIABLE, 1, minimum=1, maximum=shards.MAX_SHARDS)
+    return shards.StreamLayout(shards=count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +174,9 @@ class OutboxSettings:
     # Handled-event records are kept well past the outbox's retention, so that re-publishing
     # anything the outbox still holds (`payctl replay`) finds every consumer's inbox entry.
     inbox_retention_days: int = 14
+    # Replicas that must hold a batch's XADDs (WAIT) before its rows count as published: with 1, a
+    # master killed right after the XADDs (its replica promoted) loses none of them. 0: no wait.
+    wait_replicas: int = 0
 
     def __post_init__(self) -> None:
         if self.inbox_retention_days <= self.retention_days:
@@ -173,6 +194,7 @@ class OutboxSettings:
                 environ, "OUTBOX_LEADER_IDLE_TIMEOUT_S", 10, minimum=3, maximum=3600
             ),
             inbox_retention_days=env_int(environ, "INBOX_RETENTION_DAYS", 14, minimum=2, maximum=3650),
+            wait_replicas=env_int(environ, "OUTBOX_WAIT_REPLICAS", 0, minimum=0, maximum=5),
         )
 
 
@@ -248,6 +270,8 @@ class CommonSettings:
     outbox: OutboxSettings
     test_mode: TestModeSettings
     outbound: OutboundSettings
+    # The shard streams of every logical stream (STREAM_SHARDS).
+    streams: shards.StreamLayout = shards.SINGLE_SHARD
 
     @property
     def notices(self) -> tuple[str, ...]:
@@ -263,4 +287,5 @@ class CommonSettings:
             outbox=OutboxSettings.from_env(environ),
             test_mode=TestModeSettings.from_env(environ),
             outbound=OutboundSettings.from_env(environ),
+            streams=stream_layout_from_env(environ),
         )

@@ -49,6 +49,7 @@ from paystream.metrics import (
     STREAM_PENDING,
 )
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+from paystream.shards import SINGLE_SHARD, StreamLayout, logical_stream
 
 log = structlog.get_logger(__name__)
 
@@ -59,8 +60,15 @@ _DATABASE_READ_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
 )
 
-# The streams of the bus, in the order operators read them.
+# The streams of the bus, in the order operators read them (unsharded: see `bus_streams`).
 BUS_STREAMS: tuple[str, ...] = tuple(stream.value for stream in Stream)
+
+
+def bus_streams(layout: StreamLayout = SINGLE_SHARD) -> tuple[str, ...]:
+    """The stream keys of the bus: every shard of every stream (`BUS_STREAMS` when unsharded)."""
+    return layout.bus_keys()
+
+
 LAG_COUNT_CAP = 100_000
 # A group member without a heartbeat record counts as live when it was served an entry this recently
 # (`payctl health --max-consumer-idle`'s default).
@@ -283,6 +291,12 @@ async def group_infos(
 async def _group_lag(
     redis: aioredis.Redis, info: StreamInfo, group: dict[str, Any], last_delivered: str, cap: int
 ) -> tuple[int, bool]:
+    if info.last_generated_id is not None and parse_entry_id(last_delivered) >= parse_entry_id(
+        info.last_generated_id
+    ):
+        # Delivered up to the newest id: nothing is waiting, whatever the estimate says (Redis 7
+        # derives its lag from counters that a failover or a re-published batch can leave behind).
+        return 0, False
     reported = group.get("lag")
     if reported is not None:  # Redis 7 knows it
         return int(reported), False
@@ -459,6 +473,94 @@ async def bus_snapshot(
     return BusSnapshot(now_ms, infos, groups, await dead_letter_counts(redis, names), members, readers)
 
 
+def _earliest(ids: Iterable[str | None]) -> str | None:
+    present = [entry_id for entry_id in ids if entry_id is not None]
+    return min(present, key=parse_entry_id) if present else None
+
+
+def _latest(ids: Iterable[str | None]) -> str | None:
+    present = [entry_id for entry_id in ids if entry_id is not None]
+    return max(present, key=parse_entry_id) if present else None
+
+
+def summed_over_shards(snapshot: BusSnapshot) -> BusSnapshot:
+    """The snapshot per logical stream: each figure summed over the stream's shards (lengths, lags,
+    pending entries, dead letters, a reader's lag), a consumer or reader live when it is on every
+    shard it reads, the oldest pending entry the oldest of any shard. Entry ids of different shards
+    come from different servers' clocks; the earliest and latest of them are shown as they are."""
+    streams: dict[str, list[StreamInfo]] = {}
+    for info in snapshot.streams:
+        streams.setdefault(logical_stream(info.stream), []).append(info)
+    merged_streams = [
+        StreamInfo(
+            stream=name,
+            exists=any(info.exists for info in infos),
+            length=sum(info.length for info in infos),
+            first_id=_earliest(info.first_id for info in infos),
+            last_id=_latest(info.last_id for info in infos),
+            last_generated_id=_latest(info.last_generated_id for info in infos),
+            group_count=max(info.group_count for info in infos),
+        )
+        for name, infos in streams.items()
+    ]
+    groups: dict[tuple[str, str], list[tuple[GroupInfo, list[GroupMember]]]] = {}
+    for group, members in zip(snapshot.groups, snapshot.members, strict=True):
+        groups.setdefault((logical_stream(group.stream), group.group), []).append((group, members))
+    merged_groups: list[GroupInfo] = []
+    merged_members: list[list[GroupMember]] = []
+    for (name, group_name), shards in groups.items():
+        infos = [group for group, _ in shards]
+        merged_groups.append(
+            GroupInfo(
+                stream=name,
+                group=group_name,
+                consumers=max(info.consumers for info in infos),
+                pending=sum(info.pending for info in infos),
+                last_delivered_id=_latest(info.last_delivered_id for info in infos) or "0-0",
+                lag=sum(info.lag for info in infos),
+                lag_capped=any(info.lag_capped for info in infos),
+                oldest_pending_id=_earliest(info.oldest_pending_id for info in infos),
+            )
+        )
+        by_name: dict[str, list[GroupMember]] = {}
+        for _, members in shards:
+            for member in members:
+                by_name.setdefault(member.name, []).append(member)
+        merged_members.append(
+            [
+                GroupMember(
+                    name=member_name,
+                    pending=sum(member.pending for member in found),
+                    idle_ms=min((m.idle_ms for m in found if m.idle_ms is not None), default=None),
+                    heartbeat=next((m.heartbeat for m in found if m.heartbeat is not None), None),
+                    live=all(member.live for member in found),
+                )
+                for member_name, found in sorted(by_name.items())
+            ]
+        )
+    readers: dict[tuple[str, str], list[ReaderInfo]] = {}
+    for reader in snapshot.readers:
+        readers.setdefault((logical_stream(reader.stream), reader.heartbeat.name), []).append(reader)
+    merged_readers = []
+    for (name, _reader_name), found in readers.items():
+        lags = [reader.lag for reader in found]
+        merged_readers.append(
+            ReaderInfo(
+                stream=name,
+                # The stalest shard's record: a reader is as live as its least live shard.
+                heartbeat=max((reader.heartbeat for reader in found), key=lambda beat: beat.beat_age_ms),
+                lag=None if any(lag is None for lag in lags) else sum(lag or 0 for lag in lags),
+                lag_capped=any(reader.lag_capped for reader in found),
+            )
+        )
+    dead_letters: dict[str, int] = {}
+    for stream, count in snapshot.dead_letters.items():
+        dead_letters[logical_stream(stream)] = dead_letters.get(logical_stream(stream), 0) + count
+    return BusSnapshot(
+        snapshot.now_ms, merged_streams, merged_groups, dead_letters, merged_members, merged_readers
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxBacklog:
     """Committed events not yet published to their streams."""
@@ -528,14 +630,19 @@ class BusMetrics:
         self._refreshed_at: float | None = None
         self._lock = asyncio.Lock()
 
-    async def refresh(self, redis: aioredis.Redis | None, pool: asyncpg.Pool | None) -> None:
+    async def refresh(
+        self, redis: aioredis.Redis | None, pool: asyncpg.Pool | None, streams: Sequence[str] = BUS_STREAMS
+    ) -> None:
+        """`streams`: the stream keys (every shard, see `bus_streams`). Each shard is its own series
+        (`stream="payment:events:{0}"`...): `sum by (group)` gives a group's whole lag, and the alerts'
+        `max by (stream, group)` look at one shard at a time."""
         if self._fresh():
             return
         async with self._lock:
             if self._fresh():  # another scrape refreshed while this one waited
                 return
             if redis is not None:
-                await self._refresh_streams(redis)
+                await self._refresh_streams(redis, streams)
             if pool is not None:
                 await self._refresh_outbox(pool)
             self._refreshed_at = time.monotonic()
@@ -543,10 +650,10 @@ class BusMetrics:
     def _fresh(self) -> bool:
         return self._refreshed_at is not None and time.monotonic() - self._refreshed_at < self._max_age_s
 
-    async def _refresh_streams(self, redis: aioredis.Redis) -> None:
+    async def _refresh_streams(self, redis: aioredis.Redis, streams: Sequence[str]) -> None:
         try:
             async with asyncio.timeout(self._timeout_s):
-                snapshot = await bus_snapshot(redis, lag_cap=self._lag_cap)
+                snapshot = await bus_snapshot(redis, streams, lag_cap=self._lag_cap)
         except _REDIS_READ_FAILURES as exc:
             log.warning("metrics.bus_read_failed", error=str(exc) or type(exc).__name__)
             for gauge in _BUS_GAUGES:

@@ -27,7 +27,7 @@ from paystream.inputs import is_token
 from paystream.loops import Backoff, retry_until_ready
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS, create_redis
 from paystream.settings import DEFAULT_BIND_HOST, CommonSettings
-from paystream.streaminfo import BUS_METRICS
+from paystream.streaminfo import BUS_METRICS, BUS_STREAMS, bus_streams
 from paystream.supervision import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -129,7 +129,9 @@ async def health(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     # Stream lag, dead letters and outbox backlog are read at scrape time (cached for a second).
-    await BUS_METRICS.refresh(request.app.get(REDIS), request.app.get(POOL))
+    common = request.app.get(COMMON_SETTINGS)
+    streams = bus_streams(common.streams) if common is not None else BUS_STREAMS
+    await BUS_METRICS.refresh(request.app.get(REDIS), request.app.get(POOL), streams)
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

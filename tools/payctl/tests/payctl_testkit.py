@@ -31,6 +31,8 @@ _SCRUBBED = (
     "NOTIFIER_PORT",
     "JWT_SECRET",
     "PAYSTREAM_DATA_DIR",
+    "STREAM_SHARDS",
+    "REDIS_CLUSTER",
 )
 # Where payctl looks for a running `make run`'s stores: nowhere, unless a test says otherwise (a
 # developer's own `make run` must not leak into the tests).

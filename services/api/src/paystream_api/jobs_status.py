@@ -1,6 +1,6 @@
 """`GET /api/v1/test/jobs/status`: the payment processor's queue, from real stream and table state.
 
-- pending: entries on `payment:events` not yet delivered to the `payment-processor` group (its lag);
+- pending: entries on `payment:events` (all its shards) not yet delivered to the `payment-processor` group (its lag);
 - processing: entries delivered but not yet acknowledged (XPENDING), plus payments and refunds the
   processor has accepted and is settling (pending, with a `process_after` time);
 - completed: successful payments and processed refunds; failed: failed payments and refunds;
@@ -13,6 +13,7 @@ without merchant credentials, since its figures are global.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -37,7 +38,17 @@ class GroupState:
     worker_running: bool
 
 
-async def group_state(redis: aioredis.Redis, stream: str = Stream.PAYMENT_EVENTS) -> GroupState:
+async def group_state(redis: aioredis.Redis, streams: Sequence[str] = (Stream.PAYMENT_EVENTS,)) -> GroupState:
+    """The processor group's figures summed over the shard streams of `payment:events`."""
+    states = [await _shard_state(redis, stream) for stream in streams]
+    return GroupState(
+        undelivered=sum(state.undelivered for state in states),
+        unacknowledged=sum(state.unacknowledged for state in states),
+        worker_running=any(state.worker_running for state in states),
+    )
+
+
+async def _shard_state(redis: aioredis.Redis, stream: str) -> GroupState:
     try:
         groups = await group_infos(redis, stream)
     except ResponseError:  # the key holds something other than a stream
@@ -70,7 +81,8 @@ async def jobs_status(request: web.Request) -> web.Response:
         raise NotFoundError("not found")
     counts = await table_counts(request.app[POOL])
     try:
-        state = await group_state(request.app[REDIS])
+        settings = request.app[SETTINGS].common
+        state = await group_state(request.app[REDIS], settings.streams.keys(Stream.PAYMENT_EVENTS))
     except REDIS_UNAVAILABLE_ERRORS:
         raise ServiceUnavailableError("the event bus is unavailable; retry shortly") from None
     return json_response(

@@ -49,30 +49,34 @@ async def hub_context(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(app[SIO], app[REDIS], app[SETTINGS])
     app[HUB] = hub
     async with asyncio.timeout(STARTUP_DEADLINE_S):  # then exit, and let the supervisor retry
-        await hub.tail.start(asyncio.Event())
+        for tail in hub.tails:
+            await tail.start(asyncio.Event())
     yield
 
 
 async def read_stream(app: web.Application, stop: asyncio.Event) -> None:
-    await app[HUB].tail.run(stop)
+    """Every shard's reader (each loop backs off and carries on by itself, never ends on an error)."""
+    await asyncio.gather(*(tail.run(stop) for tail in app[HUB].tails))
 
 
 async def beat(app: web.Application, stop: asyncio.Event) -> None:
-    """The reader's heartbeat, with its position; the record goes when the process stops cleanly."""
-    await app[HUB].tail.heartbeat.run(stop)
+    """Each reader's heartbeat, with its position; the records go when the process stops cleanly."""
+    await asyncio.gather(*(tail.heartbeat.run(stop) for tail in app[HUB].tails))
 
 
 async def measure_lag(app: web.Application) -> None:
-    """At scrape time: how far this process's reader is behind the stream's end, right now."""
-    tail = app[HUB].tail
+    """At scrape time: how far each of this process's readers is behind its shard's end, right now."""
+    lags = {}
     try:
         async with asyncio.timeout(LAG_READ_TIMEOUT_S):
-            lag, _capped = await tail.lag()
+            for tail in app[HUB].tails:
+                lags[tail.stream], _capped = await tail.lag()
     except _LAG_READ_FAILURES as exc:
         log.warning("metrics.lag_read_failed", error=str(exc) or type(exc).__name__)
         STREAM_LAG.clear()  # no figure rather than a stale one
         return
-    STREAM_LAG.labels(tail.stream).set(lag)
+    for stream, lag in lags.items():
+        STREAM_LAG.labels(stream).set(lag)
 
 
 async def drain_sockets(app: web.Application) -> None:

@@ -14,8 +14,9 @@ is incomplete and the client must reload state from the REST API: nothing is gue
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -30,6 +31,7 @@ from paystream.events import Event
 SCAN_BATCH = 500
 # How far past U to look for the client's last event when this reader lags the one it was on.
 LOOKAHEAD_ENTRIES = 20_000
+NOT_FOUND = "lastEventId not found in the stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,12 @@ class CatchUpScanner:
         merchant_id: str,
         upto: str,
         wanted: Callable[[Emission], bool],
+        from_window_start: bool = False,
     ) -> CatchUpResult:
-        """The emissions after `last_event_id`, up to and including entry `upto`, that `wanted` keeps."""
+        """The emissions after `last_event_id`, up to and including entry `upto`, that `wanted` keeps.
+
+        `from_window_start`: for a shard that does not hold `last_event_id` (see `scan_shards`),
+        every emission from its creation time less the clock skew onwards."""
         created_ms = uuid7_millis(last_event_id)
         if created_ms is None:
             return CatchUpResult(complete=False, reason="lastEventId is not an event id")
@@ -73,7 +79,7 @@ class CatchUpScanner:
         start = f"{max(created_ms - self.clock_skew_ms, 0)}-0"
         merchant_marker = b'"merchant_id":' + orjson.dumps(merchant_id)
         seen_ids: set[str] = set()
-        found = False
+        found = from_window_start
         missed: list[Missed] = []
         async for entry_id, raw in self._entries(start, upto):
             event_id = envelope_id(raw)
@@ -102,7 +108,7 @@ class CatchUpScanner:
         beyond = await self._find_after(upto, last_event_id)
         if beyond is not None:
             return CatchUpResult(complete=True, seen_through=beyond)
-        return CatchUpResult(complete=False, reason="lastEventId not found in the stream")
+        return CatchUpResult(complete=False, reason=NOT_FOUND)
 
     async def _entries(self, start: str, end: str) -> AsyncIterator[tuple[str, bytes]]:
         """(entry id, encoded event) for every entry in [start, end], in stream order."""
@@ -131,3 +137,69 @@ class CatchUpScanner:
                 return None
             lower = "(" + batch[-1][0]
         return None
+
+
+@dataclass(slots=True)
+class ShardedCatchUp:
+    result: CatchUpResult
+    # Per shard stream: live events up to this entry were replayed or already seen (complete only).
+    seen_through: dict[str, str] = field(default_factory=dict)
+
+
+async def scan_shards(
+    scanners: Sequence[CatchUpScanner],
+    *,
+    last_event_id: str,
+    merchant_id: str,
+    upto: Mapping[str, str],
+    wanted: Callable[[Emission], bool],
+) -> ShardedCatchUp:
+    """A catch-up over every shard of the stream (`paystream.shards`), `upto` giving each shard's
+    reader position when the socket joined its rooms.
+
+    The client's last event lies on one shard, and there the scan is the single stream's: exact. The
+    other shards have no position in common with it (their entry ids come from other servers'
+    clocks, and the client's view is one event id), so they are replayed from the event's creation
+    time less the clock skew: what the client may already have seen there comes again (at least
+    once, never lost; clients dedupe on the event id, as they must for any reconnect). The catch-up
+    is complete when the event is found on a shard and no shard has more to replay than allowed.
+    """
+    if len(scanners) == 1:
+        (scanner,) = scanners
+        single = await scanner.scan(
+            last_event_id=last_event_id, merchant_id=merchant_id, upto=upto[scanner.stream], wanted=wanted
+        )
+        seen = {scanner.stream: single.seen_through or upto[scanner.stream]} if single.complete else {}
+        return ShardedCatchUp(single, seen)
+    results = {
+        scanner.stream: await scanner.scan(
+            last_event_id=last_event_id, merchant_id=merchant_id, upto=upto[scanner.stream], wanted=wanted
+        )
+        for scanner in scanners
+    }
+    holding = [stream for stream, result in results.items() if result.complete]
+    if not holding:
+        # Not found anywhere, unless a shard said why it could not look (the same for every shard).
+        refused = [result for result in results.values() if result.reason != NOT_FOUND]
+        return ShardedCatchUp(refused[0] if refused else CatchUpResult(complete=False, reason=NOT_FOUND))
+    for scanner in scanners:
+        if scanner.stream in holding:
+            continue
+        results[scanner.stream] = await scanner.scan(
+            last_event_id=last_event_id,
+            merchant_id=merchant_id,
+            upto=upto[scanner.stream],
+            wanted=wanted,
+            from_window_start=True,
+        )
+        if not results[scanner.stream].complete:
+            return ShardedCatchUp(results[scanner.stream])
+    missed = list(
+        heapq.merge(
+            *(result.missed for result in results.values()), key=lambda item: parse_stream_id(item.entry_id)
+        )
+    )
+    if len(missed) > max(scanner.max_events for scanner in scanners):
+        return ShardedCatchUp(CatchUpResult(complete=False, reason="too many missed events to replay"))
+    seen = {stream: result.seen_through or upto[stream] for stream, result in results.items()}
+    return ShardedCatchUp(CatchUpResult(complete=True, missed=missed), seen)

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 import socketio  # type: ignore[import-untyped]
 
 from notifier.auth import Principal
-from notifier.catchup import CatchUpScanner
+from notifier.catchup import CatchUpScanner, scan_shards
 from notifier.metrics import (
     CATCH_UPS,
     CONNECTED_SOCKETS,
@@ -34,6 +34,7 @@ from notifier.reader import StreamTail
 from notifier.rooms import Emission, payment_room, reaches_via, rooms_on_connect
 from notifier.sessions import Buffered, CatchUpJob, CatchUpScope, SeenThrough, Session
 from notifier.settings import NotifierSettings
+from paystream.consumer import unique_consumer_name
 from paystream.errors import PermanentError
 from paystream.events import Event, Stream
 from paystream.logging import get_logger
@@ -53,13 +54,22 @@ class Hub:
     def __init__(self, sio: socketio.AsyncServer, redis: aioredis.Redis, settings: NotifierSettings) -> None:
         self.sio = sio
         self.sessions: dict[str, Session] = {}
-        self.tail = StreamTail(redis, Stream.PAYMENT_EVENTS, self.dispatch)
-        self.scanner = CatchUpScanner(
-            redis,
-            Stream.PAYMENT_EVENTS,
-            window_s=settings.catchup_window_s,
-            clock_skew_ms=settings.clock_skew_ms,
-            max_events=settings.catchup_max_events,
+        # One reader per shard stream of payment:events (`paystream.shards`), under one name: each
+        # publishes its own heartbeat (its shard's position), and `payctl` joins them by the name.
+        shards = settings.common.streams.keys(Stream.PAYMENT_EVENTS)
+        name = unique_consumer_name("notifier")
+        self.tails = tuple(
+            StreamTail(redis, shard, partial(self.dispatch, shard), name=name) for shard in shards
+        )
+        self.scanners = tuple(
+            CatchUpScanner(
+                redis,
+                shard,
+                window_s=settings.catchup_window_s,
+                clock_skew_ms=settings.clock_skew_ms,
+                max_events=settings.catchup_max_events,
+            )
+            for shard in shards
         )
         self.max_buffered = settings.max_buffered
         self.draining = False
@@ -69,6 +79,15 @@ class Hub:
         # python-socketio's public `enter_room` is a coroutine, while a socket must join its rooms
         # and queue its catch-up with no await in between (see `open_session`).
         self._members: dict[str, dict[str, None]] = {}
+
+    @property
+    def tail(self) -> StreamTail:
+        """The reader of the first (with one shard, the only) shard."""
+        return self.tails[0]
+
+    def positions(self) -> dict[str, str]:
+        """Each shard reader's position: what a socket joining its rooms now has not been sent live."""
+        return {tail.stream: tail.position for tail in self.tails}
 
     # -- sessions -------------------------------------------------------------------------------
 
@@ -85,7 +104,7 @@ class Hub:
             scope=CatchUpScope.CONNECT,
             rooms=rooms,
             prior_rooms=frozenset(),
-            upto=self.tail.position,
+            upto=self.positions(),
             last_event_id=last_event_id,
         )
         session.jobs.append(job)
@@ -134,7 +153,7 @@ class Hub:
             scope=CatchUpScope.SUBSCRIBE,
             rooms=frozenset({room}),
             prior_rooms=prior_rooms,
-            upto=self.tail.position,
+            upto=self.positions(),
             last_event_id=last_event_id,
             invoice_id=invoice_id,
         )
@@ -175,8 +194,9 @@ class Hub:
 
     # -- live events ----------------------------------------------------------------------------
 
-    async def dispatch(self, entry_id: str, raw: bytes) -> None:
-        """Send one stream entry's notifications. Recipients are chosen before the first await."""
+    async def dispatch(self, stream: str, entry_id: str, raw: bytes) -> None:
+        """Send one entry's notifications (of shard stream `stream`). Recipients are chosen before
+        the first await."""
         try:
             event = Event.decode(raw)
         except PermanentError as exc:
@@ -186,7 +206,7 @@ class Hub:
         if not emissions:
             return
         EVENT_TO_EMIT.observe(max(0.0, time.time() - event.occurred_at.timestamp()))
-        sends = [(emission, self._live_recipients(entry_id, emission)) for emission in emissions]
+        sends = [(emission, self._live_recipients(stream, entry_id, emission)) for emission in emissions]
         sends = [(emission, recipients) for emission, recipients in sends if recipients]
         # All of one event's packets are queued before any socket writer runs (tasks start in
         # order): a client that saw one of them cannot lose the others to a crash, as they share
@@ -200,7 +220,7 @@ class Hub:
         for emission, recipients in sends:
             NOTIFICATIONS_SENT.labels(emission.name, "live").inc(len(recipients))
 
-    def _live_recipients(self, entry_id: str, emission: Emission) -> list[str]:
+    def _live_recipients(self, stream: str, entry_id: str, emission: Emission) -> list[str]:
         """Live sockets reached by the emission, each once; buffers it for those catching up."""
         recipients: list[str] = []
         handled: set[str] = set()
@@ -216,12 +236,12 @@ class Hub:
                     if len(session.buffer) >= self.max_buffered:
                         self._cut_off(session, queued=len(session.buffer))
                     else:
-                        session.buffer.append(Buffered(entry_id, emission))
+                        session.buffer.append(Buffered(entry_id, emission, stream))
                     continue
                 if session.seen_through:
-                    if session.already_seen(Buffered(entry_id, emission)):
+                    if session.already_seen(Buffered(entry_id, emission, stream)):
                         continue  # seen on the process this client came from, whose reader was ahead
-                    session.forget_seen_through(entry_id, inclusive=False)
+                    session.forget_seen_through(stream, entry_id, inclusive=False)
                 queued = self._queued_packets(session)
                 if queued >= self.max_buffered:
                     self._cut_off(session, queued=queued)
@@ -322,7 +342,8 @@ class Hub:
             self._disconnect_later(session)
         finally:
             # Marks beyond the reader's position stay: the reader has yet to hand those entries over.
-            session.forget_seen_through(self.tail.position)
+            for tail in self.tails:
+                session.forget_seen_through(tail.stream, tail.position)
             session.delivery = None
 
     async def _catch_up(self, session: Session, job: CatchUpJob) -> None:
@@ -330,14 +351,16 @@ class Hub:
             return  # a fresh connection or subscription: it starts with the live events
         if not job.rooms & session.rooms:
             return  # unsubscribed before its replay began
-        result = await self.scanner.scan(
+        caught_up = await scan_shards(
+            self.scanners,
             last_event_id=job.last_event_id,
             merchant_id=session.principal.merchant_id,
             upto=job.upto,
             wanted=partial(job.wants, session.principal),
         )
-        if result.complete:
-            session.seen_through.append(SeenThrough(result.seen_through or job.upto, job))
+        result = caught_up.result
+        for stream, entry_id in caught_up.seen_through.items():
+            session.seen_through.append(SeenThrough(stream, entry_id, job))
         await self._send(
             session, [(missed.entry_id, missed.emission) for missed in result.missed], path="catch-up"
         )

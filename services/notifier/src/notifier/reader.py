@@ -1,4 +1,5 @@
-"""The stream reader: every notifier process tails `payment:events` itself, with plain XREAD.
+"""The stream reader: every notifier process tails `payment:events` itself, with plain XREAD (one
+reader per shard stream, see `paystream.shards`: one XREAD never names two keys).
 
 Not a consumer group: a group hands each entry to one consumer, but every process has its own
 sockets and needs every event. Reading the log directly means no hand-off between processes (no
@@ -55,13 +56,15 @@ class StreamTail:
         on_entry: EntryHandler,
         *,
         heartbeat_interval_s: float = DEFAULT_INTERVAL_S,
+        name: str | None = None,
     ) -> None:
         self._redis = redis
         self._stream = stream
         self._on_entry = on_entry
         self._recent = RecentIds(RECENT_IDS)
         self.position = ORIGIN
-        self.name = unique_consumer_name("notifier")
+        # The readers of one process's shards share a name (their heartbeats differ by stream).
+        self.name = name or unique_consumer_name("notifier")
         # Run by the app next to `run()`; it publishes `position` at each beat.
         self.heartbeat = Heartbeat(
             redis,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -26,13 +27,14 @@ class CatchUpScope(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CatchUpJob:
-    """Rooms a socket just joined, the reader's position at that moment, and what the client saw."""
+    """Rooms a socket just joined, the readers' positions at that moment, and what the client saw."""
 
     scope: CatchUpScope
     rooms: frozenset[str]
     # Rooms the socket was already in: what reached it through them it has already received.
     prior_rooms: frozenset[str]
-    upto: str
+    # Each shard stream's reader position (one entry when the stream is not sharded).
+    upto: Mapping[str, str]
     last_event_id: str | None
     invoice_id: str | None = None
 
@@ -47,12 +49,16 @@ class CatchUpJob:
 class Buffered:
     entry_id: str
     emission: Emission
+    # The shard stream the entry came from: entry ids of different shards do not compare.
+    stream: str
 
 
 @dataclass(frozen=True, slots=True)
 class SeenThrough:
-    """Live events up to `entry_id` reaching the socket through `job`'s rooms were already seen."""
+    """Live events of `stream` up to `entry_id` reaching the socket through `job`'s rooms were
+    already seen."""
 
+    stream: str
     entry_id: str
     job: CatchUpJob
 
@@ -80,16 +86,19 @@ class Session:
         """True for a live event that a catch-up replayed or the client saw on another process."""
         entry = parse_stream_id(item.entry_id)
         for seen in self.seen_through:
+            if seen.stream != item.stream:
+                continue
             if entry <= parse_stream_id(seen.entry_id) and seen.job.wants(self.principal, item.emission):
                 return True
         return False
 
-    def forget_seen_through(self, position: str, *, inclusive: bool = True) -> None:
-        """Drop the marks the reader has gone past: no live event can fall under them any more."""
+    def forget_seen_through(self, stream: str, position: str, *, inclusive: bool = True) -> None:
+        """Drop the marks the stream's reader has gone past: no live event can fall under them any more."""
         reached = parse_stream_id(position)
         self.seen_through = [
             seen
             for seen in self.seen_through
-            if parse_stream_id(seen.entry_id) > reached
+            if seen.stream != stream
+            or parse_stream_id(seen.entry_id) > reached
             or (not inclusive and parse_stream_id(seen.entry_id) == reached)
         ]

@@ -33,7 +33,7 @@ def create_app(settings: ProcessorSettings) -> web.Application:
     app.cleanup_ctx.append(provider_event_purge())
     config = ConsumerConfig(
         group=ConsumerGroup.PAYMENT_PROCESSOR,
-        streams=(Stream.PAYMENT_EVENTS,),
+        streams=settings.common.streams.keys(Stream.PAYMENT_EVENTS),
         concurrency=settings.concurrency,
         handler_timeout_s=settings.handler_timeout_s,
         reclaim_idle_ms=settings.reclaim_idle_ms,

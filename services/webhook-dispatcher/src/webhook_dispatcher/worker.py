@@ -116,7 +116,7 @@ def build_handler(app: web.Application) -> Handler:
 def consumer_config(settings: DispatcherSettings) -> ConsumerConfig:
     return ConsumerConfig(
         group=ConsumerGroup.WEBHOOK_DISPATCHER,
-        streams=(Stream.PAYMENT_EVENTS,),
+        streams=settings.common.streams.keys(Stream.PAYMENT_EVENTS),
         concurrency=settings.concurrency,
         read_count=min(256, settings.concurrency),
         handler_timeout_s=settings.handler_timeout_s,

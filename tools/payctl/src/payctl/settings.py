@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from payctl.errors import EXIT_UNAVAILABLE, PayctlError
 from paystream.devrun_state import DevRunState
-from paystream.settings import OutboxSettings
+from paystream.settings import OutboxSettings, env_bool, stream_layout_from_env
+from paystream.shards import SINGLE_SHARD, StreamLayout
 
 # Service -> (variable naming its port, default port); PAYCTL_<SERVICE>_URL overrides the base URL.
 SERVICE_PORTS: Mapping[str, tuple[str, int]] = {
@@ -36,6 +37,10 @@ class PayctlSettings:
     # The devrun file each store URL came from, when it did (named in error messages).
     redis_url_file: Path | None = None
     database_url_file: Path | None = None
+    # The shard streams of every logical stream (STREAM_SHARDS, as the services have it).
+    layout: StreamLayout = SINGLE_SHARD
+    # REDIS_CLUSTER: REDIS_URL names a node of a Redis Cluster.
+    redis_cluster: bool = False
 
     @classmethod
     def from_env(
@@ -75,6 +80,8 @@ class PayctlSettings:
             jwt_secret=jwt_secret,
             redis_url_file=redis_url_file,
             database_url_file=database_url_file,
+            layout=stream_layout_from_env(environ),
+            redis_cluster=env_bool(environ, "REDIS_CLUSTER", False),
         )
 
     def require_redis_url(self) -> str:

@@ -9,8 +9,10 @@ from typing import NoReturn
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -21,7 +23,11 @@ CONNECT_TIMEOUT_S = 5.0
 # Commands answer at once; BLOCK reads (tail) wait at most a second, well inside this.
 COMMAND_TIMEOUT_S = 15.0
 
-REDIS_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
+REDIS_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisClusterException,
+)
 DATABASE_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
@@ -59,13 +65,24 @@ class Stores:
         if self._redis is None:
             url = self.settings.require_redis_url()
             try:
-                client = aioredis.Redis.from_url(
-                    url,
-                    decode_responses=False,
-                    socket_connect_timeout=CONNECT_TIMEOUT_S,
-                    socket_timeout=COMMAND_TIMEOUT_S,
-                    retry=Retry(NoBackoff(), 1),
-                )
+                client: aioredis.Redis
+                if self.settings.redis_cluster:
+                    # Typed as the plain client: payctl sends only commands both have, one key each.
+                    client = RedisCluster.from_url(  # type: ignore[assignment]
+                        url,
+                        decode_responses=False,
+                        socket_connect_timeout=CONNECT_TIMEOUT_S,
+                        socket_timeout=COMMAND_TIMEOUT_S,
+                        retry=Retry(NoBackoff(), 1),
+                    )
+                else:
+                    client = aioredis.Redis.from_url(
+                        url,
+                        decode_responses=False,
+                        socket_connect_timeout=CONNECT_TIMEOUT_S,
+                        socket_timeout=COMMAND_TIMEOUT_S,
+                        retry=Retry(NoBackoff(), 1),
+                    )
             except ValueError as exc:
                 raise StoreUnavailable(f"REDIS_URL is not a valid Redis URL: {_reason(exc)}") from None
             try:

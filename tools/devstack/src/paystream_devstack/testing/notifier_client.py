@@ -16,6 +16,8 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from notifier.settings import NotifierSettings
 from paystream.events import STREAM_FIELD, Event, EventType, Stream
+from paystream.ordering import ordering_key
+from paystream.shards import SINGLE_SHARD, StreamLayout
 from paystream_devstack.testing import eventually
 
 JWT_SECRET = "test-jwt-secret"
@@ -90,11 +92,13 @@ def payment_event(
     )
 
 
-async def publish(redis: aioredis.Redis, *events: Event) -> None:
-    """XADD the events to `payment:events` as the outbox relay would, in one round trip."""
+async def publish(redis: aioredis.Redis, *events: Event, layout: StreamLayout = SINGLE_SHARD) -> None:
+    """XADD the events to `payment:events` (to each one's shard) as the outbox relay would, in one
+    round trip."""
     async with redis.pipeline(transaction=False) as pipe:
         for event in events:
-            pipe.xadd(Stream.PAYMENT_EVENTS, {STREAM_FIELD: event.encode()})
+            key = layout.key_for(Stream.PAYMENT_EVENTS, event.merchant_id, ordering_key(event), event.id)
+            pipe.xadd(key, {STREAM_FIELD: event.encode()})
         await pipe.execute()
 
 

@@ -194,8 +194,8 @@ def spawn_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test` runs two workers), the fault and browser tests run one after
-    another in one worker: each starts a whole platform and measures recovery under load."""
+    """Under pytest-xdist (`make test` runs two workers), the fault, browser and cluster tests run one
+    after another in one worker: each starts a whole platform and measures recovery under load."""
     for item in items:
-        if item.get_closest_marker("chaos") or item.get_closest_marker("browser"):
+        if any(item.get_closest_marker(name) for name in ("chaos", "browser", "cluster")):
             item.add_marker(pytest.mark.xdist_group("whole-platform"))

@@ -1,7 +1,9 @@
 """`payctl dlq list|show|replay|purge`: dead-lettered entries and what to do with them.
 
 Replay re-publishes the original encoded event to its source stream (XADD), then deletes it from the
-dead-letter stream (XDEL) unless `--keep` is given. The two writes are not one transaction (the two
+dead-letter stream (XDEL) unless `--keep` is given. A sharded stream (STREAM_SHARDS > 1) has a
+dead-letter stream per shard (`payment:events:{i}:dlq`): naming `payment:events` acts on all of them,
+and each dead letter goes back to its own shard (`payment:events:{i}`), where its payment's events are. The two writes are not one transaction (the two
 streams may live on different cluster slots): a crash between them leaves the entry in both, and
 replaying it again is safe because consumers are idempotent on the event id. Every group on the
 source stream sees the replayed event; those that had handled it skip it through their inbox.
@@ -25,7 +27,6 @@ from payctl.errors import NotFound, PayctlError
 from payctl.render import fields, shorten, table
 from paystream.events import DEAD_LETTER_SUFFIX, entry_fields
 from paystream.streaminfo import (
-    BUS_STREAMS,
     is_entry_id,
     parse_entry_id,
     read_entries,
@@ -119,28 +120,35 @@ async def _scan(redis: aioredis.Redis, dlq: str, *, newest_first: bool) -> Async
 
 
 async def _selected(
-    redis: aioredis.Redis, dlq: str, args: argparse.Namespace, now_ms: int
+    redis: aioredis.Redis, dlqs: list[str], args: argparse.Namespace, now_ms: int
 ) -> tuple[list[DeadLetter], list[dict[str, str]]]:
-    """The dead letters named by id (missing ones reported) or, with --all, every match, oldest first."""
+    """The dead letters named by id (missing ones reported) or, with --all, every match, oldest first
+    within each dead-letter stream (a sharded stream has one per shard; an id is on one of them)."""
     if args.ids:
         letters, missing = [], []
         for entry_id in args.ids:
-            found = await read_entry(redis, dlq, entry_id) if is_entry_id(entry_id) else None
-            if found is not None:
-                letters.append(DeadLetter.from_entry(dlq, *found))
+            for dlq in dlqs:
+                found = await read_entry(redis, dlq, entry_id) if is_entry_id(entry_id) else None
+                if found is not None:
+                    letters.append(DeadLetter.from_entry(dlq, *found))
+                    break
             else:
-                missing.append({"dlq_id": entry_id, "reason": f"not on {dlq}"})
+                missing.append({"dlq_id": entry_id, "reason": f"not on {', '.join(dlqs)}"})
         return [letter for letter in letters if _matches(letter, args, now_ms)], missing
     if not args.all and getattr(args, "older_than", None) is None:
         raise PayctlError("name the dead letters to act on, or pass --all", exit_code=2)
     return [
-        letter async for letter in _scan(redis, dlq, newest_first=False) if _matches(letter, args, now_ms)
+        letter
+        for dlq in dlqs
+        async for letter in _scan(redis, dlq, newest_first=False)
+        if _matches(letter, args, now_ms)
     ], []
 
 
 async def run_list(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
-    dlqs = [dlq_name(args.stream)] if args.stream else [dlq_name(stream) for stream in BUS_STREAMS]
+    streams = ctx.stream_keys(args.stream) if args.stream else ctx.bus_streams
+    dlqs = [dlq_name(stream) for stream in streams]
     now_ms = await server_time_ms(redis)
     total = 0
     letters: list[DeadLetter] = []
@@ -185,13 +193,17 @@ async def run_list(args: argparse.Namespace, ctx: Context) -> int:
 
 async def run_show(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
-    dlq = dlq_name(args.stream)
-    try:
-        found = await read_entry(redis, dlq, args.id) if is_entry_id(args.id) else None
-    except ResponseError as exc:
-        raise redis_refusal(exc, stream=dlq) from None
+    dlqs = [dlq_name(stream) for stream in ctx.stream_keys(args.stream)]
+    found = None
+    for dlq in dlqs:  # a sharded stream's: the id is on one of them
+        try:
+            found = await read_entry(redis, dlq, args.id) if is_entry_id(args.id) else None
+        except ResponseError as exc:
+            raise redis_refusal(exc, stream=dlq) from None
+        if found is not None:
+            break
     if found is None:
-        raise NotFound(f"no dead letter {args.id} on {dlq}")
+        raise NotFound(f"no dead letter {args.id} on {', '.join(dlqs)}")
     now_ms = await server_time_ms(redis)
     letter = DeadLetter.from_entry(dlq, *found)
     payload = {**entry_json(dlq, letter.entry, now_ms), "dead_letter": letter.to_json(now_ms)}
@@ -201,10 +213,11 @@ async def run_show(args: argparse.Namespace, ctx: Context) -> int:
 
 async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
-    dlq = dlq_name(args.stream)
+    dlqs = [dlq_name(stream) for stream in ctx.stream_keys(args.stream)]
+    dlq = ", ".join(dlqs)
     now_ms = await server_time_ms(redis)
     try:
-        letters, skipped = await _selected(redis, dlq, args, now_ms)
+        letters, skipped = await _selected(redis, dlqs, args, now_ms)
         replayed = []
         for letter in letters:
             raw = letter.entry.raw_event
@@ -225,7 +238,7 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
                     )
                 )
                 if not args.keep:
-                    await redis.xdel(dlq, letter.id)
+                    await redis.xdel(letter.dlq, letter.id)
             replayed.append(
                 {
                     "dlq_id": letter.id,
@@ -260,14 +273,17 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
 
 async def run_purge(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
-    dlq = dlq_name(args.stream)
+    dlqs = [dlq_name(stream) for stream in ctx.stream_keys(args.stream)]
+    dlq = ", ".join(dlqs)
     now_ms = await server_time_ms(redis)
     try:
-        letters, skipped = await _selected(redis, dlq, args, now_ms)
+        letters, skipped = await _selected(redis, dlqs, args, now_ms)
         ids = [letter.id for letter in letters]
         if ids and not args.dry_run:
-            for start in range(0, len(ids), PAGE):
-                await redis.xdel(dlq, *ids[start : start + PAGE])
+            for shard_dlq in dlqs:  # one key per XDEL: the shards live on different slots
+                own = [letter.id for letter in letters if letter.dlq == shard_dlq]
+                for start in range(0, len(own), PAGE):
+                    await redis.xdel(shard_dlq, *own[start : start + PAGE])
     except ResponseError as exc:
         raise redis_refusal(exc, stream=dlq) from None
     payload = {"dlq": dlq, "dry_run": args.dry_run, "purged": ids, "count": len(ids), "skipped": skipped}

@@ -22,8 +22,8 @@ from payctl.durations import format_duration
 from payctl.errors import NotFound
 from payctl.render import table
 from paystream.heartbeat import HeartbeatStatus, read_heartbeats
+from paystream.shards import logical_stream
 from paystream.streaminfo import (
-    BUS_STREAMS,
     SERVED_WITHIN_MS,
     GroupInfo,
     GroupMember,
@@ -140,7 +140,7 @@ def describe_reader(reader: ReaderInfo) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
-    streams = [args.stream] if args.stream else list(BUS_STREAMS)
+    streams = ctx.stream_keys(args.stream) if args.stream else ctx.bus_streams
     now_ms = await server_time_ms(redis)
     heartbeats = await read_heartbeats(redis, now_ms)
     served_within_ms = int(args.max_consumer_idle * 1000)
@@ -154,6 +154,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
             continue
         infos[stream] = info
         for group in await group_infos(redis, stream, info=info):
+            # A sharded stream: every shard's groups (each shard has the same ones).
             if args.group is None or group.group == args.group:
                 members = await group_members(redis, group, heartbeats, served_within_ms=served_within_ms)
                 groups.append(await describe_group(redis, group, now_ms, members))
@@ -163,8 +164,42 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.group is None:
         found = await reader_infos(redis, heartbeats, streams=list(infos), infos=infos)
         readers = [describe_reader(reader) for reader in found]
-    ctx.out.result({"now_ms": now_ms, "groups": groups, "readers": readers or []}, render(groups, readers))
+    totals = group_totals(groups)
+    text_out = render(groups, readers)
+    if len(totals) < len(groups):
+        text_out += "\n\n" + render_totals(totals)
+    ctx.out.result({"now_ms": now_ms, "groups": groups, "readers": readers or [], "totals": totals}, text_out)
     return 0
+
+
+def group_totals(groups: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each group's figures on a logical stream, summed over its shards (also used by `health`)."""
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in groups:
+        stream = logical_stream(item["stream"])
+        total = totals.setdefault(
+            (stream, item["group"]),
+            {
+                "stream": stream,
+                "group": item["group"],
+                "shards": 0,
+                "pending": 0,
+                "lag": 0,
+                "lag_capped": False,
+            },
+        )
+        total["shards"] += 1
+        total["pending"] += item["pending"]
+        total["lag"] += item["lag"]
+        total["lag_capped"] = total["lag_capped"] or item["lag_capped"]
+    return list(totals.values())
+
+
+def render_totals(totals: Sequence[dict[str, Any]]) -> str:
+    return table(
+        ["stream", "group", "shards", "pending", "lag"],
+        [[item["stream"], item["group"], item["shards"], item["pending"], lag_text(item)] for item in totals],
+    )
 
 
 def lag_text(item: dict[str, Any]) -> str:

@@ -12,7 +12,15 @@ import argparse
 from typing import Any
 
 from payctl.args import duration_arg
-from payctl.commands.groups import ago, describe_group, describe_reader, lag_text, render_readers
+from payctl.commands.groups import (
+    ago,
+    describe_group,
+    describe_reader,
+    group_totals,
+    lag_text,
+    render_readers,
+    render_totals,
+)
 from payctl.context import Context
 from payctl.deliveries import DeliveryFailures, failed_deliveries
 from payctl.durations import format_duration
@@ -79,7 +87,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
             exit_code=EXIT_UNAVAILABLE,
         )
     redis = await ctx.stores.redis()
-    snapshot = await bus_snapshot(redis, served_within_ms=int(args.max_consumer_idle * 1000))
+    snapshot = await bus_snapshot(redis, ctx.bus_streams, served_within_ms=int(args.max_consumer_idle * 1000))
     groups = [
         await describe_group(redis, group, snapshot.now_ms, members)
         for group, members in zip(snapshot.groups, snapshot.members, strict=True)
@@ -145,6 +153,7 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
             {"stream": info.stream, "exists": info.exists, "length": info.length} for info in snapshot.streams
         ],
         "groups": groups,
+        "group_totals": group_totals(groups),
         "readers": readers,
         "dead_letters": snapshot.dead_letters,
         "failed_deliveries": {
@@ -189,6 +198,8 @@ def render(payload: dict[str, Any]) -> str:
             empty="(no consumer groups)",
         )
     )
+    if len(payload["group_totals"]) < len(payload["groups"]):
+        sections.append(render_totals(payload["group_totals"]))
     sections.append(render_readers(payload["readers"]))
     sections.append(
         table(["stream", "dead letters"], [[stream, n] for stream, n in payload["dead_letters"].items()])

@@ -10,7 +10,9 @@ Redis still had are skipped by their handlers. The outbox keeps published rows f
 `--group G` narrows the replay to the streams G consumes, as Redis reports them (XINFO GROUPS); the
 other groups on those streams see the events too and skip the ones they handled. No group position
 is reset: replayed events are new entries, delivered after everything the group has read.
-`--stream S` narrows it explicitly (say, when Redis lost its groups as well).
+`--stream S` narrows it explicitly (say, when Redis lost its groups as well). With shards
+(STREAM_SHARDS > 1) each row goes to the shard the relay chose for it (`paystream.shards`): a payment's
+events to its one shard; `--stream payment:events:{1}` means its logical stream, all shards.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from payctl.context import Context
 from payctl.errors import NotFound, PayctlError
 from payctl.render import fields, table
 from paystream.events import entry_fields
-from paystream.streaminfo import BUS_STREAMS, text
+from paystream.shards import StreamLayout, logical_stream
+from paystream.streaminfo import text
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -56,13 +59,15 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.set_defaults(handler=run)
 
 
-async def streams_of_group(redis: aioredis.Redis, group: str) -> list[str]:
-    streams = []
-    for stream in BUS_STREAMS:
-        if not await redis.exists(stream):
+async def streams_of_group(redis: aioredis.Redis, group: str, keys: list[str]) -> list[str]:
+    """The logical streams (the outbox's `stream`) of whose shard keys `group` reads one."""
+    streams: list[str] = []
+    for key in keys:
+        if not await redis.exists(key):
             continue
-        if any(text(item["name"]) == group for item in await redis.xinfo_groups(stream)):
-            streams.append(stream)
+        groups = await redis.xinfo_groups(key)
+        if any(text(item["name"]) == group for item in groups) and logical_stream(key) not in streams:
+            streams.append(logical_stream(key))
     return streams
 
 
@@ -72,9 +77,12 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
     if until is not None and until <= since:
         raise PayctlError("--until must be after --since", exit_code=2)
     redis = await ctx.stores.redis()
-    streams: list[str] | None = args.streams
+    # The outbox names logical streams: a shard's key stands for its stream.
+    streams: list[str] | None = (
+        list(dict.fromkeys(logical_stream(stream) for stream in args.streams)) if args.streams else None
+    )
     if args.group is not None:
-        group_streams = await streams_of_group(redis, args.group)
+        group_streams = await streams_of_group(redis, args.group, ctx.bus_streams)
         if not group_streams:
             raise NotFound(
                 f"no stream has a consumer group {args.group!r} (Redis may have lost its groups too: "
@@ -90,7 +98,9 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
         ):
             counts[row["stream"]] = row["n"]
     else:
-        counts = await _replay(conn, redis, since, until, streams, args.batch, ctx.settings.stream_maxlen)
+        counts = await _replay(
+            conn, redis, since, until, streams, args.batch, ctx.settings.stream_maxlen, ctx.settings.layout
+        )
     payload = {
         "since": since.isoformat(),
         "until": until.isoformat() if until else None,
@@ -130,6 +140,7 @@ async def _replay(
     streams: list[str] | None,
     batch: int,
     maxlen: int,
+    layout: StreamLayout,
 ) -> Counter[str]:
     # Walk the primary key between the window's first and last ids: each page is an index range
     # scan, however large the outbox.
@@ -142,7 +153,7 @@ async def _replay(
     cursor, high = bounds["low"] - 1, bounds["high"]
     while cursor < high:
         rows = await conn.fetch(
-            f"""SELECT id, stream, payload, ordering_seq FROM outbox
+            f"""SELECT id, stream, payload, ordering_seq, event_id, merchant_id, ordering_key FROM outbox
                 WHERE id > $4 AND id <= $5 AND {_FILTER}
                 ORDER BY id LIMIT $6""",
             since,
@@ -154,10 +165,13 @@ async def _replay(
         )
         if not rows:
             break
+        # To the shard the relay chose (the same function), on whichever node holds it.
         async with redis.pipeline(transaction=False) as pipe:
             for row in rows:
                 pipe.xadd(
-                    row["stream"],
+                    layout.key_for(
+                        row["stream"], row["merchant_id"], row["ordering_key"], str(row["event_id"])
+                    ),
                     entry_fields(row["payload"], row["ordering_seq"]),  # type: ignore[arg-type]
                     maxlen=maxlen,
                     approximate=True,

@@ -1,4 +1,7 @@
-"""`payctl streams`: each stream's length, first and last entry with their age, groups and dead letters."""
+"""`payctl streams`: each stream's length, first and last entry with their age, groups and dead letters.
+
+A sharded stream (STREAM_SHARDS > 1) is shown shard by shard (`payment:events:{0}`...), then summed;
+naming `payment:events` names all its shards."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from payctl.context import Context
 from payctl.durations import format_duration
 from payctl.render import table
 from paystream.events import DEAD_LETTER_SUFFIX, dead_letter_stream
-from paystream.streaminfo import BUS_STREAMS, entry_age_s, server_time_ms, stream_info, text
+from paystream.shards import logical_stream
+from paystream.streaminfo import entry_age_s, server_time_ms, stream_info, text
 
 
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -27,7 +31,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
-    names: list[str] = list(args.stream or BUS_STREAMS)
+    names: list[str] = (
+        [key for stream in args.stream for key in ctx.stream_keys(stream)] if args.stream else ctx.bus_streams
+    )
     if args.scan:
         async for key in redis.scan_iter(_type="STREAM", count=1000):
             name = text(key)
@@ -65,8 +71,29 @@ async def run(args: argparse.Namespace, ctx: Context) -> int:
         for item in streams
     ]
     headers = ["stream", "length", "first id", "first age", "last id", "last age", "dlq", "groups"]
-    ctx.out.result({"now_ms": now_ms, "streams": streams}, table(headers, rows))
+    totals = _totals(streams)
+    text_out = table(headers, rows)
+    if any(total["shards"] > 1 for total in totals):
+        text_out += "\n\n" + table(
+            ["stream", "shards", "length", "dlq"],
+            [[total["stream"], total["shards"], total["length"], total["dead_letters"]] for total in totals],
+        )
+    ctx.out.result({"now_ms": now_ms, "streams": streams, "totals": totals}, text_out)
     return 0
+
+
+def _totals(streams: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each logical stream's figures summed over its shards (see `paystream.shards`)."""
+    totals: dict[str, dict[str, Any]] = {}
+    for item in streams:
+        total = totals.setdefault(
+            logical_stream(item["stream"]),
+            {"stream": logical_stream(item["stream"]), "shards": 0, "length": 0, "dead_letters": 0},
+        )
+        total["shards"] += 1
+        total["length"] += item["length"]
+        total["dead_letters"] += item["dead_letters"]
+    return list(totals.values())
 
 
 def _rounded(value: float | None) -> float | None:

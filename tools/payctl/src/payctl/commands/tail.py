@@ -1,5 +1,6 @@
 """`payctl tail STREAM...`: follow live events, one line each (XREAD BLOCK; no consumer group, so
-tailing never takes entries from the services)."""
+tailing never takes entries from the services). A sharded stream's name follows every shard, one XREAD
+per shard (one command never names two keys, which may live on different cluster nodes)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ async def _start_ids(redis: aioredis.Redis, streams: list[str], start: str | Non
 
 async def run(args: argparse.Namespace, ctx: Context) -> int:
     redis = await ctx.stores.redis()
+    args.stream = [key for stream in args.stream for key in ctx.stream_keys(stream)]
     try:
         positions = await _start_ids(redis, args.stream, args.start)
     except ResponseError as exc:
@@ -145,9 +147,20 @@ async def _follow(
                     return
 
 
+async def _read_each(redis: aioredis.Redis, positions: StreamPositions) -> list[Any]:
+    """The XREAD replies of every stream, each read on its own (concurrently), as one reply."""
+    replies = await asyncio.gather(
+        *(
+            redis.xread({stream: position}, count=READ_COUNT, block=BLOCK_MS)
+            for stream, position in positions.items()
+        )
+    )
+    return [item for reply in replies for item in (reply or [])]
+
+
 async def _read_or_stop(redis: aioredis.Redis, positions: StreamPositions, stop: asyncio.Event) -> Any:
-    """One XREAD BLOCK, abandoned as soon as `stop` is set; None when stopped."""
-    read = asyncio.ensure_future(redis.xread(positions, count=READ_COUNT, block=BLOCK_MS))
+    """One XREAD BLOCK per stream, abandoned as soon as `stop` is set; None when stopped."""
+    read = asyncio.ensure_future(_read_each(redis, positions))
     stopped = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)

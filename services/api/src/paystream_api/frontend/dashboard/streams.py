@@ -2,7 +2,8 @@
 
 The figures come from the same readers (`paystream.streaminfo`: `bus_snapshot` and the outbox
 backlog): each consumer group's lag, pending count, oldest pending age and live consumers, each
-notifier reader's lag and heartbeat, the dead letters per stream. They are platform-wide counts: no
+notifier reader's lag and heartbeat, the dead letters per stream, each summed over the stream's
+shards (`paystream.shards`). They are platform-wide counts: no
 merchant's data is in them, and no host names or process ids are shown. Redis or PostgreSQL being
 unreachable is part of the answer (`available: false` for that part), never an error page.
 """
@@ -19,9 +20,17 @@ from redis.exceptions import RedisError
 from paystream.db import DATABASE_UNAVAILABLE_ERRORS
 from paystream.logging import get_logger
 from paystream.redis import REDIS_UNAVAILABLE_ERRORS
-from paystream.streaminfo import BusSnapshot, bus_snapshot, entry_age_s, outbox_backlog
+from paystream.streaminfo import (
+    BusSnapshot,
+    bus_snapshot,
+    bus_streams,
+    entry_age_s,
+    outbox_backlog,
+    summed_over_shards,
+)
 from paystream.web import POOL, REDIS, json_response
 from paystream_api.auth import authenticate
+from paystream_api.keys import SETTINGS
 
 log = get_logger(__name__)
 
@@ -75,7 +84,9 @@ async def streams_status(request: web.Request) -> web.Response:
     body: dict[str, Any] = {}
     try:
         async with asyncio.timeout(READ_TIMEOUT_S):
-            body["bus"] = bus_resource(await bus_snapshot(request.app[REDIS], lag_cap=LAG_CAP))
+            streams = bus_streams(request.app[SETTINGS].common.streams)
+            snapshot = await bus_snapshot(request.app[REDIS], streams, lag_cap=LAG_CAP)
+            body["bus"] = bus_resource(summed_over_shards(snapshot))
     except _BUS_READ_FAILURES as exc:
         log.warning("dashboard.bus_read_failed", error=str(exc) or type(exc).__name__)
         body["bus"] = {"available": False}
