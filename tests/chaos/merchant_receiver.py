@@ -1,6 +1,8 @@
 """The merchant's webhook endpoint for the fault suite: a real aiohttp server on a fixed port that
 verifies both signature schemes (written from the contract, not from the dispatcher's code), records
 each delivery, and can go down (nothing listens: connection refused) and come back on the same port.
+With `answer_delay_s` it answers each delivery that much later (a slow merchant: every dispatcher
+then holds attempts in flight, and their leases, at any moment of a steady load).
 
 An event is `(event type, data.payment.id)`: in these tests each payment has at most one event of a
 type. Receiving one event under two different `webhook-id`s is a duplicate the merchant would act on
@@ -11,6 +13,7 @@ on), a later one is recorded as a redelivery and answered 200 without being acce
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -50,6 +53,7 @@ def _standard_key(secret: str) -> bytes:
 class MerchantReceiver:
     secret: str
     port: int = field(default_factory=free_port)
+    answer_delay_s: float = 0.0
     deliveries: list[Delivery] = field(default_factory=list)
     # webhook-id -> the delivery that was accepted under it (the first one that arrived).
     accepted: dict[str, Delivery] = field(default_factory=dict)
@@ -103,6 +107,8 @@ class MerchantReceiver:
         )
         self.deliveries.append(delivery)
         self.accepted.setdefault(webhook_id, delivery)
+        if self.answer_delay_s:
+            await asyncio.sleep(self.answer_delay_s)
         return web.Response(text="ok")
 
     def _verify(self, request: web.Request, body: bytes) -> bool:
