@@ -1,0 +1,260 @@
+"""Two processes of every service (API, payment processor, webhook dispatcher, notifier) on one Redis
+and one PostgreSQL, coordinated by nothing else, under a steady load spread over both APIs as a load
+balancer would, with frontends on both notifiers and one merchant endpoint.
+
+First every replica takes part: both APIs accept requests, both processors and both dispatchers
+handle events (their own `/metrics` say so), and a frontend on either notifier sees the payments
+made through either API complete. Then one API, one processor and one dispatcher (the relay's
+leader among them) are SIGKILLed while each holds work: the load goes on through the surviving
+API, and the survivors take over the dead consumers' pending entries (XAUTOCLAIM), the dead
+dispatcher's leased deliveries (the lease runs out) and the relay's leadership. Afterwards the fault
+suite's invariants hold: nothing accepted is lost, nothing takes effect twice, each payment's first
+attempts reached the merchant in order, every frontend saw each completion once.
+
+The victims are SIGSTOPped first and killed once Redis shows that their consumers hold entries read
+and not acknowledged (a stopped process's blocked XREADGROUP is still served), so the takeover
+checked is never of nothing; a slow merchant (200 ms an answer) keeps attempts, and their leases,
+in the dispatchers' hands at any moment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from chaos_scenario import INVOICES
+from invariants import verify_exactly_once, wait_until_drained
+from load import SteadyLoad
+from merchant_receiver import MerchantReceiver
+from platform_stack import (
+    API,
+    DISPATCHER,
+    MERCHANT_ID,
+    NOTIFIER,
+    PROCESSOR,
+    WEBHOOK_SECRET,
+    PaymentWatcher,
+    Spawn,
+)
+from replica_set import Replica, ReplicaSet, start_replicas
+
+from paystream.events import ConsumerGroup, Stream
+from paystream.invoices import record_invoice_owner
+from paystream_devstack.testing import eventually
+
+pytestmark = pytest.mark.chaos
+
+GROUPS = {PROCESSOR: ConsumerGroup.PAYMENT_PROCESSOR, DISPATCHER: ConsumerGroup.WEBHOOK_DISPATCHER}
+# Each notifier serves two frontends; each invoice is watched once on either notifier.
+WATCHED = {0: (INVOICES[0:2], INVOICES[2:4]), 1: (INVOICES[0::2], INVOICES[1::2])}
+MERCHANT_ANSWER_DELAY_S = 0.2
+
+
+@dataclass
+class Replicated:
+    replicas: ReplicaSet
+    load: SteadyLoad
+    receiver: MerchantReceiver
+    watchers: dict[int, list[PaymentWatcher]] = field(default_factory=dict)
+
+    def all_watchers(self) -> list[PaymentWatcher]:
+        return [watcher for on_notifier in self.watchers.values() for watcher in on_notifier]
+
+
+@pytest.fixture
+async def replicated(
+    spawn_service: Spawn, service_env: dict[str, str], db_pool: asyncpg.Pool
+) -> AsyncIterator[Replicated]:
+    async with db_pool.acquire() as conn, conn.transaction():
+        for invoice_id in INVOICES:
+            await record_invoice_owner(conn, MERCHANT_ID, invoice_id)
+    replicas = await start_replicas(spawn_service, service_env)
+    receiver = await MerchantReceiver(WEBHOOK_SECRET, answer_delay_s=MERCHANT_ANSWER_DELAY_S).start()
+    config = await replicas.stack().configure_webhook(receiver.url)
+    assert config["secret"] == WEBHOOK_SECRET, config
+    first_api, *other_apis = [replica.url for replica in replicas.of(API)]
+    load = SteadyLoad(
+        first_api,
+        replicas.env["RAZORPAY_WEBHOOK_SECRET"],
+        INVOICES,
+        tag="replicas",
+        other_api_urls=other_apis,
+    )
+    scenario = Replicated(replicas, load, receiver)
+    try:
+        for notifier in replicas.of(NOTIFIER):
+            scenario.watchers[notifier.index] = []
+            for invoices in WATCHED[notifier.index]:
+                watcher = PaymentWatcher(notifier.url, invoices)
+                scenario.watchers[notifier.index].append(watcher)
+                await watcher.connect()
+        yield scenario
+    finally:
+        await load.close()
+        for watcher in scenario.all_watchers():
+            await watcher.close()
+        await receiver.stop()
+
+
+async def test_two_replicas_of_every_service_share_the_work_and_survive_losing_one_of_each(
+    replicated: Replicated, db_pool: asyncpg.Pool, redis: aioredis.Redis
+) -> None:
+    replicas, load, receiver = replicated.replicas, replicated.load, replicated.receiver
+    started = time.monotonic()
+    await load.start()
+    await load.until_accepted(40)
+
+    # -- every replica takes part ------------------------------------------------------------------
+    work = await eventually(
+        lambda: work_of_each_replica(replicas), timeout=30, interval=0.5, message="every replica worked"
+    )
+    accepted_by = {api.url: 0 for api in replicas.of(API)}
+    for request in load.requests:
+        if request.accepted_by is not None:
+            accepted_by[request.accepted_by] += 1
+    assert all(accepted_by.values()), accepted_by
+
+    # A frontend on either notifier sees payments made through either API complete.
+    def each_frontend_saw_both_apis() -> bool:
+        apis = load.api_of_payment()
+        return all(
+            {apis.get(payment) for payment in watcher.completions()} >= set(load.api_urls)
+            for watcher in replicated.all_watchers()
+        )
+
+    await eventually(each_frontend_saw_both_apis, timeout=20, message="frontends saw both APIs' payments")
+
+    # -- one API, one processor and one dispatcher die while holding work ---------------------------
+    leader = await eventually(lambda: replicas.relay_leader(db_pool), timeout=10, message="a relay leads")
+    victims = {
+        service: leader if leader.service == service else replicas.of(service)[0]
+        for service in (API, PROCESSOR, DISPATCHER)
+    }
+    held = await freeze_holding_work(victims, redis)
+    leased_at_kill = await leased_deliveries(db_pool)
+    for victim in victims.values():
+        victim.process.kill()
+    killed_at = time.monotonic()
+    survivors = {service: next(r for r in replicas.of(service) if r.alive) for service in victims}
+
+    await load.until_accepted(40, timeout=30)  # the survivors carry the load
+    new_leader = await eventually(
+        lambda: replicas.relay_leader(db_pool), timeout=15, message="a surviving relay leads"
+    )
+    assert new_leader.alive, new_leader.name
+
+    # While the load goes on, the survivors take over what the dead held: every entry its consumers
+    # had read (XAUTOCLAIM counts them in `paystream_events_reclaimed_total`), and its deliveries,
+    # attempted again once their lease ran out.
+    async def taken_over() -> dict[str, float] | None:
+        figures = {
+            service: await survivors[service].metric(
+                "paystream_events_reclaimed_total", group=group, stream=Stream.PAYMENT_EVENTS
+            )
+            for service, group in GROUPS.items()
+        }
+        figures["leases"] = len(await attempted_after_lease(db_pool, leased_at_kill))
+        reclaimed_all = all(figures[service] >= len(held[service]) for service in GROUPS)
+        return figures if reclaimed_all and figures["leases"] else None
+
+    takeover = await eventually(taken_over, timeout=40, interval=0.5, message=f"takeover of {held}")
+    await load.run_for(1.0)
+
+    await load.settle(timeout=load.give_up_after_s + 15)
+    drained_in = await wait_until_drained(
+        db_pool, redis, load, None, timeout=60, watchers=replicated.all_watchers()
+    )
+    await verify_exactly_once(db_pool, redis, load, receiver, None, watchers=replicated.all_watchers())
+
+    # The dead API's unanswered requests were answered by the survivor (the same key or event id).
+    dead_api, live_api = victims[API].url, survivors[API].url
+    retried = [r for r in load.requests if dead_api in r.no_answer_from and r.accepted_by == live_api]
+    assert retried, "requests the dead API left unanswered were sent again to the survivor"
+
+    print(
+        f"\nreplicas: work before the kill {work}; accepted per API {accepted_by}; relay leader "
+        f"{leader.name} -> {new_leader.name}; held at the kill "
+        f"{ {service: len(ids) for service, ids in held.items()} }, {len(leased_at_kill)} leases; "
+        f"taken over {takeover}; {len(set(receiver.redelivered()) & set(leased_at_kill))} webhook-ids "
+        f"the merchant got twice; {len(retried)} requests retried "
+        f"on the surviving API; drained {drained_in:.1f}s after the load, "
+        f"{time.monotonic() - killed_at:.1f}s after the kill, {time.monotonic() - started:.1f}s in all; "
+        f"{load.summary()}"
+    )
+
+
+async def work_of_each_replica(replicas: ReplicaSet) -> dict[str, float] | None:
+    """Events each processor and dispatcher handled, and attempts each dispatcher made; None until
+    every figure is above zero."""
+    figures: dict[str, float] = {}
+    for service, group in GROUPS.items():
+        for replica in replicas.of(service):
+            figures[f"{replica.name} handled"] = await replica.metric(
+                "paystream_events_handled_total", group=group
+            )
+    for replica in replicas.of(PROCESSOR):
+        figures[f"{replica.name} settled"] = await replica.metric("paystream_settlements_total")
+    for replica in replicas.of(DISPATCHER):
+        figures[f"{replica.name} delivered"] = await replica.metric(
+            "paystream_webhook_delivery_attempts_total", outcome="success"
+        )
+    return figures if all(figures.values()) else None
+
+
+async def freeze_holding_work(victims: dict[str, Replica], redis: aioredis.Redis) -> dict[str, set[str]]:
+    """SIGSTOP the victims at a moment when the dispatcher has attempts in flight, and return the
+    entries each victim's consumers hold once both hold some (tried again if they do not)."""
+    dispatcher = victims[DISPATCHER]
+    for _ in range(5):
+        await eventually(
+            lambda: in_flight_at_least(dispatcher, 3), timeout=20, message=f"{dispatcher.name} busy"
+        )
+        for victim in victims.values():
+            victim.freeze()
+        try:
+            return await eventually(
+                lambda: entries_held(victims, redis), timeout=3, message="the victims hold entries"
+            )
+        except AssertionError:
+            for victim in victims.values():
+                victim.thaw()
+    raise AssertionError("the victims never held stream entries when stopped")
+
+
+async def in_flight_at_least(dispatcher: Replica, count: int) -> bool:
+    return await dispatcher.metric("paystream_webhook_in_flight") >= count
+
+
+async def entries_held(victims: dict[str, Replica], redis: aioredis.Redis) -> dict[str, set[str]] | None:
+    held = {
+        service: await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group)
+        for service, group in GROUPS.items()
+    }
+    return held if all(held.values()) else None
+
+
+async def leased_deliveries(pool: asyncpg.Pool) -> dict[str, datetime]:
+    """Deliveries whose attempt is in someone's hands now, and when each one's lease ends."""
+    rows = await pool.fetch(
+        """SELECT id, due_at FROM webhook_deliveries
+           WHERE status = 'pending' AND lease_token IS NOT NULL AND due_at > now()"""
+    )
+    return {row["id"]: row["due_at"] for row in rows}
+
+
+async def attempted_after_lease(pool: asyncpg.Pool, leased: dict[str, datetime]) -> set[str]:
+    """Those of `leased` whose last attempt started once the lease had run out: an attempt made by
+    another dispatcher than the lease's holder (a live holder records its outcome well before)."""
+    rows = await pool.fetch(
+        """SELECT d.id FROM webhook_deliveries AS d
+           JOIN unnest($1::text[], $2::timestamptz[]) AS l(id, lease_end) USING (id)
+           WHERE d.last_attempt_at >= l.lease_end""",
+        list(leased),
+        list(leased.values()),
+    )
+    return {row["id"] for row in rows}
