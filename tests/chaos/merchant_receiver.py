@@ -1,8 +1,8 @@
 """The merchant's webhook endpoint for the fault suite: a real aiohttp server on a fixed port that
 verifies both signature schemes (written from the contract, not from the dispatcher's code), records
 each delivery, and can go down (nothing listens: connection refused) and come back on the same port.
-With `answer_delay_s` it answers each delivery that much later (a slow merchant: every dispatcher
-then holds attempts in flight, and their leases, at any moment of a steady load).
+`hold_answers()` makes it record each delivery as it arrives and answer none until `answer()`: the
+dispatchers' attempts (and their leases) then stay in their hands for as long as a test needs.
 
 An event is `(event type, data.payment.id)`: in these tests each payment has at most one event of a
 type. Receiving one event under two different `webhook-id`s is a duplicate the merchant would act on
@@ -53,12 +53,15 @@ def _standard_key(secret: str) -> bytes:
 class MerchantReceiver:
     secret: str
     port: int = field(default_factory=free_port)
-    answer_delay_s: float = 0.0
     deliveries: list[Delivery] = field(default_factory=list)
     # webhook-id -> the delivery that was accepted under it (the first one that arrived).
     accepted: dict[str, Delivery] = field(default_factory=dict)
     unreadable: int = 0
     _runner: web.AppRunner | None = None
+    _answering: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._answering.set()
 
     @staticmethod
     def url_on(port: int) -> str:
@@ -83,8 +86,17 @@ class MerchantReceiver:
         self._runner = runner
         return self
 
+    def hold_answers(self) -> None:
+        """Record deliveries as they arrive, answer none of them until `answer()`."""
+        self._answering.clear()
+
+    def answer(self) -> None:
+        """Answer the deliveries held, and every later one at once."""
+        self._answering.set()
+
     async def stop(self) -> None:
         """Go down: close the listener and every open connection."""
+        self.answer()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -107,8 +119,7 @@ class MerchantReceiver:
         )
         self.deliveries.append(delivery)
         self.accepted.setdefault(webhook_id, delivery)
-        if self.answer_delay_s:
-            await asyncio.sleep(self.answer_delay_s)
+        await self._answering.wait()
         return web.Response(text="ok")
 
     def _verify(self, request: web.Request, body: bytes) -> bool:

@@ -5,7 +5,6 @@ its consumers hold, and whether it leads the outbox relay."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,15 +50,6 @@ class Replica:
     @property
     def alive(self) -> bool:
         return self.process.process is not None and self.process.process.poll() is None
-
-    def freeze(self) -> None:
-        """SIGSTOP: the process keeps what it holds (entries read, leases, locks) and does nothing."""
-        assert self.process.process is not None
-        self.process.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        assert self.process.process is not None
-        self.process.process.send_signal(signal.SIGCONT)
 
     async def metrics(self) -> list[tuple[str, dict[str, str], float]]:
         """Every sample of the replica's `/metrics`: (name, labels, value)."""
@@ -128,8 +118,9 @@ class ReplicaSet:
     async def relay_leader(self, pool: asyncpg.Pool) -> Replica | None:
         """The replica whose relay holds the leader lock (None while no one leads)."""
         port = await pool.fetchval(LEADER_CLIENT_PORT, *advisory_lock_ids(RELAY_LEADER_KEY))
-        if port is None or port < 0:
+        if port is None:
             return None
+        assert port > 0, "the relay leader's session is not over TCP: give the services a TCP DATABASE_URL"
         for replica in self.replicas:
             if await asyncio.to_thread(replica.uses_local_port, port):
                 return replica

@@ -11,10 +11,12 @@ dispatcher's leased deliveries (the lease runs out) and the relay's leadership. 
 suite's invariants hold: nothing accepted is lost, nothing takes effect twice, each payment's first
 attempts reached the merchant in order, every frontend saw each completion once.
 
-The victims are SIGSTOPped first and killed once Redis shows that their consumers hold entries read
-and not acknowledged (a stopped process's blocked XREADGROUP is still served), so the takeover
-checked is never of nothing; a slow merchant (200 ms an answer) keeps attempts, and their leases,
-in the dispatchers' hands at any moment.
+So that the takeover checked is never of nothing, the victims die holding work: for a moment the
+merchant answers no delivery (attempts, and their leases, stay in the dispatchers' hands) and the
+test holds a lock on `inbox` (every consumer's handler waits at its claim, its entries read and not
+acknowledged); once Redis shows entries pending in both victims' consumers and the victim
+dispatcher has attempts in flight, they are SIGKILLed, and the lock and the merchant let go. The
+moment lasts well under the handler and HTTP timeouts.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ pytestmark = pytest.mark.chaos
 GROUPS = {PROCESSOR: ConsumerGroup.PAYMENT_PROCESSOR, DISPATCHER: ConsumerGroup.WEBHOOK_DISPATCHER}
 # Each notifier serves two frontends; each invoice is watched once on either notifier.
 WATCHED = {0: (INVOICES[0:2], INVOICES[2:4]), 1: (INVOICES[0::2], INVOICES[1::2])}
-MERCHANT_ANSWER_DELAY_S = 0.2
+# How long the test may hold the inbox and the merchant's answers: well under the handler timeout
+# and the webhook HTTP timeout of FAST_RECOVERY (3 s, 2 s).
+HOLD_S = 1.0
 
 
 @dataclass
@@ -74,7 +78,7 @@ async def replicated(
         for invoice_id in INVOICES:
             await record_invoice_owner(conn, MERCHANT_ID, invoice_id)
     replicas = await start_replicas(spawn_service, service_env)
-    receiver = await MerchantReceiver(WEBHOOK_SECRET, answer_delay_s=MERCHANT_ANSWER_DELAY_S).start()
+    receiver = await MerchantReceiver(WEBHOOK_SECRET).start()
     config = await replicas.stack().configure_webhook(receiver.url)
     assert config["secret"] == WEBHOOK_SECRET, config
     first_api, *other_apis = [replica.url for replica in replicas.of(API)]
@@ -135,10 +139,7 @@ async def test_two_replicas_of_every_service_share_the_work_and_survive_losing_o
         service: leader if leader.service == service else replicas.of(service)[0]
         for service in (API, PROCESSOR, DISPATCHER)
     }
-    held = await freeze_holding_work(victims, redis)
-    leased_at_kill = await leased_deliveries(db_pool)
-    for victim in victims.values():
-        victim.process.kill()
+    held, leased_at_kill = await kill_holding_work(victims, receiver, db_pool, redis)
     killed_at = time.monotonic()
     survivors = {service: next(r for r in replicas.of(service) if r.alive) for service in victims}
 
@@ -206,36 +207,55 @@ async def work_of_each_replica(replicas: ReplicaSet) -> dict[str, float] | None:
     return figures if all(figures.values()) else None
 
 
-async def freeze_holding_work(victims: dict[str, Replica], redis: aioredis.Redis) -> dict[str, set[str]]:
-    """SIGSTOP the victims at a moment when the dispatcher has attempts in flight, and return the
-    entries each victim's consumers hold once both hold some (tried again if they do not)."""
+async def kill_holding_work(
+    victims: dict[str, Replica], receiver: MerchantReceiver, pool: asyncpg.Pool, redis: aioredis.Redis
+) -> tuple[dict[str, set[str]], dict[str, datetime]]:
+    """SIGKILL the victims at a moment when each worker's consumers hold entries read and not
+    acknowledged and the dispatcher has attempts in flight. Returns those entries per service and
+    the deliveries leased then (with their leases' ends). Tried again if that moment does not come
+    soon enough: the hold must end well before a handler's or an attempt's timeout."""
     dispatcher = victims[DISPATCHER]
     for _ in range(5):
-        await eventually(
-            lambda: in_flight_at_least(dispatcher, 3), timeout=20, message=f"{dispatcher.name} busy"
-        )
-        for victim in victims.values():
-            victim.freeze()
+        receiver.hold_answers()
+        blocker = await pool.acquire()
         try:
-            return await eventually(
-                lambda: entries_held(victims, redis), timeout=3, message="the victims hold entries"
-            )
-        except AssertionError:
-            for victim in victims.values():
-                victim.thaw()
-    raise AssertionError("the victims never held stream entries when stopped")
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE inbox IN EXCLUSIVE MODE")
+                held = await holding_work(victims, dispatcher, redis)
+                if held is not None:
+                    leased = await leased_deliveries(pool)
+                    for victim in victims.values():
+                        victim.process.kill()
+                    return held, leased
+        finally:
+            await pool.release(blocker)
+            receiver.answer()
+        await eventually(lambda: in_flight_at_least(dispatcher, 1), timeout=10, message="attempts flow")
+    raise AssertionError("the victims never held work at once")
+
+
+async def holding_work(
+    victims: dict[str, Replica], dispatcher: Replica, redis: aioredis.Redis, within_s: float = HOLD_S
+) -> dict[str, set[str]] | None:
+    """Waits up to `within_s` until each worker victim's consumers hold entries and the dispatcher
+    has attempts in flight; returns the entries (None if the moment did not come)."""
+
+    async def probe() -> dict[str, set[str]] | None:
+        held = {
+            service: await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group)
+            for service, group in GROUPS.items()
+        }
+        busy = await in_flight_at_least(dispatcher, 1)
+        return held if busy and all(held.values()) else None
+
+    try:
+        return await eventually(probe, timeout=within_s, interval=0.02)
+    except AssertionError:
+        return None
 
 
 async def in_flight_at_least(dispatcher: Replica, count: int) -> bool:
     return await dispatcher.metric("paystream_webhook_in_flight") >= count
-
-
-async def entries_held(victims: dict[str, Replica], redis: aioredis.Redis) -> dict[str, set[str]] | None:
-    held = {
-        service: await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group)
-        for service, group in GROUPS.items()
-    }
-    return held if all(held.values()) else None
 
 
 async def leased_deliveries(pool: asyncpg.Pool) -> dict[str, datetime]:
