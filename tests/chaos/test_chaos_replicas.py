@@ -72,8 +72,10 @@ class Replicated:
 
 @pytest.fixture
 async def replicated(
-    spawn_service: Spawn, service_env: dict[str, str], db_pool: asyncpg.Pool
+    spawn_service: Spawn, service_env: dict[str, str], db_pool: asyncpg.Pool, redis: aioredis.Redis
 ) -> AsyncIterator[Replicated]:
+    """The replicas, the merchant's endpoint, the frontends and the load (not started). Requests
+    `redis` (which empties the test's Redis) before the services start."""
     async with db_pool.acquire() as conn, conn.transaction():
         for invoice_id in INVOICES:
             await record_invoice_owner(conn, MERCHANT_ID, invoice_id)
@@ -139,9 +141,15 @@ async def test_two_replicas_of_every_service_share_the_work_and_survive_losing_o
         service: leader if leader.service == service else replicas.of(service)[0]
         for service in (API, PROCESSOR, DISPATCHER)
     }
-    held, leased_at_kill = await kill_holding_work(victims, receiver, db_pool, redis)
+    leased_at_kill = await kill_holding_work(victims, receiver, db_pool, redis)
     killed_at = time.monotonic()
     survivors = {service: next(r for r in replicas.of(service) if r.alive) for service in victims}
+    # What the dead consumers held when they died (Redis keeps a dead consumer's pending entries).
+    held = {
+        service: await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group)
+        for service, group in GROUPS.items()
+    }
+    assert all(held.values()), held
 
     await load.until_accepted(40, timeout=30)  # the survivors carry the load
     new_leader = await eventually(
@@ -152,18 +160,29 @@ async def test_two_replicas_of_every_service_share_the_work_and_survive_losing_o
     # While the load goes on, the survivors take over what the dead held: every entry its consumers
     # had read (XAUTOCLAIM counts them in `paystream_events_reclaimed_total`), and its deliveries,
     # attempted again once their lease ran out.
+    figures: dict[str, float] = {}
+
     async def taken_over() -> dict[str, float] | None:
-        figures = {
-            service: await survivors[service].metric(
+        for service, group in GROUPS.items():
+            figures[f"{service} reclaimed"] = await survivors[service].metric(
                 "paystream_events_reclaimed_total", group=group, stream=Stream.PAYMENT_EVENTS
             )
-            for service, group in GROUPS.items()
-        }
+            left = await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group)
+            figures[f"{service} left with the dead"] = len(left)
         figures["leases"] = len(await attempted_after_lease(db_pool, leased_at_kill))
-        reclaimed_all = all(figures[service] >= len(held[service]) for service in GROUPS)
-        return figures if reclaimed_all and figures["leases"] else None
+        done = figures["leases"] > 0 and all(
+            figures[f"{service} left with the dead"] == 0
+            and figures[f"{service} reclaimed"] >= len(held[service])
+            for service in GROUPS
+        )
+        return dict(figures) if done else None
 
-    takeover = await eventually(taken_over, timeout=40, interval=0.5, message=f"takeover of {held}")
+    takeover = await eventually(
+        taken_over,
+        timeout=40,
+        interval=0.5,
+        message=f"takeover of { ({s: len(ids) for s, ids in held.items()}) } entries (figures {figures})",
+    )
     await load.run_for(1.0)
 
     await load.settle(timeout=load.give_up_after_s + 15)
@@ -209,11 +228,11 @@ async def work_of_each_replica(replicas: ReplicaSet) -> dict[str, float] | None:
 
 async def kill_holding_work(
     victims: dict[str, Replica], receiver: MerchantReceiver, pool: asyncpg.Pool, redis: aioredis.Redis
-) -> tuple[dict[str, set[str]], dict[str, datetime]]:
+) -> dict[str, datetime]:
     """SIGKILL the victims at a moment when each worker's consumers hold entries read and not
-    acknowledged and the dispatcher has attempts in flight. Returns those entries per service and
-    the deliveries leased then (with their leases' ends). Tried again if that moment does not come
-    soon enough: the hold must end well before a handler's or an attempt's timeout."""
+    acknowledged and the dispatcher has attempts in flight. Returns the deliveries leased then (with
+    their leases' ends). Tried again if that moment does not come soon enough: the hold must end well
+    before a handler's or an attempt's timeout."""
     dispatcher = victims[DISPATCHER]
     for _ in range(5):
         receiver.hold_answers()
@@ -221,12 +240,11 @@ async def kill_holding_work(
         try:
             async with blocker.transaction():
                 await blocker.execute("LOCK TABLE inbox IN EXCLUSIVE MODE")
-                held = await holding_work(victims, dispatcher, redis)
-                if held is not None:
+                if await holding_work(victims, dispatcher, redis):
                     leased = await leased_deliveries(pool)
                     for victim in victims.values():
                         victim.process.kill()
-                    return held, leased
+                    return leased
         finally:
             await pool.release(blocker)
             receiver.answer()
@@ -236,22 +254,20 @@ async def kill_holding_work(
 
 async def holding_work(
     victims: dict[str, Replica], dispatcher: Replica, redis: aioredis.Redis, within_s: float = HOLD_S
-) -> dict[str, set[str]] | None:
-    """Waits up to `within_s` until each worker victim's consumers hold entries and the dispatcher
-    has attempts in flight; returns the entries (None if the moment did not come)."""
+) -> bool:
+    """Whether, within `within_s`, each worker victim's consumers come to hold entries and the
+    dispatcher has attempts in flight."""
 
-    async def probe() -> dict[str, set[str]] | None:
-        held = {
-            service: await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group)
-            for service, group in GROUPS.items()
-        }
-        busy = await in_flight_at_least(dispatcher, 1)
-        return held if busy and all(held.values()) else None
+    async def probe() -> bool:
+        for service, group in GROUPS.items():
+            if not await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group):
+                return False
+        return await in_flight_at_least(dispatcher, 1)
 
     try:
         return await eventually(probe, timeout=within_s, interval=0.02)
     except AssertionError:
-        return None
+        return False
 
 
 async def in_flight_at_least(dispatcher: Replica, count: int) -> bool:
