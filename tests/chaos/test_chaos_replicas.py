@@ -14,9 +14,9 @@ attempts reached the merchant in order, every frontend saw each completion once.
 So that the takeover checked is never of nothing, the victims die holding work: for a moment the
 merchant answers no delivery (attempts, and their leases, stay in the dispatchers' hands) and the
 test holds a lock on `inbox` (every consumer's handler waits at its claim, its entries read and not
-acknowledged); once Redis shows entries pending in both victims' consumers and the victim
-dispatcher has attempts in flight, they are SIGKILLed, and the lock and the merchant let go. The
-moment lasts well under the handler and HTTP timeouts.
+acknowledged); once Redis shows a `payment.created` pending in both victims' consumers and the
+victim dispatcher has attempts in flight, they are SIGKILLed, and the lock and the merchant let go.
+The moment lasts well under the handler and HTTP timeouts.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from platform_stack import (
 )
 from replica_set import Replica, ReplicaSet, start_replicas
 
-from paystream.events import ConsumerGroup, Stream
+from paystream.events import STREAM_FIELD, ConsumerGroup, Event, EventType, Stream
 from paystream.invoices import record_invoice_owner
 from paystream_devstack.testing import eventually
 
@@ -81,8 +81,6 @@ async def replicated(
             await record_invoice_owner(conn, MERCHANT_ID, invoice_id)
     replicas = await start_replicas(spawn_service, service_env)
     receiver = await MerchantReceiver(WEBHOOK_SECRET).start()
-    config = await replicas.stack().configure_webhook(receiver.url)
-    assert config["secret"] == WEBHOOK_SECRET, config
     first_api, *other_apis = [replica.url for replica in replicas.of(API)]
     load = SteadyLoad(
         first_api,
@@ -93,6 +91,8 @@ async def replicated(
     )
     scenario = Replicated(replicas, load, receiver)
     try:
+        config = await replicas.stack().configure_webhook(receiver.url)
+        assert config["secret"] == WEBHOOK_SECRET, config
         for notifier in replicas.of(NOTIFIER):
             scenario.watchers[notifier.index] = []
             for invoices in WATCHED[notifier.index]:
@@ -260,7 +260,7 @@ async def holding_work(
 
     async def probe() -> bool:
         for service, group in GROUPS.items():
-            if not await victims[service].pending_entries(redis, Stream.PAYMENT_EVENTS, group):
+            if not await waiting_at_the_inbox(victims[service], group, redis):
                 return False
         return await in_flight_at_least(dispatcher, 1)
 
@@ -268,6 +268,17 @@ async def holding_work(
         return await eventually(probe, timeout=within_s, interval=0.02)
     except AssertionError:
         return False
+
+
+async def waiting_at_the_inbox(victim: Replica, group: str, redis: aioredis.Redis) -> bool:
+    """Whether the victim's consumers hold a `payment.created` (both groups claim it in the inbox,
+    so its handler waits for the test's lock: the entry stays pending until the victim dies; an
+    event that a handler does nothing with is acknowledged at once)."""
+    for entry_id in await victim.pending_entries(redis, Stream.PAYMENT_EVENTS, group):
+        for _, fields in await redis.xrange(Stream.PAYMENT_EVENTS, min=entry_id, max=entry_id):
+            if Event.decode(fields[STREAM_FIELD]).type is EventType.PAYMENT_CREATED:
+                return True
+    return False
 
 
 async def in_flight_at_least(dispatcher: Replica, count: int) -> bool:
