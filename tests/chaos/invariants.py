@@ -4,9 +4,9 @@ frontend: nothing accepted is lost, nothing takes effect twice, and nothing is l
 `wait_until_drained` polls (with a deadline) until no work is left anywhere: no unpublished outbox
 row, no payment or provider event short of its final state, no delivery pending, no stream entry
 unread or unacknowledged by any group, and every frontend has seen each payment of the invoices it
-watches complete. Then
-`verify_exactly_once` checks every accepted request end to end and lists every violation at once,
-including the order in which each payment's first attempts reached the merchant.
+watches complete. Then `verify_exactly_once` checks every accepted request end to end and lists
+every violation at once, including the order in which each payment's first attempts reached the
+merchant.
 """
 
 from __future__ import annotations
