@@ -3,9 +3,10 @@ frontend: nothing accepted is lost, nothing takes effect twice, and nothing is l
 
 `wait_until_drained` polls (with a deadline) until no work is left anywhere: no unpublished outbox
 row, no payment or provider event short of its final state, no delivery pending, no stream entry
-unread or unacknowledged by any group, and the frontend has seen every payment complete. Then
-`verify_exactly_once` checks every accepted request end to end and lists every violation at once,
-including the order in which each payment's first attempts reached the merchant.
+unread or unacknowledged by any group, and every frontend has seen each payment of the invoices it
+watches complete. Then `verify_exactly_once` checks every accepted request end to end and lists
+every violation at once, including the order in which each payment's first attempts reached the
+merchant.
 """
 
 from __future__ import annotations
@@ -91,17 +92,19 @@ async def wait_until_drained(
     watcher: PaymentWatcher | None,
     *,
     timeout: float,
+    watchers: Sequence[PaymentWatcher] = (),
 ) -> float:
-    """Poll until nothing is left in flight; returns how long it took. Fails naming what is left."""
+    """Poll until nothing is left in flight; returns how long it took. Fails naming what is left.
+    `watchers`: further frontends (each waited for on the invoices it watches)."""
     started = time.monotonic()
     deadline = started + timeout
-    expected = set(load.invoice_of_payment())
+    frontends = [*([watcher] if watcher is not None else []), *watchers]
     while True:
         left: dict[str, Any] = {**await database_backlog(pool), **await stream_backlog(redis)}
-        if watcher is not None:
-            missing = expected - set(watcher.completions())
+        for number, frontend in enumerate(frontends):
+            missing = _watched_payments(load, frontend) - set(frontend.completions())
             if missing:
-                left["payments the frontend has not seen complete"] = len(missing)
+                left[f"payments frontend {number} has not seen complete"] = len(missing)
         if not left:
             return time.monotonic() - started
         if time.monotonic() > deadline:
@@ -121,12 +124,14 @@ async def verify_exactly_once(
     watcher: PaymentWatcher | None,
     *,
     endpoints: Sequence[ReceivingEndpoint] = (),
+    watchers: Sequence[PaymentWatcher] = (),
 ) -> None:
     """Every accepted request reached its final state exactly once, and was published, delivered to
     the merchant and shown to the frontend. Fails listing every violation found.
 
     `receiver` gets every delivery (the merchant has one endpoint); with several endpoints, name
-    each in `endpoints` instead: each gets the events its filter matches, under its own ids."""
+    each in `endpoints` instead: each gets the events its filter matches, under its own ids.
+    `watchers`: further frontends, each checked on the invoices it watches."""
     problems: list[str] = []
     problems += _check_requests(load)
     problems += await _check_payments(pool, load)
@@ -140,6 +145,8 @@ async def verify_exactly_once(
         problems += await _check_deliveries(pool, endpoint.receiver, meant, endpoint.endpoint_id)
     if watcher is not None:
         problems += _check_frontend(load, watcher)
+    for number, frontend in enumerate(watchers):
+        problems += [f"frontend {number}: {problem}" for problem in _check_frontend(load, frontend)]
     assert not problems, "\n".join([f"{len(problems)} violations ({load.summary()}):", *problems[:40]])
 
 
@@ -324,11 +331,20 @@ def first_attempt_orders(rows: list[asyncpg.Record], receiver: MerchantReceiver)
     return {payment_id: [event for _, event in sorted(found)] for payment_id, found in arrivals.items()}
 
 
+def _watched_payments(load: SteadyLoad, watcher: PaymentWatcher) -> set[str]:
+    """The accepted payments of the invoices `watcher` subscribed to."""
+    watched = set(watcher.invoices)
+    return {payment for payment, invoice in load.invoice_of_payment().items() if invoice in watched}
+
+
 def _check_frontend(load: SteadyLoad, watcher: PaymentWatcher) -> list[str]:
     problems = []
     seen = watcher.completions()
-    if missing := set(load.invoice_of_payment()) - set(seen):
+    expected = _watched_payments(load, watcher)
+    if missing := expected - set(seen):
         problems.append(f"the frontend never saw {len(missing)} payments complete: {sorted(missing)[:5]}")
+    if foreign := set(seen) - expected:
+        problems.append(f"the frontend saw {len(foreign)} payments of invoices it does not watch complete")
     repeated = [event_id for event_id, n in Counter(watcher.completion_event_ids()).items() if n > 1]
     if repeated:
         problems.append(f"the frontend got {len(repeated)} payment:completed events twice")

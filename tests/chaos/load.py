@@ -7,9 +7,15 @@ real clients are. Like a real client, a request that gets no answer (connection 
 timeout) or an answer that asks to come back (409 key in use, 502/503/504) is sent again, with the
 SAME key or event id and the same bytes, until it is accepted or `give_up_after_s` has passed.
 
+With several API replicas (`other_api_urls`) the driver spreads its requests over them as a load
+balancer without health checks would: a request's first attempt goes to an API drawn at random
+(not in turn, which would tie each invoice to one API), each further attempt to the next API, so a
+request that got no answer from a dead API is sent again (same key, same bytes) to a live one.
+
 What the test then checks against: `accepted_payments()` (Idempotency-Key -> payment id, for every
 201 received) and `accepted_webhooks()` (event id -> Razorpay payment id, for every 200); every
-answer is kept in `answers` with its time, so a test can look at what clients saw during a fault.
+answer is kept in `answers` with its time and the API that gave it, so a test can look at what
+clients saw during a fault.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class Answer:
     status: int  # CONNECTION_ERROR when there was no answer
     content_type: str | None = None
     error_code: str | None = None
+    api_url: str = ""  # the API the attempt went to
 
 
 @dataclass(slots=True)
@@ -60,6 +67,9 @@ class Request:
     accepted_status: int | None = None
     payment_id: str | None = None  # the API's payment id (payments) or the Razorpay one (webhooks)
     final_status: int | None = None  # a non-retryable answer other than success
+    first_api: int = 0  # which API (an index in `SteadyLoad.api_urls`) its first attempt goes to
+    accepted_by: str | None = None  # the API that answered 2xx
+    no_answer_from: list[str] = field(default_factory=list)  # the APIs of attempts that got no answer
 
 
 def razorpay_payment_captured(payment_id: str, invoice_id: str, amount: int) -> dict[str, Any]:
@@ -106,6 +116,8 @@ class SteadyLoad:
     razorpay_secret: str
     invoices: Sequence[str]
     tag: str = "chaos"
+    # Further replicas of the API, behind the same "load balancer" as `api_url` (see the docstring).
+    other_api_urls: Sequence[str] = ()
     payments_per_tick: int = 2
     webhooks_per_tick: int = 1
     tick_s: float = 0.1
@@ -203,7 +215,7 @@ class SteadyLoad:
         )
         key = f"{self.tag}-pay-{number:06d}"
         headers = {**AUTH, "Content-Type": "application/json", "Idempotency-Key": key}
-        return Request("payment", key, body, headers, invoice_id)
+        return Request("payment", key, body, headers, invoice_id, first_api=self._pick_api())
 
     def _new_webhook(self) -> Request:
         number = len(self.requests)
@@ -217,17 +229,33 @@ class SteadyLoad:
             "X-Razorpay-Signature": signature,
             "x-razorpay-event-id": event_id,
         }
-        return Request("webhook", event_id, body, headers, invoice_id, razorpay_payment_id)
+        return Request(
+            "webhook", event_id, body, headers, invoice_id, razorpay_payment_id, first_api=self._pick_api()
+        )
+
+    @property
+    def api_urls(self) -> tuple[str, ...]:
+        return (self.api_url, *self.other_api_urls)
+
+    def _pick_api(self) -> int:
+        return random.randrange(len(self.api_urls))
+
+    def _api_for(self, request: Request) -> str:
+        """Where the request's next attempt goes: its own API first, then the next one each time."""
+        urls = self.api_urls
+        return urls[(request.first_api + request.attempts) % len(urls)]
 
     async def _send_until_answered(self, request: Request) -> None:
         assert self._session is not None
         path = PAYMENTS_PATH if request.kind == "payment" else RAZORPAY_PATH
         deadline = time.monotonic() + self.give_up_after_s
         while True:
+            api_url = self._api_for(request)
             request.attempts += 1
-            status, document = await self._attempt(request, path)
+            status, document = await self._attempt(request, api_url, path)
             if 200 <= status < 300:
                 request.accepted_status = status
+                request.accepted_by = api_url
                 if request.kind == "payment":
                     request.payment_id = str(document["id"])
                 else:
@@ -240,18 +268,19 @@ class SteadyLoad:
                 return
             await asyncio.sleep(min(1.0, 0.05 * 2 ** min(request.attempts, 5)) * random.uniform(0.5, 1.5))
 
-    async def _attempt(self, request: Request, path: str) -> tuple[int, Any]:
+    async def _attempt(self, request: Request, api_url: str, path: str) -> tuple[int, Any]:
         assert self._session is not None and self._gate is not None
         async with self._gate:
             try:
                 async with self._session.post(
-                    self.api_url + path, data=request.body, headers=request.headers
+                    api_url + path, data=request.body, headers=request.headers
                 ) as response:
                     raw = await response.read()
                     content_type = response.headers.get("Content-Type")
                     status = response.status
             except (aiohttp.ClientError, TimeoutError):
-                self.answers.append(Answer(time.monotonic(), request.kind, CONNECTION_ERROR))
+                request.no_answer_from.append(api_url)
+                self.answers.append(Answer(time.monotonic(), request.kind, CONNECTION_ERROR, api_url=api_url))
                 return CONNECTION_ERROR, None
         try:
             document = orjson.loads(raw)
@@ -260,7 +289,7 @@ class SteadyLoad:
         error_code = None
         if status >= 400 and isinstance(document, dict) and isinstance(document.get("error"), dict):
             error_code = document["error"].get("code")
-        self.answers.append(Answer(time.monotonic(), request.kind, status, content_type, error_code))
+        self.answers.append(Answer(time.monotonic(), request.kind, status, content_type, error_code, api_url))
         return status, document
 
     # -- what was accepted ----------------------------------------------------------------------
@@ -284,6 +313,10 @@ class SteadyLoad:
     def invoice_of_payment(self) -> dict[str, str]:
         """payment id (API or Razorpay) -> invoice id, for every accepted request."""
         return {r.payment_id: r.invoice_id for r in self.requests if r.payment_id}
+
+    def api_of_payment(self) -> dict[str, str]:
+        """payment id (API or Razorpay) -> the API that accepted its request."""
+        return {r.payment_id: r.accepted_by for r in self.requests if r.payment_id and r.accepted_by}
 
     def not_accepted(self) -> list[Request]:
         return [r for r in self.requests if r.accepted_status is None]

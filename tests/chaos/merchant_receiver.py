@@ -1,6 +1,8 @@
 """The merchant's webhook endpoint for the fault suite: a real aiohttp server on a fixed port that
 verifies both signature schemes (written from the contract, not from the dispatcher's code), records
 each delivery, and can go down (nothing listens: connection refused) and come back on the same port.
+`hold_answers()` makes it record each delivery as it arrives and answer none until `answer()`: the
+dispatchers' attempts (and their leases) then stay in their hands for as long as a test needs.
 
 An event is `(event type, data.payment.id)`: in these tests each payment has at most one event of a
 type. Receiving one event under two different `webhook-id`s is a duplicate the merchant would act on
@@ -11,6 +13,7 @@ on), a later one is recorded as a redelivery and answered 200 without being acce
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -55,6 +58,10 @@ class MerchantReceiver:
     accepted: dict[str, Delivery] = field(default_factory=dict)
     unreadable: int = 0
     _runner: web.AppRunner | None = None
+    _answering: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._answering.set()
 
     @staticmethod
     def url_on(port: int) -> str:
@@ -79,8 +86,17 @@ class MerchantReceiver:
         self._runner = runner
         return self
 
+    def hold_answers(self) -> None:
+        """Record deliveries as they arrive, answer none of them until `answer()`."""
+        self._answering.clear()
+
+    def answer(self) -> None:
+        """Answer the deliveries held, and every later one at once."""
+        self._answering.set()
+
     async def stop(self) -> None:
         """Go down: close the listener and every open connection."""
+        self.answer()
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
@@ -103,6 +119,7 @@ class MerchantReceiver:
         )
         self.deliveries.append(delivery)
         self.accepted.setdefault(webhook_id, delivery)
+        await self._answering.wait()
         return web.Response(text="ok")
 
     def _verify(self, request: web.Request, body: bytes) -> bool:
