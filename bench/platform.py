@@ -16,12 +16,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 
 from bench.params import BenchParams
-from bench.processes import Child, Children
+from bench.processes import Child, Children, wait_healthy
 from bench.stores import Stores
 from paystream.db import create_pool
 from paystream.migrations import apply_migrations
@@ -34,7 +33,6 @@ from paystream_devstack.embedded import free_port
 RAZORPAY_SECRET = "rzp_bench_webhook_secret"
 # HS256 wants 32 bytes or more; the notifier checks the length outside test mode.
 JWT_SECRET = "bench-jwt-secret-0123456789abcdef0123456789"
-HEALTH_TIMEOUT_S = 90.0
 PORT_VARIABLES: Mapping[str, str] = {
     "api": "API_PORT",
     "processor": "PROCESSOR_PORT",
@@ -136,35 +134,15 @@ class Platform:
         self.bare_port, self.receiver_port = free_port(), free_port()
         self.bare = self.children.python("bare_server", ["-m", "bench.bare_server", str(self.bare_port)])
         self.receiver = self.children.python("receiver", ["-m", "bench.receiver", str(self.receiver_port)])
-        checks = [self._wait_healthy(child, self.service_url(name)) for name, child in self.services.items()]
-        checks.append(self._wait_healthy(self.bare, self.bare_url))
-        checks.append(self._wait_healthy(self.receiver, self.receiver_url))
+        checks = [wait_healthy(child, self.service_url(name)) for name, child in self.services.items()]
+        checks.append(wait_healthy(self.bare, self.bare_url))
+        checks.append(wait_healthy(self.receiver, self.receiver_url))
         await asyncio.gather(*checks)
         self.pool = await create_pool(
             DatabaseSettings(url=self.stores.database_url, pool_min_size=1, pool_max_size=8)
         )
         self.redis = create_redis(RedisSettings(url=self.stores.redis_url))
         self.boot_s = time.monotonic() - started
-
-    async def _wait_healthy(self, child: Child, base_url: str) -> None:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if not child.running():
-                    raise RuntimeError(f"{child.name} exited at start-up:\n{child.tail()}")
-                try:
-                    async with session.get(
-                        f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=2)
-                    ) as response:
-                        if response.status == 200:
-                            return
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{child.name} not healthy within {HEALTH_TIMEOUT_S:.0f}s:\n{child.tail()}"
-                    )
-                await asyncio.sleep(0.1)
 
     @contextlib.contextmanager
     def consumers_paused(self) -> Iterator[None]:

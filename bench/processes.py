@@ -13,9 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import aiohttp
 
 from paystream_devstack.devrun.supervisor import parent_death_signal
 
@@ -131,3 +134,28 @@ class Children:
             child.terminate()
         for child in running:
             child.reap(timeout)
+
+
+HEALTH_TIMEOUT_S = 90.0
+
+
+async def wait_healthy(child: Child, base_url: str) -> None:
+    """Until `base_url/health` answers 200; fails at once if the child exits, or after HEALTH_TIMEOUT_S."""
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if not child.running():
+                raise RuntimeError(f"{child.name} exited at start-up:\n{child.tail()}")
+            try:
+                async with session.get(
+                    f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=2)
+                ) as answer:
+                    if answer.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{child.name} not healthy within {HEALTH_TIMEOUT_S:.0f}s:\n{child.tail()}"
+                )
+            await asyncio.sleep(0.1)

@@ -38,7 +38,7 @@ from bench import machine
 from bench.params import BenchParams
 from bench.payloads import API_KEY, API_SECRET, success_payment
 from bench.platform import PORT_VARIABLES, service_env
-from bench.processes import Child, Children
+from bench.processes import Child, Children, wait_healthy
 from bench.stores import Stores
 from bench.usage import CpuMeter
 from paystream import outbox
@@ -55,7 +55,6 @@ from paystream_devstack.devrun.config import SERVICE_MODULES
 COMMIT_BATCH = 2000
 POLL_S = 0.05
 MAX_WAIT_S = 300.0
-HEALTH_TIMEOUT_S = 90.0
 GROUPS = (ConsumerGroup.PAYMENT_PROCESSOR.value, ConsumerGroup.WEBHOOK_DISPATCHER.value)
 # Emptied between shard counts, so each count starts from the same tables.
 BUS_TABLES = "outbox, outbox_pending, inbox, event_sequences, webhook_deliveries"
@@ -121,7 +120,7 @@ async def _measure(
         for name, module in SERVICE_MODULES.items():
             services[name] = children.python(f"{name}-shards{count}", ["-m", module], env)
         urls = {name: f"http://127.0.0.1:{env[PORT_VARIABLES[name]]}" for name in services}
-        await asyncio.gather(*(_wait_healthy(services[name], urls[name]) for name in services))
+        await asyncio.gather(*(wait_healthy(services[name], urls[name]) for name in services))
         await _webhooks_off(urls["api"])
         redis = create_redis(RedisSettings(url=cluster.url, cluster=True))
         await _wait_for_groups(redis, keys)
@@ -189,27 +188,6 @@ async def _measure(
 def _cpu_seconds(cluster: EmbeddedRedisCluster, port: int) -> float:
     figures = cluster.info_cpu(port)
     return figures.get("used_cpu_sys", 0.0) + figures.get("used_cpu_user", 0.0)
-
-
-async def _wait_healthy(child: Child, base_url: str) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    async with aiohttp.ClientSession() as session:
-        while True:
-            if not child.running():
-                raise RuntimeError(f"{child.name} exited at start-up:\n{child.tail()}")
-            try:
-                async with session.get(
-                    f"{base_url}/health", timeout=aiohttp.ClientTimeout(total=2)
-                ) as answer:
-                    if answer.status == 200:
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{child.name} not healthy within {HEALTH_TIMEOUT_S:.0f}s:\n{child.tail()}"
-                )
-            await asyncio.sleep(0.1)
 
 
 async def _webhooks_off(api_url: str) -> None:

@@ -28,6 +28,14 @@ class Scenario:
     receiver: MerchantReceiver | None
     watcher: PaymentWatcher | None
 
+    async def close(self) -> None:
+        """Stop the load, the frontend and the merchant's receiver (the processes are the stack's)."""
+        await self.load.close()
+        if self.watcher is not None:
+            await self.watcher.close()
+        if self.receiver is not None:
+            await self.receiver.stop()
+
     async def settle_and_verify(self, *, drain_timeout: float = 40.0) -> float:
         """Let every request finish (retries included), wait until nothing is left in flight, and
         check that everything accepted took effect exactly once. Returns the drain time."""

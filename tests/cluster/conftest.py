@@ -84,8 +84,4 @@ async def open_sharded_scenario(
 
     yield open_
     for scenario in opened:
-        await scenario.load.close()
-        if scenario.watcher is not None:
-            await scenario.watcher.close()
-        if scenario.receiver is not None:
-            await scenario.receiver.stop()
+        await scenario.close()

@@ -82,21 +82,26 @@ def reconnecting_retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=3)
 
 
+def _client_options() -> dict[str, Any]:
+    """What the plain and the cluster client are both built with: bytes, keep-alive, timeouts, and
+    retries of a dropped connection."""
+    return {
+        "retry": reconnecting_retry(),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, ConnectionError],
+        "decode_responses": False,
+        "socket_timeout": SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 15,
+    }
+
+
 def create_redis(settings: RedisSettings) -> aioredis.Redis:
     """The client for `settings`: a plain client, or with `cluster` the cluster client (typed as
     the plain one: the platform sends only commands both have, see the module's docstring)."""
     if settings.cluster:
         return _create_cluster(settings)
-    client = aioredis.Redis.from_url(
-        settings.url,
-        retry=reconnecting_retry(),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError],
-        decode_responses=False,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=15,
-    )
+    client = aioredis.Redis.from_url(settings.url, **_client_options())
     # The URL's scheme chose the connection class (TCP, TLS or a Unix socket): keep it, reset-safe.
     pool = client.connection_pool
     pool.connection_class = _RESET_SAFE.get(pool.connection_class, pool.connection_class)
@@ -104,16 +109,7 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
 
 
 def _create_cluster(settings: RedisSettings) -> aioredis.Redis:
-    cluster = RedisCluster.from_url(
-        settings.url,
-        retry=reconnecting_retry(),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError],
-        decode_responses=False,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
-        health_check_interval=15,
-    )
+    cluster = RedisCluster.from_url(settings.url, **_client_options())
     # The same reset-safe connections as above, for the nodes known now and those found later (the
     # client builds every node from these keyword arguments).
     kwargs = cluster.connection_kwargs

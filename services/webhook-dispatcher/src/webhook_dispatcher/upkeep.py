@@ -1,6 +1,7 @@
-"""Delivery-log upkeep, by one dispatcher at a time (transaction-scoped advisory locks):
+"""Delivery-log upkeep:
 
-- retention: finished deliveries older than the retention period are deleted, hourly, in batches;
+- retention (`purge_finished`, hourly through `paystream.retention.purging`): finished deliveries
+  older than the retention period are deleted in batches, replicas sharing them;
 - the safety net for ordering: a delivery held longer than the grace period for an earlier event of
   its payment that has not come (dead-lettered, or lost with Redis data) stops waiting for it. The
   key's missing numbers below the held delivery are given up on, as if taken in, and the ordering
@@ -24,7 +25,7 @@ from webhook_dispatcher.ordering import OrderKey, release_held
 log = get_logger(__name__)
 
 SWEEP_INTERVAL_S = 60.0
-PURGE_EVERY_SWEEPS = 60
+PURGE_EVERY_S = 3600.0
 HOLDS_BATCH = 1000
 
 PURGE_FINISHED = """
@@ -93,21 +94,11 @@ async def release_orphaned_holds(pool: asyncpg.Pool, grace_s: float) -> list[str
         after = max((row["merchant_id"], row["order_key"]) for row in keys)
 
 
-async def run_upkeep(
-    pool: asyncpg.Pool, retention_days: int, ordering_grace_s: float, stop: asyncio.Event
-) -> None:
-    sweeps = 0
-
+async def run_upkeep(pool: asyncpg.Pool, ordering_grace_s: float, stop: asyncio.Event) -> None:
     async def sweep() -> None:
-        nonlocal sweeps
-        sweeps += 1  # a failed sweep counts too: the purge stays about hourly through an outage
         released = await release_orphaned_holds(pool, ordering_grace_s)
         if released:
             log.warning("upkeep.released_orphaned_holds", deliveries=released[:20], count=len(released))
-        if sweeps % PURGE_EVERY_SWEEPS == 0:
-            deleted = await purge_finished(pool, retention_days)
-            if deleted:
-                log.info("upkeep.purged", deliveries=deleted, retention_days=retention_days)
 
     await run_until_stopped(
         "upkeep.sweep",

@@ -18,6 +18,7 @@ from paystream.consumer import ConsumerConfig, Handler
 from paystream.events import ConsumerGroup, Event, Stream
 from paystream.logging import get_logger
 from paystream.ordering import ordering_key
+from paystream.retention import purging
 from paystream.service import outbox_relay, stream_consumer
 from paystream.web import (
     COMMON_SETTINGS,
@@ -37,7 +38,7 @@ from webhook_dispatcher.recorder import OutcomeRecorder
 from webhook_dispatcher.resolver import GuardedResolver
 from webhook_dispatcher.scheduler import Scheduler
 from webhook_dispatcher.settings import RECLAIM_SWEEP_S, DispatcherSettings
-from webhook_dispatcher.upkeep import run_upkeep
+from webhook_dispatcher.upkeep import PURGE_EVERY_S, purge_finished, run_upkeep
 
 log = get_logger(__name__)
 
@@ -129,8 +130,11 @@ def consumer_config(settings: DispatcherSettings) -> ConsumerConfig:
 
 
 async def log_upkeep(app: web.Application, stop: asyncio.Event) -> None:
-    settings = app[SETTINGS]
-    await run_upkeep(app[POOL], settings.log_retention_days, settings.ordering_grace_s, stop)
+    await run_upkeep(app[POOL], app[SETTINGS].ordering_grace_s, stop)
+
+
+async def purge_log(app: web.Application) -> int:
+    return await purge_finished(app[POOL], app[SETTINGS].log_retention_days)
 
 
 def create_app(settings: DispatcherSettings) -> web.Application:
@@ -143,6 +147,7 @@ def create_app(settings: DispatcherSettings) -> web.Application:
     app.cleanup_ctx.append(http_client)
     app.cleanup_ctx.append(delivery_pipeline)
     app.cleanup_ctx.append(background("webhook-log-upkeep", log_upkeep, grace_s=5))
+    app.cleanup_ctx.append(purging("webhook-log-purge", purge_log, every_s=PURGE_EVERY_S))
     app.cleanup_ctx.append(stream_consumer(consumer_config(settings), build_handler))
     add_ops_routes(app)
     return app
