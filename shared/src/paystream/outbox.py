@@ -288,10 +288,10 @@ class OutboxRelay:
         if not isinstance(self._redis, RedisCluster):
             return [{}]
         cluster: RedisCluster = self._redis
-        nodes = {
-            cluster.get_node_from_key(key).name: cluster.get_node_from_key(key)
-            for key in {r.key for r in rows}
-        }
+        nodes = {}
+        for key in {r.key for r in rows}:
+            node = cluster.get_node_from_key(key)
+            nodes[node.name] = node
         return [{"target_nodes": node} for node in nodes.values()]
 
     async def purge_published(self) -> int:
