@@ -105,6 +105,9 @@ async def wait_until_drained(
             missing = _watched_payments(load, frontend) - set(frontend.completions())
             if missing:
                 left[f"payments frontend {number} has not seen complete"] = len(missing)
+                if time.monotonic() > deadline:
+                    left[f"frontend {number} missing"] = sorted(missing)[:5]
+                    left[f"frontend {number} catch-ups"] = frontend.catch_ups()
         if not left:
             return time.monotonic() - started
         if time.monotonic() > deadline:

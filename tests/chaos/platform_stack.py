@@ -13,7 +13,7 @@ import aiohttp
 from load import AUTH
 
 from paystream_devstack.testing import ServiceProcess, eventually
-from paystream_devstack.testing.notifier_client import Client, make_token, open_client
+from paystream_devstack.testing.notifier_client import Client, Received, make_token, open_client
 from paystream_devstack.testing.platform import API, DISPATCHER, NOTIFIER, PROCESSOR, Platform
 
 SERVICES = (API, PROCESSOR, DISPATCHER, NOTIFIER)
@@ -84,19 +84,25 @@ async def start_stack(
 @dataclass
 class PaymentWatcher:
     """A frontend on the notifier: merchant token, subscribed to the load's invoices. When its
-    socket drops it reconnects with the id of the last event it saw (`lastEventId`), so that it
-    catches up on what it missed, and subscribes again."""
+    socket drops it reconnects with the id and name of the last packet it saw (`lastEventId`,
+    `lastEventName`), so that it catches up on what it missed, and subscribes again."""
 
     url: str
     invoices: Sequence[str]
     clients: list[Client] = field(default_factory=list)
 
     async def connect(self) -> None:
-        last_event_id = self.last_event_id()
-        client = await open_client(self.url, token=make_token(MERCHANT_ID), last_event_id=last_event_id)
+        last = self.last_packet()
+        last_event_id, last_event_name = (None, None) if last is None else (last.data["eventId"], last.name)
+        client = await open_client(
+            self.url,
+            token=make_token(MERCHANT_ID),
+            last_event_id=last_event_id,
+            last_event_name=last_event_name,
+        )
         self.clients.append(client)
         for invoice_id in self.invoices:
-            ack = await client.subscribe(invoice_id, last_event_id)
+            ack = await client.subscribe(invoice_id, last_event_id, last_event_name)
             assert ack == {"ok": True}, f"subscribing to {invoice_id}: {ack}"
 
     async def reconnect_after_drop(self, timeout: float = 20.0) -> None:
@@ -106,9 +112,10 @@ class PaymentWatcher:
         await current.close()
         await self.connect()
 
-    def last_event_id(self) -> str | None:
+    def last_packet(self) -> Received | None:
+        """The last packet with an event id, across every connection: where a reconnect resumes."""
         for client in reversed(self.clients):
-            last = client.last_event_id()
+            last = client.last_packet()
             if last is not None:
                 return last
         return None
@@ -116,6 +123,10 @@ class PaymentWatcher:
     def completions(self) -> Counter[str]:
         """paymentId -> how many `payment:completed` arrived for it, across every connection."""
         return Counter(data["paymentId"] for c in self.clients for data in c.events("payment:completed"))
+
+    def catch_ups(self) -> list[Any]:
+        """The `catchup:complete` summaries the notifier sent, across every connection."""
+        return [summary for client in self.clients for summary in client.events("catchup:complete")]
 
     def completion_event_ids(self) -> list[str]:
         return [event_id for c in self.clients for event_id in c.event_ids("payment:completed")]

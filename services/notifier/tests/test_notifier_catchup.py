@@ -184,6 +184,50 @@ async def test_a_republished_event_is_replayed_once(
     assert client.event_ids("payment:status-update") == [missed.id, marker.id]
 
 
+@pytest.mark.parametrize(
+    ("last_event_name", "owner", "completed_again"),
+    [
+        ("payment:status-update", MERCHANT_A, True),
+        ("payment:completed", MERCHANT_A, False),
+        (None, MERCHANT_A, False),  # without a name the whole last event counts as seen
+        ("no-such-packet", MERCHANT_A, False),
+        ("payment:status-update", MERCHANT_B, False),  # another merchant's event id gets nothing
+    ],
+    ids=["after-status-update", "after-completed", "no-name", "unknown-name", "foreign-event"],
+)
+async def test_a_reconnect_after_half_an_event_gets_the_rest_of_it(
+    notifier_url: str,
+    connect_client: ClientFactory,
+    owners: OwnerRecorder,
+    redis: aioredis.Redis,
+    last_event_name: str | None,
+    owner: str,
+    completed_again: bool,
+) -> None:
+    # A success is two packets (status-update, then completed); a process killed between them
+    # leaves its client with the first. Naming that packet gets the client the rest of the event.
+    await owners(MERCHANT_A, "ord_1")
+    watcher = await connect_client(notifier_url, token=make_token(MERCHANT_A, sub="watcher"))
+    split = payment_event(EventType.PAYMENT_SUCCESS, merchant_id=owner, invoice_id="ord_1")
+    after = payment_event(EventType.PAYMENT_PENDING, invoice_id="ord_1")
+    await publish(redis, split, after)
+    await watcher.wait_for_id(after.id)
+
+    client = await connect_client(
+        notifier_url, token=make_token(MERCHANT_A), last_event_id=split.id, last_event_name=last_event_name
+    )
+    await client.wait_for("catchup:complete")
+    assert await client.subscribe("ord_1") == {"ok": True}
+    await client.wait_for("catchup:complete", 2)
+    marker = payment_event(EventType.PAYMENT_FAILED, invoice_id="ord_1")
+    await publish(redis, marker)
+    await client.wait_for_id(marker.id, name="payment:completed")
+
+    assert client.event_ids("payment:completed") == [*([split.id] if completed_again else []), marker.id]
+    assert client.event_ids("payment:status-update") == [after.id, marker.id]
+    assert all(summary["complete"] for summary in catch_up_summaries(client))
+
+
 async def test_catch_up_that_cannot_be_complete_says_so(
     start_notifier: ServerFactory, connect_client: ClientFactory, redis: aioredis.Redis
 ) -> None:
@@ -299,6 +343,47 @@ async def test_a_client_from_a_process_ahead_of_this_one_sees_nothing_twice(
         assert client.event_ids("payment:status-update") == [after.id]
         assert client.event_ids("payment:completed") == []
         await client.close()
+    finally:
+        await server.close()
+
+
+async def test_a_client_from_a_process_ahead_that_saw_half_an_event_gets_the_rest_live(
+    redis: aioredis.Redis,
+    redis_url: str,
+    clean_db: str,
+    connect_client: ClientFactory,
+    owners: OwnerRecorder,
+) -> None:
+    await owners(MERCHANT_A, "a")
+    server = TestServer(create_app(notifier_settings(redis_url, clean_db)))
+    await server.start_server()
+    try:
+        hub = server.app[HUB]
+        held = asyncio.Event()
+        hand_over = hub.tail._hand_over
+
+        async def lagging_hand_over(entry_id: str, raw: bytes | None) -> None:
+            await held.wait()
+            await hand_over(entry_id, raw)
+
+        hub.tail._hand_over = lagging_hand_over  # type: ignore[method-assign]  # this reader falls behind
+        split = payment_event(EventType.PAYMENT_SUCCESS, invoice_id="a")
+        after = payment_event(EventType.PAYMENT_FAILED, invoice_id="a")
+        await publish(redis, split, after)
+
+        # On a process ahead of this one, the client got the split event's status-update only.
+        url = str(server.make_url("")).rstrip("/")
+        client = await connect_client(
+            url, token=make_token(MERCHANT_A), last_event_id=split.id, last_event_name="payment:status-update"
+        )
+        assert await client.subscribe("a") == {"ok": True}
+        summaries = await client.wait_for("catchup:complete", 2)
+        held.set()
+        await client.wait_for_id(after.id, name="payment:completed")
+
+        assert [summary["replayed"] for summary in summaries] == [0, 0]
+        assert client.event_ids("payment:status-update") == [after.id]
+        assert client.event_ids("payment:completed") == [split.id, after.id]
     finally:
         await server.close()
 

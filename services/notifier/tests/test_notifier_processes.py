@@ -138,9 +138,13 @@ async def test_clients_of_a_killed_notifier_resume_on_the_other_without_loss_or_
     doomed.process.kill()
     await eventually(lambda: merchant_client.disconnects == 1 and salon_client.disconnects == 1)
 
-    # The load balancer sends them to the survivor; each names the last event it saw.
+    # The load balancer sends them to the survivor; each names the last packet it saw (the kill
+    # may have come between a success's status-update and its completed).
     resumed_merchant = await connect_client(
-        survivor.url, token=make_token(MERCHANT_A), last_event_id=merchant_client.last_event_id()
+        survivor.url,
+        token=make_token(MERCHANT_A),
+        last_event_id=merchant_client.last_event_id(),
+        last_event_name=merchant_client.last_event_name(),
     )
     for invoice in invoices:
         assert await resumed_merchant.subscribe(invoice) == {"ok": True}
@@ -148,6 +152,7 @@ async def test_clients_of_a_killed_notifier_resume_on_the_other_without_loss_or_
         survivor.url,
         token=make_token(MERCHANT_A, salon_id="SALON1"),
         last_event_id=salon_client.last_event_id(),
+        last_event_name=salon_client.last_event_name(),
     )
     await producer
 

@@ -6,10 +6,16 @@ published under (publication follows creation). The scan walks forward from ther
 carrying that id (position P) and collects, up to the reader's position at the moment the socket
 joined its rooms (U), the emissions that would have reached the socket. Events after U arrive live.
 
+One event can reach a socket as several packets (a success: `payment:status-update`, then
+`payment:completed`), and a process killed between two of them leaves its client with the first
+only. A client that also names the packet it saw last (`lastEventName`) gets the rest of that
+event's packets replayed; without it, the whole of its last event counts as seen.
+
 If the event is not in (start, U] but beyond it, this process's reader lags the process the client
-was on: nothing needs replaying, and live events up to P are skipped instead. If the event cannot be
-found, lies outside the window, or there is more to replay than allowed, the result says the catch-up
-is incomplete and the client must reload state from the REST API: nothing is guessed.
+was on: nothing needs replaying, and live events up to P are skipped instead (but for the packets of
+P after `lastEventName`). If the event cannot be found, lies outside the window, or there is more to
+replay than allowed, the result says the catch-up is incomplete and the client must reload state
+from the REST API: nothing is guessed.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ class Missed:
 class CatchUpResult:
     complete: bool
     missed: list[Missed] = field(default_factory=list)
-    # Set when the client's last event lies beyond U: live events up to here were already seen.
+    # Set when the client's last event lies beyond U: live events up to here were already seen,
     seen_through: str | None = None
+    # but for these packets of that last event (those after `lastEventName`).
+    unseen_at_seen_through: frozenset[str] = frozenset()
     reason: str | None = None
 
 
@@ -64,12 +72,15 @@ class CatchUpScanner:
         merchant_id: str,
         upto: str,
         wanted: Callable[[Emission], bool],
+        last_event_name: str | None = None,
         from_window_start: bool = False,
     ) -> CatchUpResult:
         """The emissions after `last_event_id`, up to and including entry `upto`, that `wanted` keeps.
 
-        `from_window_start`: for a shard that does not hold `last_event_id` (see `scan_shards`),
-        every emission from its creation time less the clock skew onwards."""
+        `last_event_name`: the packet of `last_event_id` the client saw last; the event's packets
+        after it are replayed too. `from_window_start`: for a shard that does not hold
+        `last_event_id` (see `scan_shards`), every emission from its creation time less the clock
+        skew onwards."""
         created_ms = uuid7_millis(last_event_id)
         if created_ms is None:
             return CatchUpResult(complete=False, reason="lastEventId is not an event id")
@@ -88,6 +99,9 @@ class CatchUpScanner:
             if not found:
                 seen_ids.add(event_id)
                 found = event_id == last_event_id
+                if found and merchant_marker in raw:
+                    rest = _packets_after(raw, last_event_name)
+                    missed.extend(Missed(entry_id, emission) for emission in rest if wanted(emission))
                 continue
             if event_id in seen_ids:  # a re-published copy of an event already delivered
                 continue
@@ -107,7 +121,10 @@ class CatchUpScanner:
             return CatchUpResult(complete=True, missed=missed)
         beyond = await self._find_after(upto, last_event_id)
         if beyond is not None:
-            return CatchUpResult(complete=True, seen_through=beyond)
+            entry_id, raw = beyond
+            rest = _packets_after(raw, last_event_name) if merchant_marker in raw else []
+            unseen = frozenset(emission.name for emission in rest)
+            return CatchUpResult(complete=True, seen_through=entry_id, unseen_at_seen_through=unseen)
         return CatchUpResult(complete=False, reason=NOT_FOUND)
 
     async def _entries(self, start: str, end: str) -> AsyncIterator[tuple[str, bytes]]:
@@ -124,14 +141,15 @@ class CatchUpScanner:
                 return
             lower = "(" + batch[-1][0]
 
-    async def _find_after(self, after: str, event_id: str) -> str | None:
+    async def _find_after(self, after: str, event_id: str) -> tuple[str, bytes] | None:
+        """The first entry after `after` carrying `event_id`, within the lookahead."""
         lower = "(" + after
         scanned = 0
         while scanned < LOOKAHEAD_ENTRIES:
             batch = stream_entries(await self.redis.xrange(self.stream, min=lower, max="+", count=SCAN_BATCH))
             for entry_id, raw in batch:
                 if raw is not None and envelope_id(raw) == event_id:
-                    return entry_id
+                    return entry_id, raw
             scanned += len(batch)
             if len(batch) < SCAN_BATCH:
                 return None
@@ -139,11 +157,28 @@ class CatchUpScanner:
         return None
 
 
+def _packets_after(raw: bytes, last_event_name: str | None) -> list[Emission]:
+    """The packets of an encoded event that come after the one named `last_event_name` (in the
+    order every path sends them); none without a name, or for a name the event does not produce."""
+    if last_event_name is None:
+        return []
+    try:
+        emissions = notifications_for(Event.decode(raw))
+    except PermanentError:
+        return []
+    names = [emission.name for emission in emissions]
+    if last_event_name not in names:
+        return []
+    return emissions[names.index(last_event_name) + 1 :]
+
+
 @dataclass(slots=True)
 class ShardedCatchUp:
     result: CatchUpResult
-    # Per shard stream: live events up to this entry were replayed or already seen (complete only).
+    # Per shard stream: live events up to this entry were replayed or already seen (complete only),
     seen_through: dict[str, str] = field(default_factory=dict)
+    # but for these packets of the entry itself (the rest of the client's last event).
+    unseen_at_seen_through: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 async def scan_shards(
@@ -153,6 +188,7 @@ async def scan_shards(
     merchant_id: str,
     upto: Mapping[str, str],
     wanted: Callable[[Emission], bool],
+    last_event_name: str | None = None,
 ) -> ShardedCatchUp:
     """A catch-up over every shard of the stream (`paystream.shards`), `upto` giving each shard's
     reader position when the socket joined its rooms.
@@ -167,13 +203,26 @@ async def scan_shards(
     if len(scanners) == 1:
         (scanner,) = scanners
         single = await scanner.scan(
-            last_event_id=last_event_id, merchant_id=merchant_id, upto=upto[scanner.stream], wanted=wanted
+            last_event_id=last_event_id,
+            merchant_id=merchant_id,
+            upto=upto[scanner.stream],
+            wanted=wanted,
+            last_event_name=last_event_name,
         )
-        seen = {scanner.stream: single.seen_through or upto[scanner.stream]} if single.complete else {}
-        return ShardedCatchUp(single, seen)
+        if not single.complete:
+            return ShardedCatchUp(single)
+        return ShardedCatchUp(
+            single,
+            {scanner.stream: single.seen_through or upto[scanner.stream]},
+            {scanner.stream: single.unseen_at_seen_through},
+        )
     results = {
         scanner.stream: await scanner.scan(
-            last_event_id=last_event_id, merchant_id=merchant_id, upto=upto[scanner.stream], wanted=wanted
+            last_event_id=last_event_id,
+            merchant_id=merchant_id,
+            upto=upto[scanner.stream],
+            wanted=wanted,
+            last_event_name=last_event_name,
         )
         for scanner in scanners
     }
@@ -202,4 +251,5 @@ async def scan_shards(
     if len(missed) > max(scanner.max_events for scanner in scanners):
         return ShardedCatchUp(CatchUpResult(complete=False, reason="too many missed events to replay"))
     seen = {stream: result.seen_through or upto[stream] for stream, result in results.items()}
-    return ShardedCatchUp(CatchUpResult(complete=True, missed=missed), seen)
+    unseen = {stream: result.unseen_at_seen_through for stream, result in results.items()}
+    return ShardedCatchUp(CatchUpResult(complete=True, missed=missed), seen, unseen)

@@ -91,10 +91,16 @@ class Hub:
 
     # -- sessions -------------------------------------------------------------------------------
 
-    def open_session(self, sid: str, principal: Principal, last_event_id: str | None) -> Session:
+    def open_session(
+        self, sid: str, principal: Principal, last_event_id: str | None, last_event_name: str | None = None
+    ) -> Session:
         """Join the token's rooms and queue the catch-up; no await, so no event slips past."""
         session = Session(
-            sid=sid, eio_sid=self._engine_sid(sid), principal=principal, resume_from=last_event_id
+            sid=sid,
+            eio_sid=self._engine_sid(sid),
+            principal=principal,
+            resume_from=last_event_id,
+            resume_name=last_event_name if last_event_id is not None else None,
         )
         self.sessions[sid] = session
         rooms = rooms_on_connect(principal)
@@ -106,6 +112,7 @@ class Hub:
             prior_rooms=frozenset(),
             upto=self.positions(),
             last_event_id=last_event_id,
+            last_event_name=session.resume_name,
         )
         session.jobs.append(job)
         # The delivery task first runs after the connect handler returns, by which time
@@ -134,14 +141,21 @@ class Hub:
             session.expiry.cancel()
         CONNECTED_SOCKETS.set(len(self.sessions))
 
-    def subscribe(self, session: Session, invoice_id: str, last_event_id: str | None) -> None:
+    def subscribe(
+        self,
+        session: Session,
+        invoice_id: str,
+        last_event_id: str | None,
+        last_event_name: str | None = None,
+    ) -> None:
         """Join `payment:<invoiceId>` (already authorised) and replay what it missed there.
 
-        The replay starts after the subscription's own lastEventId or, without one, after the one
-        the socket connected with: a client that reconnects with lastEventId and subscribes again
-        gets what the invoice's room had while it was away.
+        The replay starts after the subscription's own lastEventId (and lastEventName) or, without
+        one, after the one the socket connected with: a client that reconnects with lastEventId and
+        subscribes again gets what the invoice's room had while it was away.
         """
-        last_event_id = last_event_id or session.resume_from
+        if last_event_id is None:
+            last_event_id, last_event_name = session.resume_from, session.resume_name
         room = payment_room(session.principal.merchant_id, invoice_id)
         if room in session.rooms or session.closing:
             return
@@ -156,6 +170,7 @@ class Hub:
             upto=self.positions(),
             last_event_id=last_event_id,
             invoice_id=invoice_id,
+            last_event_name=last_event_name,
         )
         session.jobs.append(job)
         self._start_delivery(session)
@@ -357,10 +372,12 @@ class Hub:
             merchant_id=session.principal.merchant_id,
             upto=job.upto,
             wanted=partial(job.wants, session.principal),
+            last_event_name=job.last_event_name,
         )
         result = caught_up.result
         for stream, entry_id in caught_up.seen_through.items():
-            session.seen_through.append(SeenThrough(stream, entry_id, job))
+            unseen = caught_up.unseen_at_seen_through.get(stream, frozenset())
+            session.seen_through.append(SeenThrough(stream, entry_id, job, unseen))
         await self._send(
             session, [(missed.entry_id, missed.emission) for missed in result.missed], path="catch-up"
         )

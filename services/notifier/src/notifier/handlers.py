@@ -1,10 +1,12 @@
 """The Socket.IO side of the contract: connect, disconnect, subscribe and unsubscribe.
 
-- connect: `auth: {token, lastEventId?}` (or `Authorization: Bearer`); a refusal raises
+- connect: `auth: {token, lastEventId?, lastEventName?}` (or `Authorization: Bearer`); a refusal raises
   `ConnectionRefusedError(message, {"code": ...})`, which clients receive in `connect_error`.
-- `subscribe:payment-events` {invoiceId, lastEventId?} -> ack `{"ok": true}` or `{"ok": false,
+- `subscribe:payment-events` {invoiceId, lastEventId?, lastEventName?} -> ack `{"ok": true}` or `{"ok": false,
   "error": "..."}`; joins `payment:<invoiceId>` only for an invoice of the token's merchant (and
   salon). With `lastEventId`, the invoice's missed `payment:completed` is replayed first.
+  `lastEventName` names the packet of that event the client saw last (an event can be several
+  packets, and a process can die between them): the event's later packets are replayed too.
 - `unsubscribe:payment-events` {invoiceId} -> ack `{"ok": true}`.
 """
 
@@ -52,14 +54,16 @@ def register(sio: socketio.AsyncServer, app: web.Application) -> None:
             raise socketio.exceptions.ConnectionRefusedError(
                 exc.message, {"code": exc.failure.value}
             ) from None
-        last_event_id = _optional_id(auth.get("lastEventId") if isinstance(auth, Mapping) else None)
-        hub.open_session(sid, principal, last_event_id)
+        resume = auth if isinstance(auth, Mapping) else {}
+        session = hub.open_session(
+            sid, principal, _optional_id(resume.get("lastEventId")), _optional_id(resume.get("lastEventName"))
+        )
         log.info(
             "socket.connected",
             sid=sid,
             merchant_id=principal.merchant_id,
             salon_id=principal.salon_id,
-            catch_up=last_event_id is not None,
+            catch_up=session.resume_from is not None,
         )
 
     @sio.event  # type: ignore[untyped-decorator]
@@ -90,8 +94,12 @@ def register(sio: socketio.AsyncServer, app: web.Application) -> None:
         if not visible:
             log.info("subscribe.refused", sid=sid, merchant_id=principal.merchant_id)
             return {"ok": False, "error": INVOICE_NOT_FOUND}
-        last_event_id = _optional_id(data.get("lastEventId"))
-        hub.subscribe(session, invoice_id, last_event_id)
+        hub.subscribe(
+            session,
+            invoice_id,
+            _optional_id(data.get("lastEventId")),
+            _optional_id(data.get("lastEventName")),
+        )
         return {"ok": True}
 
     @sio.on(UNSUBSCRIBE)  # type: ignore[untyped-decorator]
@@ -115,7 +123,7 @@ def _invoice_id(data: Any) -> str | None:
 
 
 def _optional_id(value: Any) -> str | None:
-    """A client-supplied event id, or None; its validity is the catch-up's to judge."""
+    """A client-supplied event id or event name, or None; its validity is the catch-up's to judge."""
     if isinstance(value, str) and 0 < len(value) <= MAX_EVENT_ID_LENGTH and is_text(value):
         return value
     return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from notifier.auth import Principal
-from notifier.positions import parse_stream_id
+from notifier.positions import StreamId, parse_stream_id
 from notifier.rooms import Emission, rooms_reached
 
 
@@ -37,6 +37,8 @@ class CatchUpJob:
     upto: Mapping[str, str]
     last_event_id: str | None
     invoice_id: str | None = None
+    # The packet of `last_event_id` the client saw last (`lastEventName`); None: all of it.
+    last_event_name: str | None = None
 
     def wants(self, principal: Principal, emission: Emission) -> bool:
         """An emission reaching the socket through this job's rooms and through no earlier room."""
@@ -56,11 +58,16 @@ class Buffered:
 @dataclass(frozen=True, slots=True)
 class SeenThrough:
     """Live events of `stream` up to `entry_id` reaching the socket through `job`'s rooms were
-    already seen."""
+    already seen, but for the packets of `entry_id` itself named in `unseen_names`."""
 
     stream: str
     entry_id: str
     job: CatchUpJob
+    unseen_names: frozenset[str] = frozenset()
+
+    def covers(self, entry: StreamId, name: str) -> bool:
+        boundary = parse_stream_id(self.entry_id)
+        return entry < boundary or (entry == boundary and name not in self.unseen_names)
 
 
 @dataclass(eq=False)
@@ -68,8 +75,10 @@ class Session:
     sid: str
     eio_sid: str
     principal: Principal
-    # The lastEventId the socket connected with: where its client's view of the stream stopped.
+    # The lastEventId (and lastEventName) the socket connected with: where its client's view of
+    # the stream stopped.
     resume_from: str | None = None
+    resume_name: str | None = None
     rooms: set[str] = field(default_factory=set)
     jobs: deque[CatchUpJob] = field(default_factory=deque)
     buffer: list[Buffered] = field(default_factory=list)
@@ -88,7 +97,7 @@ class Session:
         for seen in self.seen_through:
             if seen.stream != item.stream:
                 continue
-            if entry <= parse_stream_id(seen.entry_id) and seen.job.wants(self.principal, item.emission):
+            if seen.covers(entry, item.emission.name) and seen.job.wants(self.principal, item.emission):
                 return True
         return False
 

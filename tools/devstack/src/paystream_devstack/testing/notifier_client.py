@@ -124,15 +124,28 @@ class Client:
         return [data["eventId"] for data in self.events(name)]
 
     def last_event_id(self) -> str | None:
+        last = self.last_packet()
+        return None if last is None else str(last.data["eventId"])
+
+    def last_event_name(self) -> str | None:
+        """The name of the last packet that carried an event id (a reconnect's `lastEventName`)."""
+        last = self.last_packet()
+        return None if last is None else last.name
+
+    def last_packet(self) -> Received | None:
         for item in reversed(self.received):
             if isinstance(item.data, dict) and "eventId" in item.data:
-                return str(item.data["eventId"])
+                return item
         return None
 
-    async def subscribe(self, invoice_id: Any, last_event_id: str | None = None) -> dict[str, Any]:
+    async def subscribe(
+        self, invoice_id: Any, last_event_id: str | None = None, last_event_name: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"invoiceId": invoice_id}
         if last_event_id is not None:
             body["lastEventId"] = last_event_id
+        if last_event_name is not None:
+            body["lastEventName"] = last_event_name
         ack: dict[str, Any] = await self.sio.call("subscribe:payment-events", body, timeout=10)
         return ack
 
@@ -177,6 +190,7 @@ async def open_client(
     *,
     token: str | None = None,
     last_event_id: str | None = None,
+    last_event_name: str | None = None,
     transport: str = "websocket",
     headers: dict[str, str] | None = None,
     expect_refusal: bool = False,
@@ -202,6 +216,8 @@ async def open_client(
         auth["token"] = token
     if last_event_id is not None:
         auth["lastEventId"] = last_event_id
+    if last_event_name is not None:
+        auth["lastEventName"] = last_event_name
     try:
         await sio.connect(
             url,

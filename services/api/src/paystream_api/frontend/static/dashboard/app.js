@@ -275,12 +275,14 @@ export async function connectLive(handlers) {
     show("offline", "Live updates unavailable");
     return null;
   }
+  // The last packet seen (its event id and name): a reconnect's catch-up resumes after it.
   let lastEventId = null;
+  let lastEventName = null;
   show("connecting", "Connecting…");
   const socket = window.io(info.notifier.url, {
     auth: (callback) => {
       notifierToken()
-        .then((token) => callback(lastEventId ? { token, lastEventId } : { token }))
+        .then((token) => callback(lastEventId ? { token, lastEventId, lastEventName } : { token }))
         .catch(() => callback({}));
     },
     reconnectionDelayMax: 10_000,
@@ -293,7 +295,7 @@ export async function connectLive(handlers) {
   socket.on("connect_error", () => show("offline", "Offline — retrying"));
   for (const [event, handler] of Object.entries(handlers)) {
     socket.on(event, (payload) => {
-      if (payload && payload.eventId) lastEventId = payload.eventId;
+      if (payload && payload.eventId) [lastEventId, lastEventName] = [payload.eventId, event];
       handler(payload);
     });
   }
