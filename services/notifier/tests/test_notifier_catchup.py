@@ -7,6 +7,8 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -312,9 +314,17 @@ async def test_scanner_tolerates_clock_skew_between_producer_and_redis(redis: ai
     assert [missed.emission.payload["eventId"] for missed in result.missed] == [after.id]
 
 
-async def test_a_client_from_a_process_ahead_of_this_one_sees_nothing_twice(
-    redis: aioredis.Redis, redis_url: str, clean_db: str, connect_client: ClientFactory
-) -> None:
+@dataclass
+class LaggingNotifier:
+    """A notifier whose reader hands nothing over until `held` is set: it lags the process its
+    clients come from."""
+
+    url: str
+    held: asyncio.Event
+
+
+@pytest.fixture
+async def lagging_notifier(redis_url: str, clean_db: str) -> AsyncIterator[LaggingNotifier]:
     server = TestServer(create_app(notifier_settings(redis_url, clean_db)))
     await server.start_server()
     try:
@@ -327,65 +337,58 @@ async def test_a_client_from_a_process_ahead_of_this_one_sees_nothing_twice(
             await hand_over(entry_id, raw)
 
         hub.tail._hand_over = lagging_hand_over  # type: ignore[method-assign]  # this reader falls behind
-        seen = [payment_event(invoice_id="a"), payment_event(invoice_id="b")]
-        after = payment_event(invoice_id="c")
-        await publish(redis, *seen, after)
-
-        # The client saw a and b on a process whose reader was ahead of this one's.
-        url = str(server.make_url("")).rstrip("/")
-        client = await connect_client(url, token=make_token(MERCHANT_A), last_event_id=seen[-1].id)
-        summary = (await client.wait_for("catchup:complete"))[0]
-        held.set()
-        await client.wait_for_id(after.id)
-
-        assert summary["complete"] is True
-        assert summary["replayed"] == 0
-        assert client.event_ids("payment:status-update") == [after.id]
-        assert client.event_ids("payment:completed") == []
-        await client.close()
+        yield LaggingNotifier(str(server.make_url("")).rstrip("/"), held)
     finally:
         await server.close()
+
+
+async def test_a_client_from_a_process_ahead_of_this_one_sees_nothing_twice(
+    redis: aioredis.Redis, lagging_notifier: LaggingNotifier, connect_client: ClientFactory
+) -> None:
+    seen = [payment_event(invoice_id="a"), payment_event(invoice_id="b")]
+    after = payment_event(invoice_id="c")
+    await publish(redis, *seen, after)
+
+    # The client saw a and b on a process whose reader was ahead of this one's.
+    client = await connect_client(
+        lagging_notifier.url, token=make_token(MERCHANT_A), last_event_id=seen[-1].id
+    )
+    summary = (await client.wait_for("catchup:complete"))[0]
+    lagging_notifier.held.set()
+    await client.wait_for_id(after.id)
+
+    assert summary["complete"] is True
+    assert summary["replayed"] == 0
+    assert client.event_ids("payment:status-update") == [after.id]
+    assert client.event_ids("payment:completed") == []
 
 
 async def test_a_client_from_a_process_ahead_that_saw_half_an_event_gets_the_rest_live(
     redis: aioredis.Redis,
-    redis_url: str,
-    clean_db: str,
+    lagging_notifier: LaggingNotifier,
     connect_client: ClientFactory,
     owners: OwnerRecorder,
 ) -> None:
     await owners(MERCHANT_A, "a")
-    server = TestServer(create_app(notifier_settings(redis_url, clean_db)))
-    await server.start_server()
-    try:
-        hub = server.app[HUB]
-        held = asyncio.Event()
-        hand_over = hub.tail._hand_over
+    split = payment_event(EventType.PAYMENT_SUCCESS, invoice_id="a")
+    after = payment_event(EventType.PAYMENT_FAILED, invoice_id="a")
+    await publish(redis, split, after)
 
-        async def lagging_hand_over(entry_id: str, raw: bytes | None) -> None:
-            await held.wait()
-            await hand_over(entry_id, raw)
+    # On a process ahead of this one, the client got the split event's status-update only.
+    client = await connect_client(
+        lagging_notifier.url,
+        token=make_token(MERCHANT_A),
+        last_event_id=split.id,
+        last_event_name="payment:status-update",
+    )
+    assert await client.subscribe("a") == {"ok": True}
+    summaries = await client.wait_for("catchup:complete", 2)
+    lagging_notifier.held.set()
+    await client.wait_for_id(after.id, name="payment:completed")
 
-        hub.tail._hand_over = lagging_hand_over  # type: ignore[method-assign]  # this reader falls behind
-        split = payment_event(EventType.PAYMENT_SUCCESS, invoice_id="a")
-        after = payment_event(EventType.PAYMENT_FAILED, invoice_id="a")
-        await publish(redis, split, after)
-
-        # On a process ahead of this one, the client got the split event's status-update only.
-        url = str(server.make_url("")).rstrip("/")
-        client = await connect_client(
-            url, token=make_token(MERCHANT_A), last_event_id=split.id, last_event_name="payment:status-update"
-        )
-        assert await client.subscribe("a") == {"ok": True}
-        summaries = await client.wait_for("catchup:complete", 2)
-        held.set()
-        await client.wait_for_id(after.id, name="payment:completed")
-
-        assert [summary["replayed"] for summary in summaries] == [0, 0]
-        assert client.event_ids("payment:status-update") == [after.id]
-        assert client.event_ids("payment:completed") == [split.id, after.id]
-    finally:
-        await server.close()
+    assert [summary["replayed"] for summary in summaries] == [0, 0]
+    assert client.event_ids("payment:status-update") == [after.id]
+    assert client.event_ids("payment:completed") == [split.id, after.id]
 
 
 class HeldScanner:
