@@ -35,7 +35,7 @@ from paystream.settings import RedisSettings
 from paystream_devstack.embedded import free_port
 from paystream_devstack.testing import ServiceProcess
 from paystream_devstack.testing.platform import PORT_VARIABLE, Platform, service_url
-from paystream_devstack.testing.plugin import truncate_tables
+from paystream_devstack.testing.plugin import SERVICE_POOL_MAX, truncate_tables
 
 # The suite runs with --import-mode=importlib, which puts no test directory on sys.path.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -102,6 +102,7 @@ async def platform(
         "WEBHOOK_ALLOWED_PRIVATE_NETS": "127.0.0.0/8,::1/128",
         "LOG_FORMAT": "json",
         "SEED_TEST_DATA": "true",
+        "DATABASE_POOL_MAX": str(SERVICE_POOL_MAX),
     }
     env["NOTIFIER_PUBLIC_URL"] = f"http://127.0.0.1:{env['NOTIFIER_PORT']}"
     processes: dict[str, ServiceProcess] = {}

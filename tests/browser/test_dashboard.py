@@ -364,6 +364,23 @@ async def test_sign_out_revokes_the_session_so_the_old_cookie_gets_401(
         assert (await replayed.json())["error"]["code"] == "SESSION_EXPIRED"
 
 
+async def test_a_sign_out_that_does_not_reach_the_server_says_so_and_stays_signed_in(
+    platform: Platform, open_page: PageFactory, screenshot: Screenshot
+) -> None:
+    page, watch = await open_page()
+    watch.expect_failure(r"ERR_INTERNET_DISCONNECTED|Failed to fetch|WebSocket|/dashboard/session")
+    await sign_in(page, platform)
+    await page.context.set_offline(True)
+    await tid(page, "logout-button").click()
+    await expect(page.locator(".toast.error")).to_contain_text("Sign-out failed")
+    await expect(tid(page, "logout-button")).to_be_enabled()
+    await expect(tid(page, "login-form")).to_have_count(0)
+    await capture(screenshot, page, "dashboard-sign-out-failed")
+    await page.context.set_offline(False)
+    await tid(page, "logout-button").click()
+    await expect(tid(page, "login-form")).to_be_visible()
+
+
 async def test_the_sixth_failed_sign_in_from_one_address_is_429(
     platform: Platform, open_page: PageFactory
 ) -> None:

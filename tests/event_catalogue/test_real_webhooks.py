@@ -173,7 +173,7 @@ async def test_every_webhook_a_real_flow_sends_matches_the_catalogue(
     """`redis`: an empty stream (the dispatcher's new group starts at 0, so entries that earlier tests
     left for the test merchant would be delivered here too)."""
     # Small pools: the suite may share its PostgreSQL server with other runs.
-    env = {**service_env, "TEST_PROCESSING_DELAY": "200", "LOG_LEVEL": "WARNING", "DATABASE_POOL_MAX": "8"}
+    env = {**service_env, "TEST_PROCESSING_DELAY": "200", "LOG_LEVEL": "WARNING"}
     started = [
         spawn_service(module, env, wait_healthy=False) for module in ("paystream_api", "webhook_dispatcher")
     ]

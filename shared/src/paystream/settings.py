@@ -133,14 +133,16 @@ def stream_layout_from_env(environ: Environ = os.environ) -> shards.StreamLayout
 class DatabaseSettings:
     url: str
     pool_min_size: int = 2
-    pool_max_size: int = 40
+    # Four services at 20 (plus their few LISTEN sessions) fit a default PostgreSQL's
+    # max_connections of 100; more connections than that buy nothing on a few cores.
+    pool_max_size: int = 20
 
     @classmethod
     def from_env(cls, environ: Environ = os.environ) -> DatabaseSettings:
         return cls(
             url=env_url(environ, "DATABASE_URL", ("postgres", "postgresql")),
             pool_min_size=env_int(environ, "DATABASE_POOL_MIN", 2, minimum=1, maximum=100),
-            pool_max_size=env_int(environ, "DATABASE_POOL_MAX", 40, minimum=1, maximum=500),
+            pool_max_size=env_int(environ, "DATABASE_POOL_MAX", 20, minimum=1, maximum=500),
         )
 
 

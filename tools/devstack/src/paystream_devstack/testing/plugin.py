@@ -33,6 +33,11 @@ from paystream_devstack.testing.platform import PORT_VARIABLE, service_url
 from paystream_devstack.testing.processes import ServiceProcess
 
 KEEP_TABLES = frozenset({"schema_migrations"})
+# PostgreSQL connections, kept within a default server's max_connections of 100 (CI's machine has
+# that) while two xdist workers each run a test's own pool and a platform of four services, one of
+# them under load: per worker 10 + 4 x (8 + their LISTEN sessions), about 90 in all at the worst.
+TEST_POOL_MAX = 10
+SERVICE_POOL_MAX = 8
 
 
 def _with_database(url: str, database: str) -> str:
@@ -108,7 +113,7 @@ async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(DatabaseSettings(url=database_url, pool_min_size=1, pool_max_size=20))
+    pool = await create_pool(DatabaseSettings(url=database_url, pool_min_size=1, pool_max_size=TEST_POOL_MAX))
     yield pool
     await pool.close()
 
@@ -165,6 +170,7 @@ def service_env(redis_url: str, clean_db: str) -> dict[str, str]:
         "PAYABLE_MERCHANT_TOKEN": "PAYABLE_TEST_TOKEN",
         "LOG_FORMAT": "json",
         "SEED_TEST_DATA": "true",
+        "DATABASE_POOL_MAX": str(SERVICE_POOL_MAX),
     }
 
 

@@ -318,12 +318,25 @@ export async function initShell() {
   if (signOut) {
     signOut.addEventListener("click", async () => {
       signOut.disabled = true;
-      await fetch("/dashboard/session", {
-        method: "DELETE",
-        headers: { "X-CSRF-Token": info.csrf_token },
-        credentials: "same-origin",
-      });
-      location.assign("/dashboard");
+      // Leave the page only once the server has revoked the session: reloading after a failed
+      // revoke would show the dashboard again, still signed in, as if nothing had been clicked.
+      let revoked = false;
+      try {
+        const response = await fetch("/dashboard/session", {
+          method: "DELETE",
+          headers: { "X-CSRF-Token": info.csrf_token },
+          credentials: "same-origin",
+        });
+        revoked = response.ok;
+      } catch {
+        revoked = false;
+      }
+      if (revoked) {
+        location.assign("/dashboard");
+        return;
+      }
+      signOut.disabled = false;
+      toast("Sign-out failed: you are still signed in. Try again.", "error");
     });
   }
   return info;
