@@ -11,6 +11,12 @@ enqueues the domain events on `payment:events`. The event travels once: no point
 read-back. The row's status is the work queue and this path's inbox at once: a row that is no
 longer `received` is never claimed again, so a replica or a restart never handles an event twice.
 
+The payment handlers (Razorpay `payment.*`, PAYable notifications) are planned
+(`transitions.PlannedHandler`): when a whole batch is of them and about distinct payments, the
+batch's new payments are inserted by one statement (`apply_many`) instead of one each, and the
+follow-ups (emits, owners, saved cards) run in claim order after; any other batch runs its handlers
+one after another. Either way the result is the same.
+
 The claim locks its rows `FOR UPDATE SKIP LOCKED`: replicas share the work without coordination,
 and a processor killed mid-batch leaves nothing behind (its session ends, its transaction rolls
 back, its rows wait again for the next claim).
@@ -52,6 +58,7 @@ from payment_processor.provider_events.store import (
     settle,
     waiting_keys,
 )
+from payment_processor.provider_events.transitions import Advance, PlannedHandler, Transition, apply_many
 from payment_processor.provider_events.work import Rejected, StoredEvent, Work
 from paystream import outbox
 from paystream.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE_ERRORS, Connection, data_refusal
@@ -116,7 +123,7 @@ async def handle_waiting(
         async with pool.acquire() as conn, conn.transaction():
             events = await claim_waiting(conn, max_batch)
             if events:
-                await _finish(conn, [await run_handler(conn, event) for event in events])
+                await _finish(conn, await run_handlers(conn, events))
             return len(events)
     except DATABASE_UNAVAILABLE_ERRORS:
         raise
@@ -168,6 +175,49 @@ async def _finish(conn: Connection, settlements: Sequence[Settlement]) -> None:
     await settle(conn, settlements)
     emitted = [event for settlement in settlements for event in settlement.work.emitted]
     await outbox.enqueue(conn, Stream.PAYMENT_EVENTS, emitted)
+
+
+async def run_handlers(conn: Connection, events: Sequence[StoredEvent]) -> list[Settlement]:
+    """Run a batch's handlers, in claim order. When every event's handler is planned and their
+    objects are distinct, the moves are applied together (`apply_many`: one INSERT for the new
+    objects, grouped by table and columns) and then the follow-ups run in claim order; the result is
+    the one of running them one after another, since no event's move can see another's."""
+    planned = _planned(conn, events)
+    if planned is None:
+        return [await run_handler(conn, event) for event in events]
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for index, (work, _handler, move) in enumerate(planned):
+        groups.setdefault((move.table.name, tuple(move.values(work))), []).append(index)
+    transitions: dict[int, Transition] = {}
+    for indexes in groups.values():
+        moved = await apply_many([(planned[i][0], planned[i][2]) for i in indexes])
+        transitions.update(zip(indexes, moved, strict=True))
+    settlements = []
+    for index, (work, handler, _move) in enumerate(planned):
+        await handler.follow_up(work, transitions[index])
+        settlements.append(Settlement(work, PROCESSED))
+    return settlements
+
+
+def _planned(
+    conn: Connection, events: Sequence[StoredEvent]
+) -> list[tuple[Work, PlannedHandler, Advance]] | None:
+    """Each event's work, handler and planned move; None unless every handler is planned and no two
+    moves are of one object. A plan's `Rejected` propagates (the batch is then split)."""
+    planned: list[tuple[Work, PlannedHandler, Advance]] = []
+    objects: set[tuple[str, str, str, str]] = set()
+    for event in events:
+        handler = handler_for(event.provider, event.type)
+        if not isinstance(handler, PlannedHandler):
+            return None
+        work = Work(conn, event)
+        move = handler.plan(work)
+        key = (move.table.name, event.provider, event.merchant_id, move.entity_id)
+        if key in objects:
+            return None
+        objects.add(key)
+        planned.append((work, handler, move))
+    return planned
 
 
 async def run_handler(conn: Connection, stored: StoredEvent) -> Settlement:

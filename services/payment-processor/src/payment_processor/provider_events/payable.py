@@ -17,7 +17,7 @@ from typing import Any
 
 from payment_processor.provider_events.fields import BIGINT_MAX, identifier, text
 from payment_processor.provider_events.payments import PAYMENTS, emit_payment_change
-from payment_processor.provider_events.transitions import advance
+from payment_processor.provider_events.transitions import Advance, PlannedHandler, Transition
 from payment_processor.provider_events.work import Rejected, Work
 from paystream.events import EventType
 
@@ -70,20 +70,25 @@ def _code(value: Any) -> str:
     return str(value).strip() if value is not None else ""
 
 
-async def handle_notification(work: Work) -> None:
-    note: Mapping[str, Any] = work.event.payload
+def _transaction_and_invoice(note: Mapping[str, Any]) -> tuple[str, str]:
     transaction_id = identifier(note.get("payableTransactionId"), "payableTransactionId")
     invoice_no = identifier(note.get("invoiceNo"), "invoiceNo")
     if transaction_id is None or invoice_no is None:
         raise Rejected("payableTransactionId and invoiceNo are required")
+    return transaction_id, invoice_no
+
+
+def plan_notification(work: Work) -> Advance:
+    """The payment's move: to `success` or `failed`, as the signed `statusCode` says."""
+    note: Mapping[str, Any] = work.event.payload
+    transaction_id, invoice_no = _transaction_and_invoice(note)
     # The checkValue covers statusCode, not statusMessage: only the signed field decides.
     success = _code(note.get("statusCode")) == "1"
     status = "success" if success else "failed"
     card_number = masked(note.get("cardNumber"))
     scheme = text(note.get("paymentScheme"))
     last4 = re.sub(r"\D", "", card_number or "")[-4:] or None
-    transition = await advance(
-        work,
+    return Advance(
         PAYMENTS,
         transaction_id,
         status=status,
@@ -113,9 +118,19 @@ async def handle_notification(work: Work) -> None:
             },
         },
     )
+
+
+async def follow_notification(work: Work, transition: Transition) -> None:
+    """The payment's event, and on a tokenization's success the saved card."""
+    note: Mapping[str, Any] = work.event.payload
     await emit_payment_change(work, transition)
+    success = _code(note.get("statusCode")) == "1"
     if success and _code(note.get("paymentType")) == TOKENIZATION_PAYMENT_TYPE:
+        _, invoice_no = _transaction_and_invoice(note)
         await save_token(work, note, transition.row["salon_id"], invoice_no)
+
+
+handle_notification = PlannedHandler(plan_notification, follow_notification)
 
 
 async def save_token(work: Work, note: Mapping[str, Any], salon_id: str | None, invoice_no: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from payment_processor.provider_events.fields import identifier, integer, iso, notes, text
-from payment_processor.provider_events.transitions import EntityTable, Transition, advance
+from payment_processor.provider_events.transitions import Advance, EntityTable, Transition, apply
 from payment_processor.provider_events.work import Rejected, Work
 from paystream.events import EventType
 
@@ -63,8 +63,8 @@ def razorpay_salon(entity: Mapping[str, Any]) -> str | None:
     return identifier(notes(entity).get("salon_id"), f"{PAYMENT_FIELD}.notes.salon_id")
 
 
-async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provider_status: str) -> Transition:
-    """Record a Razorpay payment entity at `provider_status` (forward only) and emit its event."""
+def plan_razorpay_payment(entity: Mapping[str, Any], provider_status: str) -> Advance:
+    """The move that records a Razorpay payment entity at `provider_status` (forward only)."""
     if provider_status not in RAZORPAY_STATUS:
         raise Rejected(f"unknown payment status {provider_status!r}")
     status, rank = RAZORPAY_STATUS[provider_status]
@@ -73,8 +73,7 @@ async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provide
         raise Rejected("payload.payment.entity.amount is missing or not an integer")
     refunded = integer(entity.get("amount_refunded"), f"{PAYMENT_FIELD}.amount_refunded")
     card = entity.get("card") if isinstance(entity.get("card"), Mapping) else {}
-    transition = await advance(
-        work,
+    return Advance(
         PAYMENTS,
         str(entity["id"]),
         status=status,
@@ -95,6 +94,11 @@ async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provide
             "entity": {**entity, "card": _masked_card(card)} if card else dict(entity),
         },
     )
+
+
+async def upsert_razorpay_payment(work: Work, entity: Mapping[str, Any], provider_status: str) -> Transition:
+    """Record a Razorpay payment entity at `provider_status` (forward only) and emit its event."""
+    transition = await apply(work, plan_razorpay_payment(entity, provider_status))
     await emit_payment_change(work, transition)
     return transition
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from payment_processor.provider_events.fields import razorpay_entity
-from payment_processor.provider_events.payments import RAZORPAY_STATUS, upsert_razorpay_payment
+from payment_processor.provider_events.payments import (
+    RAZORPAY_STATUS,
+    emit_payment_change,
+    plan_razorpay_payment,
+    upsert_razorpay_payment,
+)
+from payment_processor.provider_events.transitions import Advance, PlannedHandler
 from payment_processor.provider_events.work import Rejected, Work
 
 STATUS_OF_EVENT = {
@@ -13,11 +19,14 @@ STATUS_OF_EVENT = {
 }
 
 
-async def handle_payment(work: Work) -> None:
+def plan_payment(work: Work) -> Advance:
     """The event type says the status; the entity is the payment as of the event."""
     entity = razorpay_entity(work.event.payload, "payment", required=True)
     assert entity is not None
-    await upsert_razorpay_payment(work, entity, STATUS_OF_EVENT[work.event.type])
+    return plan_razorpay_payment(entity, STATUS_OF_EVENT[work.event.type])
+
+
+handle_payment = PlannedHandler(plan_payment, emit_payment_change)
 
 
 async def record_embedded_payment(work: Work) -> None:
