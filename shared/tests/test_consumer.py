@@ -321,3 +321,34 @@ async def test_inbox_gives_one_effect_per_event_under_redelivery(
     await publish(redis, event)  # the same event twice, as a relay re-publishing after a crash would
     assert await consumer.run_once() == 2
     assert effects == [event.id]
+
+
+async def test_a_dead_letter_no_replica_holds_leaves_its_entry_pending_until_one_is_written_safely(
+    redis: aioredis.Redis,
+) -> None:
+    """With `dead_letter_replicas`, the entry is acknowledged only once WAIT says a replica holds its
+    dead letter: this Redis has none, so the letter is written but the entry stays pending, and a
+    consumer that asks for no replica takes it over and settles it."""
+
+    async def refuse(event: Event, ctx: MessageContext) -> None:
+        raise PermanentError("refused")
+
+    quick = {"handler_timeout_s": 0.05, "reclaim_idle_ms": 100}
+    waiting = StreamConsumer(redis, config(dead_letter_replicas=1, **quick), refuse)
+    await waiting.ensure_groups()
+    await publish(redis, make_event())
+    await waiting.run_once()
+    dlq = dead_letter_stream(STREAM)
+    assert await redis.xlen(dlq) == 1  # on the master, but no replica confirmed it
+    assert await pending_count(redis) == 1
+
+    settling = StreamConsumer(redis, config(**quick), refuse)
+    await eventually(lambda: _is_zero(_settled(settling, redis)), message="reclaimed and dead-lettered")
+    letters = await redis.xrange(dlq)
+    assert len(letters) == 2  # the unconfirmed copy stays: replaying both is absorbed by event id
+    assert {fields[b"source_id"] for _, fields in letters} == {letters[0][1][b"source_id"]}
+
+
+async def _settled(consumer: StreamConsumer, redis: aioredis.Redis) -> int:
+    await consumer.run_once()
+    return await pending_count(redis)

@@ -16,7 +16,8 @@ from paystream.consumer import ConsumerConfig, MessageContext, StreamConsumer
 from paystream.errors import PermanentError, SettingsError
 from paystream.events import SEQUENCE_FIELD, STREAM_FIELD, Event, EventType, Stream, dead_letter_stream
 from paystream.ordering import ordering_key
-from paystream.outbox import OutboxRelay, ReplicasBehind, enqueue
+from paystream.outbox import OutboxRelay, enqueue
+from paystream.redis import ReplicasBehind
 from paystream.settings import CommonSettings, OutboxSettings, RedisSettings, stream_layout_from_env
 from paystream.shards import SINGLE_SHARD, StreamLayout, logical_stream, shard_index, shard_of_key
 from paystream.streaminfo import bus_snapshot, bus_streams, summed_over_shards

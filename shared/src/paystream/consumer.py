@@ -66,13 +66,14 @@ from paystream.loops import (
     wait_or_stop,
 )
 from paystream.metrics import (
+    DEAD_LETTERS_UNCONFIRMED,
     EVENTS_DEAD_LETTERED,
     EVENTS_FAILED,
     EVENTS_HANDLED,
     EVENTS_RECLAIMED,
     HANDLER_LATENCY,
 )
-from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+from paystream.redis import REDIS_UNAVAILABLE_ERRORS, ReplicasBehind, check_replica_waits, queue_replica_waits
 
 log = structlog.get_logger(__name__)
 
@@ -156,6 +157,10 @@ class ConsumerConfig:
     # Events with the same key are handled one at a time, in stream order, within this process.
     ordering_key: OrderingKey | None = None
     heartbeat_interval_s: float = DEFAULT_INTERVAL_S
+    # Replicas that must hold a dead letter (WAIT) before its entry is acknowledged: with 1, a
+    # master killed right after the dead-letter write (its replica promoted) loses no entry. The
+    # services set it from OUTBOX_WAIT_REPLICAS, the same guarantee as the relay's. 0: no wait.
+    dead_letter_replicas: int = 0
 
     def __post_init__(self) -> None:
         if not self.streams:
@@ -616,10 +621,31 @@ class StreamConsumer:
         raw_sequence = (entry.fields or {}).get(SEQUENCE_FIELD)
         if raw_sequence is not None:
             fields[SEQUENCE_FIELD] = raw_sequence
-        await self._redis.xadd(dead_letter_stream(entry.stream), fields, maxlen=DLQ_MAXLEN, approximate=True)
+        if not await self._write_dead_letter(dead_letter_stream(entry.stream), fields):
+            # Left pending: reclaimed after `reclaim_idle_ms` and dead-lettered again (a replay of
+            # the letters absorbs the copy this may leave behind).
+            return
         EVENTS_DEAD_LETTERED.labels(self.config.group, event_type).inc()
         log.error("consumer.dead_lettered", error=error, deliveries=entry.delivery_count)
         self._ack(entry)
+
+    async def _write_dead_letter(self, dlq: str, fields: dict[Any, Any]) -> bool:
+        """Append the dead letter; False when fewer replicas than asked for hold it yet."""
+        wanted = self.config.dead_letter_replicas
+        if not wanted:
+            await self._redis.xadd(dlq, fields, maxlen=DLQ_MAXLEN, approximate=True)
+            return True
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(dlq, fields, maxlen=DLQ_MAXLEN, approximate=True)
+            waits = queue_replica_waits(pipe, self._redis, [dlq], wanted)
+            replies = await pipe.execute()
+        try:
+            check_replica_waits(replies, waits, wanted, "the dead letter")
+        except ReplicasBehind as exc:
+            DEAD_LETTERS_UNCONFIRMED.labels(self.config.group).inc()
+            log.warning("consumer.dead_letter_unconfirmed", stream=dlq, error=str(exc))
+            return False
+        return True
 
 
 def _sequence(fields: Mapping[bytes, bytes] | None) -> int | None:

@@ -13,6 +13,11 @@ EVENTS_FAILED = Counter(
 EVENTS_DEAD_LETTERED = Counter(
     "paystream_events_dead_lettered_total", "Stream entries moved to a dead-letter stream", ["group", "type"]
 )
+DEAD_LETTERS_UNCONFIRMED = Counter(
+    "paystream_dead_letters_unconfirmed_total",
+    "Dead letters not yet held by the replicas asked for; their entries were left pending",
+    ["group"],
+)
 EVENTS_RECLAIMED = Counter(
     "paystream_events_reclaimed_total", "Pending entries reclaimed from idle consumers", ["group", "stream"]
 )

@@ -30,13 +30,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from paystream.db import DATABASE_ERRORS, Connection, notify_after_transaction
 from paystream.events import Event, entry_fields
@@ -45,7 +42,11 @@ from paystream.listen import Listener, ListenSession
 from paystream.loops import AGAIN, Again, run_until_stopped, wait_any
 from paystream.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from paystream.ordering import ordering_key
-from paystream.redis import REDIS_UNAVAILABLE_ERRORS
+from paystream.redis import (
+    REDIS_UNAVAILABLE_ERRORS,
+    check_replica_waits,
+    queue_replica_waits,
+)
 from paystream.retention import delete_in_batches
 from paystream.settings import OutboxSettings
 from paystream.shards import SINGLE_SHARD, StreamLayout
@@ -71,15 +72,6 @@ DELETE FROM outbox WHERE ctid = ANY(ARRAY(
 VACUUM_PENDING_EVERY_S = 5.0
 # Safety net only: a missed NOTIFY (a dropped listener connection) costs at most this much latency.
 FALLBACK_POLL_SECONDS = 1.0
-# How long a batch waits for its replicas (OUTBOX_WAIT_REPLICAS) before it is published again.
-REPLICA_WAIT_MS = 1000
-
-
-class ReplicasBehind(RedisConnectionError):
-    """The batch's XADDs reached the master but not yet `wait_replicas` replicas: retried, as for a
-    Redis that is unavailable (a failover would lose them)."""
-
-
 PUBLISH_FAILURES: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, *REDIS_UNAVAILABLE_ERRORS)
 
 
@@ -270,29 +262,12 @@ class OutboxRelay:
                     maxlen=self._settings.stream_maxlen,
                     approximate=True,
                 )
-            if wanted:
-                # WAIT counts the replicas holding this connection's writes, so it goes last on
-                # each node's own connection: the cluster pipeline keeps each node's commands in order.
-                for node in self._nodes_of(rows):
-                    pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS, **node)
+            waits = queue_replica_waits(pipe, self._redis, (r.key for r in rows), wanted) if wanted else 0
             replies = await pipe.execute()
-        if wanted and any(int(acked) < wanted for acked in replies[len(rows) :]):
+        if wanted:
             # Not yet safe from a failover: the rows stay unpublished (the transaction rolls back)
             # and go again, after a backoff, to whichever master then serves their shards.
-            raise ReplicasBehind(
-                f"fewer than {wanted} replica(s) acknowledged the batch within {REPLICA_WAIT_MS} ms"
-            )
-
-    def _nodes_of(self, rows: Sequence[PendingRow]) -> list[dict[str, Any]]:
-        """WAIT's routing: the master of each shard in the batch (a cluster), or the one server."""
-        if not isinstance(self._redis, RedisCluster):
-            return [{}]
-        cluster: RedisCluster = self._redis
-        nodes = {}
-        for key in {r.key for r in rows}:
-            node = cluster.get_node_from_key(key)
-            nodes[node.name] = node
-        return [{"target_nodes": node} for node in nodes.values()]
+            check_replica_waits(replies, waits, wanted, "the batch")
 
     async def purge_published(self) -> int:
         """Delete published rows older than the retention period, a batch at a time."""

@@ -119,3 +119,37 @@ def _create_cluster(settings: RedisSettings) -> aioredis.Redis:
         safe = _RESET_SAFE.get(node.connection_class, node.connection_class)
         node.connection_class = cast("type[Connection]", safe)
     return cast(aioredis.Redis, cluster)
+
+
+# How long a write waits for its replicas (WAIT) before it counts as not yet safe from a failover.
+REPLICA_WAIT_MS = 1000
+
+
+class ReplicasBehind(RedisConnectionError):
+    """Writes reached the master but not yet the replicas asked for: retried, as for a Redis that is
+    unavailable (a failover now would lose them)."""
+
+
+def queue_replica_waits(pipe: Any, redis: aioredis.Redis, keys: Iterable[str], wanted: int) -> int:
+    """Queue on `pipe`, after its writes to `keys`, a WAIT for `wanted` replicas on the master of
+    each key (a cluster) or on the one server; how many WAITs were queued (the pipeline's last
+    replies). WAIT counts the replicas holding this connection's writes, so it goes last on each
+    node's own connection: a cluster pipeline keeps each node's commands in order."""
+    if isinstance(redis, RedisCluster):
+        cluster: RedisCluster = redis
+        nodes = {node.name: node for node in (cluster.get_node_from_key(key) for key in set(keys))}
+        targets: list[dict[str, Any]] = [{"target_nodes": node} for node in nodes.values()]
+    else:
+        targets = [{}]
+    for target in targets:
+        pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS, **target)
+    return len(targets)
+
+
+def check_replica_waits(replies: list[Any], waits: int, wanted: int, what: str) -> None:
+    """`ReplicasBehind` unless each of the pipeline's last `waits` replies (WAIT's count of
+    replicas) reached `wanted`."""
+    if any(int(acked) < wanted for acked in replies[len(replies) - waits :]):
+        raise ReplicasBehind(
+            f"fewer than {wanted} replica(s) acknowledged {what} within {REPLICA_WAIT_MS} ms"
+        )

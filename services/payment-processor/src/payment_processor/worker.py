@@ -37,6 +37,7 @@ def create_app(settings: ProcessorSettings) -> web.Application:
         concurrency=settings.concurrency,
         handler_timeout_s=settings.handler_timeout_s,
         reclaim_idle_ms=settings.reclaim_idle_ms,
+        dead_letter_replicas=settings.common.outbox.wait_replicas,
     )
     app.cleanup_ctx.append(stream_consumer(config, build_handler))
     add_ops_routes(app)

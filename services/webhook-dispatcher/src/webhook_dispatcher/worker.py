@@ -123,6 +123,7 @@ def consumer_config(settings: DispatcherSettings) -> ConsumerConfig:
         handler_timeout_s=settings.handler_timeout_s,
         reclaim_idle_ms=settings.reclaim_idle_ms,
         reclaim_interval_s=RECLAIM_SWEEP_S,
+        dead_letter_replicas=settings.common.outbox.wait_replicas,
         # A payment's events are handed to the intake one at a time, in stream order, so that within
         # one dispatcher they are taken in in order and seldom held (see ordering.py).
         ordering_key=_ordering_lane,
