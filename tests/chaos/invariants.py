@@ -4,7 +4,9 @@ frontend: nothing accepted is lost, nothing takes effect twice, and nothing is l
 `wait_until_drained` polls (with a deadline) until no work is left anywhere: no unpublished outbox
 row, no payment or provider event short of its final state, no delivery pending, no stream entry
 unread or unacknowledged by any group, and every frontend has seen each payment of the invoices it
-watches complete. Then `verify_exactly_once` checks every accepted request end to end and lists
+watches complete; twice in a row, with nothing written in between (the checks are separate
+queries, so an event moving from a stream into the delivery log between the two would be seen in
+neither). Then `verify_exactly_once` checks every accepted request end to end and lists
 every violation at once, including the order in which each payment's first attempts reached the
 merchant.
 """
@@ -85,6 +87,20 @@ async def database_backlog(pool: asyncpg.Pool) -> dict[str, int]:
     return {name: int(value) for name, value in row.items() if value}
 
 
+# What has been written so far: any work moving between the stages a backlog check looks at adds
+# to these.
+WRITTEN_SO_FAR = """
+SELECT (SELECT coalesce(max(id), 0) FROM outbox) AS outbox_rows,
+       (SELECT count(*) FROM webhook_deliveries) AS deliveries,
+       (SELECT coalesce(sum(attempts), 0) FROM webhook_deliveries) AS attempts"""
+
+
+async def written_so_far(pool: asyncpg.Pool) -> tuple[int, ...]:
+    row = await pool.fetchrow(WRITTEN_SO_FAR)
+    assert row is not None
+    return tuple(int(value) for value in row.values())
+
+
 async def wait_until_drained(
     pool: asyncpg.Pool,
     redis: aioredis.Redis,
@@ -99,7 +115,9 @@ async def wait_until_drained(
     started = time.monotonic()
     deadline = started + timeout
     frontends = [*([watcher] if watcher is not None else []), *watchers]
+    empty_after: tuple[int, ...] | None = None  # what was written when the last check found nothing
     while True:
+        written = await written_so_far(pool)
         left: dict[str, Any] = {**await database_backlog(pool), **await stream_backlog(redis)}
         for number, frontend in enumerate(frontends):
             missing = _watched_payments(load, frontend) - set(frontend.completions())
@@ -109,7 +127,11 @@ async def wait_until_drained(
                     left[f"frontend {number} missing"] = sorted(missing)[:5]
                     left[f"frontend {number} catch-ups"] = frontend.catch_ups()
         if not left:
-            return time.monotonic() - started
+            if written == empty_after:
+                return time.monotonic() - started
+            empty_after = written  # nothing left, unless something was in transit: look again
+        else:
+            empty_after = None
         if time.monotonic() > deadline:
             raise AssertionError(f"not drained within {timeout}s; left: {left}; load: {load.summary()}")
         await _pause()
