@@ -10,7 +10,8 @@ A service registers handlers (`async def handle(event, ctx) -> None`) and runs a
   acknowledgements are batched into one XACK per stream by a single acker task;
 - a handler that raises is retried in place after a backoff, re-claiming the entry with XCLAIM so
   Redis counts the delivery; after `max_deliveries` (or at once on `PermanentError`) the entry goes
-  to `<stream>:dlq` with its error and delivery count, then is acknowledged; a handler that failed
+  to `<stream>:dlq` with its error and delivery count, then is acknowledged (with
+  `dead_letter_replicas`, only once WAIT says that many replicas hold the letter); a handler that failed
   because PostgreSQL or Redis is unreachable is retried for as long as the outage lasts, without
   using up its deliveries (XCLAIM JUSTID keeps the entry without counting one);
 - a sweeper reclaims entries left pending by dead consumers with XAUTOCLAIM (keeping its cursor);
