@@ -134,3 +134,23 @@ async def test_purge_deletes_matching_dead_letters(
     assert result.returncode == 0, result.stderr
     assert result.json()["purged"] == [bus.dead_letter_id]
     assert await redis.xlen(DLQ) == 0
+
+
+async def test_replay_keeps_the_dead_letter_until_a_replica_holds_the_replayed_entry(
+    payctl: Payctl, bus: BusState, redis: aioredis.Redis
+) -> None:
+    # This Redis has no replica: WAIT 1 answers 0, so the replayed entry is not yet safe from a
+    # failover, and removing its dead letter could lose the event.
+    result = await payctl(
+        "dlq", "replay", PAYMENTS, bus.dead_letter_id, "--json", env={"OUTBOX_WAIT_REPLICAS": "1"}
+    )
+
+    assert result.returncode == 1, result.stderr
+    body = result.json()
+    [replayed] = body["replayed"]
+    [skipped] = body["skipped"]
+    assert skipped["dlq_id"] == bus.dead_letter_id
+    assert "replica" in skipped["reason"] and "kept" in skipped["reason"]
+    entries = await redis.xrange(PAYMENTS, min=replayed["new_id"], max=replayed["new_id"])
+    assert entries[0][1][STREAM_FIELD] == bus.events[2].encode()
+    assert await redis.xlen(DLQ) == 1

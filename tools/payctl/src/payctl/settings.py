@@ -41,6 +41,9 @@ class PayctlSettings:
     layout: StreamLayout = SINGLE_SHARD
     # REDIS_CLUSTER: REDIS_URL names a node of a Redis Cluster.
     redis_cluster: bool = False
+    # OUTBOX_WAIT_REPLICAS, as the services have it: a replayed dead letter is removed only once
+    # that many replicas hold the entry it became (WAIT), so a failover cannot lose both.
+    wait_replicas: int = 0
 
     @classmethod
     def from_env(
@@ -75,6 +78,7 @@ class PayctlSettings:
             redis_url=redis_url,
             database_url=database_url,
             service_urls=urls,
+            wait_replicas=OutboxSettings.from_env(environ).wait_replicas,
             stream_maxlen=OutboxSettings.from_env(environ).stream_maxlen,
             deliveries_table=environ.get("PAYCTL_DELIVERIES_TABLE") or None,
             jwt_secret=jwt_secret,

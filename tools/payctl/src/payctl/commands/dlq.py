@@ -7,6 +7,8 @@ and each dead letter goes back to its own shard (`payment:events:{i}`), where it
 streams may live on different cluster slots): a crash between them leaves the entry in both, and
 replaying it again is safe because consumers are idempotent on the event id. Every group on the
 source stream sees the replayed event; those that had handled it skip it through their inbox.
+With OUTBOX_WAIT_REPLICAS, the XDEL waits until WAIT says that many replicas hold the replayed
+entry; when they do not in time, the dead letter is kept and the replay exits 1 naming it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from payctl.entries import DeadLetter, dlq_name
 from payctl.errors import NotFound, PayctlError
 from payctl.render import fields, shorten, table
 from paystream.events import DEAD_LETTER_SUFFIX, entry_fields
+from paystream.redis import REPLICA_WAIT_MS, ReplicasBehind, check_replica_waits, queue_replica_waits
 from paystream.streaminfo import (
     is_entry_id,
     parse_entry_id,
@@ -229,15 +232,17 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
                 continue
             new_id = None
             if not args.dry_run:
-                new_id = text(
-                    await redis.xadd(
-                        letter.source_stream,
-                        entry_fields(raw, letter.entry.sequence),  # type: ignore[arg-type]
-                        maxlen=ctx.settings.stream_maxlen,
-                        approximate=True,
+                new_id, confirmed = await _put_back(redis, letter, raw, ctx)
+                if not confirmed:
+                    skipped.append(
+                        {
+                            "dlq_id": letter.id,
+                            "reason": f"replayed as {new_id}, but fewer than {ctx.settings.wait_replicas}"
+                            f" replica(s) confirmed it within {REPLICA_WAIT_MS} ms: the dead letter is"
+                            " kept (replaying it again is absorbed by event id)",
+                        }
                     )
-                )
-                if not args.keep:
+                elif not args.keep:
                     await redis.xdel(letter.dlq, letter.id)
             replayed.append(
                 {
@@ -269,6 +274,26 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
         text_out += "\n\nskipped:\n" + fields([(row["dlq_id"], row["reason"]) for row in skipped])
     ctx.out.result(payload, text_out)
     return 1 if skipped else 0
+
+
+async def _put_back(redis: aioredis.Redis, letter: DeadLetter, raw: bytes, ctx: Context) -> tuple[str, bool]:
+    """XADD the letter's event to its source stream; its new id, and whether the replicas asked for
+    (OUTBOX_WAIT_REPLICAS) hold it."""
+    wanted = ctx.settings.wait_replicas
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(
+            letter.source_stream,
+            entry_fields(raw, letter.entry.sequence),  # type: ignore[arg-type]
+            maxlen=ctx.settings.stream_maxlen,
+            approximate=True,
+        )
+        waits = queue_replica_waits(pipe, redis, [letter.source_stream], wanted) if wanted else 0
+        replies = await pipe.execute()
+    try:
+        check_replica_waits(replies, waits, wanted, "the replayed entry")
+    except ReplicasBehind:
+        return text(replies[0]), False
+    return text(replies[0]), True
 
 
 async def run_purge(args: argparse.Namespace, ctx: Context) -> int:
