@@ -55,7 +55,9 @@ async def outcome(pool: asyncpg.Pool) -> dict[str, Any]:
     """What handling left, without what differs by run (ids, clocks)."""
     payments = await pool.fetch(
         """SELECT provider, payment_id, status, status_rank, provider_status, invoice_key, salon_id,
-                  amount, captured, last_event_id, entity
+                  amount, captured, last_event_id, currency, method, error_code, entity,
+                  -- PAYable's event time is when we received it, which differs by run
+                  CASE WHEN provider = 'payable' THEN NULL ELSE provider_event_at END AS event_at
            FROM provider_payments ORDER BY provider, payment_id"""
     )
     audit = await pool.fetch(
