@@ -20,6 +20,7 @@ from notifier import handlers
 from notifier.fanout import Hub
 from notifier.keys import HUB, SETTINGS, SIO, TRANSPORT_REQUESTS
 from notifier.metrics import STREAM_LAG
+from notifier.packet_json import OrjsonPackets
 from notifier.settings import NotifierSettings
 from notifier.transports import TransportRequests, add_socketio_routes
 from paystream.logging import get_logger
@@ -102,6 +103,7 @@ def create_app(settings: NotifierSettings) -> web.Application:
         max_http_buffer_size=MAX_CLIENT_MESSAGE_BYTES,
         logger=False,
         engineio_logger=False,
+        json=OrjsonPackets,
     )
     app[SIO] = sio
     app[TRANSPORT_REQUESTS] = TransportRequests()
