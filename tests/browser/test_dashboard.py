@@ -370,6 +370,7 @@ async def test_a_sign_out_that_does_not_reach_the_server_says_so_and_stays_signe
     page, watch = await open_page()
     watch.expect_failure(r"ERR_INTERNET_DISCONNECTED|Failed to fetch|WebSocket|/dashboard/session")
     await sign_in(page, platform)
+    await expect(page.locator(".merchant-name")).to_have_text("Test Merchant")  # the shell is up
     await page.context.set_offline(True)
     await tid(page, "logout-button").click()
     await expect(page.locator(".toast.error")).to_contain_text("Sign-out failed")

@@ -1,11 +1,12 @@
-"""The JSON codec of this process's Socket.IO and Engine.IO packets: orjson behind the standard
-library's `dumps` / `loads` signatures (python-socketio's `json` option).
+"""The JSON codec of this process's Socket.IO and Engine.IO packets (python-socketio's `json`
+option): orjson encodes, the standard library decodes.
 
 Every live event becomes a packet or two per socket, each encoded on the event loop: with the
 standard library's encoder a `payment:completed` packet costs about 38 µs, with orjson about 28
-(the rest is python-socketio's own walk over the data). What orjson refuses (a string with a lone
-surrogate, which a client may send as `\\udcff`; an integer past 64 bits) goes to the standard
-library instead, so every packet reads and encodes exactly as it did without this codec.
+(the rest is python-socketio's own walk over the data). What orjson refuses to encode (a string with
+a lone surrogate, an integer past 64 bits) goes to the standard library instead. Decoding, which
+only what clients send needs (a subscribe now and then), stays with the standard library: orjson
+would read an integer past 64 bits as a float, so a packet would no longer read as it did.
 """
 
 from __future__ import annotations
@@ -28,7 +29,4 @@ class OrjsonPackets:
 
     @staticmethod
     def loads(text: str | bytes, **options: Any) -> Any:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return json.loads(text, **options)
+        return json.loads(text, **options)

@@ -307,13 +307,8 @@ export async function connectLive(handlers) {
 // ---- Shell -------------------------------------------------------------------------------------
 
 export async function initShell() {
-  const info = await loadSession();
-  const name = document.querySelector(".merchant-name");
-  const key = document.querySelector(".merchant-key");
-  if (name) name.textContent = info.merchant.name;
-  if (key) key.textContent = info.merchant.key;
-  const mode = document.querySelector(".mode-badge");
-  if (mode) mode.hidden = !info.test_mode;
+  // The sign-out button works from the first moment, before the session's details have arrived.
+  const session = loadSession();
   const signOut = $("logout-button");
   if (signOut) {
     signOut.addEventListener("click", async () => {
@@ -322,9 +317,10 @@ export async function initShell() {
       // revoke would show the dashboard again, still signed in, as if nothing had been clicked.
       let revoked = false;
       try {
+        const { csrf_token: csrfToken } = await session;
         const response = await fetch("/dashboard/session", {
           method: "DELETE",
-          headers: { "X-CSRF-Token": info.csrf_token },
+          headers: { "X-CSRF-Token": csrfToken },
           credentials: "same-origin",
         });
         revoked = response.ok;
@@ -339,5 +335,12 @@ export async function initShell() {
       toast("Sign-out failed: you are still signed in. Try again.", "error");
     });
   }
+  const info = await session;
+  const name = document.querySelector(".merchant-name");
+  const key = document.querySelector(".merchant-key");
+  if (name) name.textContent = info.merchant.name;
+  if (key) key.textContent = info.merchant.key;
+  const mode = document.querySelector(".mode-badge");
+  if (mode) mode.hidden = !info.test_mode;
   return info;
 }
