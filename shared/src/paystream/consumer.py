@@ -74,7 +74,7 @@ from paystream.metrics import (
     EVENTS_RECLAIMED,
     HANDLER_LATENCY,
 )
-from paystream.redis import REDIS_UNAVAILABLE_ERRORS, ReplicasBehind, check_replica_waits, queue_replica_waits
+from paystream.redis import REDIS_UNAVAILABLE_ERRORS, xadd_held_by_replicas
 
 log = structlog.get_logger(__name__)
 
@@ -633,20 +633,11 @@ class StreamConsumer:
     async def _write_dead_letter(self, dlq: str, fields: dict[Any, Any]) -> bool:
         """Append the dead letter; False when fewer replicas than asked for hold it yet."""
         wanted = self.config.dead_letter_replicas
-        if not wanted:
-            await self._redis.xadd(dlq, fields, maxlen=DLQ_MAXLEN, approximate=True)
-            return True
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(dlq, fields, maxlen=DLQ_MAXLEN, approximate=True)
-            waits = queue_replica_waits(pipe, self._redis, [dlq], wanted)
-            replies = await pipe.execute()
-        try:
-            check_replica_waits(replies, waits, wanted, "the dead letter")
-        except ReplicasBehind as exc:
+        _, held = await xadd_held_by_replicas(self._redis, dlq, fields, maxlen=DLQ_MAXLEN, wanted=wanted)
+        if not held:
             DEAD_LETTERS_UNCONFIRMED.labels(self.config.group).inc()
-            log.warning("consumer.dead_letter_unconfirmed", stream=dlq, error=str(exc))
-            return False
-        return True
+            log.warning("consumer.dead_letter_unconfirmed", stream=dlq, replicas_wanted=wanted)
+        return held
 
 
 def _sequence(fields: Mapping[bytes, bytes] | None) -> int | None:

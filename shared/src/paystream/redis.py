@@ -11,7 +11,7 @@ README's Redis Cluster section for the audit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -144,6 +144,23 @@ def queue_replica_waits(pipe: Any, redis: aioredis.Redis, keys: Iterable[str], w
     for target in targets:
         pipe.execute_command("WAIT", wanted, REPLICA_WAIT_MS, **target)
     return len(targets)
+
+
+async def xadd_held_by_replicas(
+    redis: aioredis.Redis, key: str, fields: Mapping[Any, Any], *, maxlen: int, wanted: int
+) -> tuple[bytes, bool]:
+    """XADD one entry (approximate `maxlen`) and, when `wanted`, WAIT for that many replicas on its
+    master in the same round trip: the new id, and whether the replicas hold it yet (always True
+    when nothing is wanted)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+        waits = queue_replica_waits(pipe, redis, [key], wanted) if wanted else 0
+        replies = await pipe.execute()
+    try:
+        check_replica_waits(replies, waits, wanted, f"the entry on {key}")
+    except ReplicasBehind:
+        return replies[0], False
+    return replies[0], True
 
 
 def check_replica_waits(replies: list[Any], waits: int, wanted: int, what: str) -> None:

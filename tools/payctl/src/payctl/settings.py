@@ -74,12 +74,13 @@ class PayctlSettings:
             if not database_url:
                 database_url, database_url_file = devrun.database_url, devrun.path
             jwt_secret = jwt_secret or devrun.jwt_secret
+        outbox = OutboxSettings.from_env(environ)
         return cls(
             redis_url=redis_url,
             database_url=database_url,
             service_urls=urls,
-            wait_replicas=OutboxSettings.from_env(environ).wait_replicas,
-            stream_maxlen=OutboxSettings.from_env(environ).stream_maxlen,
+            wait_replicas=outbox.wait_replicas,
+            stream_maxlen=outbox.stream_maxlen,
             deliveries_table=environ.get("PAYCTL_DELIVERIES_TABLE") or None,
             jwt_secret=jwt_secret,
             redis_url_file=redis_url_file,

@@ -28,7 +28,7 @@ from payctl.entries import DeadLetter, dlq_name
 from payctl.errors import NotFound, PayctlError
 from payctl.render import fields, shorten, table
 from paystream.events import DEAD_LETTER_SUFFIX, entry_fields
-from paystream.redis import REPLICA_WAIT_MS, ReplicasBehind, check_replica_waits, queue_replica_waits
+from paystream.redis import REPLICA_WAIT_MS, xadd_held_by_replicas
 from paystream.streaminfo import (
     is_entry_id,
     parse_entry_id,
@@ -232,8 +232,15 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
                 continue
             new_id = None
             if not args.dry_run:
-                new_id, confirmed = await _put_back(redis, letter, raw, ctx)
-                if not confirmed:
+                added, held = await xadd_held_by_replicas(
+                    redis,
+                    letter.source_stream,
+                    entry_fields(raw, letter.entry.sequence),
+                    maxlen=ctx.settings.stream_maxlen,
+                    wanted=ctx.settings.wait_replicas,
+                )
+                new_id = text(added)
+                if not held:
                     skipped.append(
                         {
                             "dlq_id": letter.id,
@@ -274,26 +281,6 @@ async def run_replay(args: argparse.Namespace, ctx: Context) -> int:
         text_out += "\n\nskipped:\n" + fields([(row["dlq_id"], row["reason"]) for row in skipped])
     ctx.out.result(payload, text_out)
     return 1 if skipped else 0
-
-
-async def _put_back(redis: aioredis.Redis, letter: DeadLetter, raw: bytes, ctx: Context) -> tuple[str, bool]:
-    """XADD the letter's event to its source stream; its new id, and whether the replicas asked for
-    (OUTBOX_WAIT_REPLICAS) hold it."""
-    wanted = ctx.settings.wait_replicas
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(
-            letter.source_stream,
-            entry_fields(raw, letter.entry.sequence),  # type: ignore[arg-type]
-            maxlen=ctx.settings.stream_maxlen,
-            approximate=True,
-        )
-        waits = queue_replica_waits(pipe, redis, [letter.source_stream], wanted) if wanted else 0
-        replies = await pipe.execute()
-    try:
-        check_replica_waits(replies, waits, wanted, "the replayed entry")
-    except ReplicasBehind:
-        return text(replies[0]), False
-    return text(replies[0]), True
 
 
 async def run_purge(args: argparse.Namespace, ctx: Context) -> int:
