@@ -186,8 +186,9 @@ async def run_handlers(conn: Connection, events: Sequence[StoredEvent]) -> list[
     if planned is None:
         return [await run_handler(conn, event) for event in events]
     groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-    for index, (work, _handler, move) in enumerate(planned):
-        groups.setdefault((move.table.name, tuple(move.values(work))), []).append(index)
+    for index, (_work, _handler, move) in enumerate(planned):
+        # A table's rows differ in their columns only by the handler's own (`Advance.values`).
+        groups.setdefault((move.table.name, tuple(move.columns)), []).append(index)
     transitions: dict[int, Transition] = {}
     for indexes in groups.values():
         moved = await apply_many([(planned[i][0], planned[i][2]) for i in indexes])
